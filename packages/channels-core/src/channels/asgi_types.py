@@ -1,0 +1,272 @@
+"""Typed shapes of ASGI scopes, events and callables.
+
+This is the one place where the project spells out the ASGI 3 message
+formats (``../shared/reference/asgi/`` — the ``www`` and ``lifespan``
+specifications, plus the ``websocket.http.response`` extension). The
+consumers, the server and the test communicators all import their types from
+here, so a field added to a message is added once.
+
+Every TypedDict uses ``total=False`` for the keys the specification marks as
+optional and inherits the required keys from a ``total=True`` base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, Literal, TypedDict
+
+__all__ = [
+    "ASGIApplication",
+    "ASGIReceiveCallable",
+    "ASGIReceiveEvent",
+    "ASGISendCallable",
+    "ASGISendEvent",
+    "ASGIVersions",
+    "ChannelScope",
+    "HTTPDisconnectEvent",
+    "HTTPRequestEvent",
+    "HTTPResponseBodyEvent",
+    "HTTPResponseStartEvent",
+    "HTTPResponseTrailersEvent",
+    "HTTPScope",
+    "Headers",
+    "LifespanScope",
+    "LifespanShutdownCompleteEvent",
+    "LifespanShutdownEvent",
+    "LifespanShutdownFailedEvent",
+    "LifespanStartupCompleteEvent",
+    "LifespanStartupEvent",
+    "LifespanStartupFailedEvent",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "WebSocketAcceptEvent",
+    "WebSocketCloseEvent",
+    "WebSocketConnectEvent",
+    "WebSocketDisconnectEvent",
+    "WebSocketHTTPResponseBodyEvent",
+    "WebSocketHTTPResponseStartEvent",
+    "WebSocketReceiveEvent",
+    "WebSocketScope",
+    "WebSocketSendEvent",
+]
+
+#: Header names and values as the specification gives them: lower-cased
+#: byte strings for names (in scopes), byte strings for values.
+Headers = Iterable[tuple[bytes, bytes]]
+
+
+class ASGIVersions(TypedDict, total=False):
+    version: str
+    spec_version: str
+
+
+class _HTTPScopeRequired(TypedDict):
+    type: Literal["http"]
+    asgi: ASGIVersions
+    http_version: str
+    method: str
+    scheme: str
+    path: str
+    query_string: bytes
+    headers: Iterable[tuple[bytes, bytes]]
+
+
+class HTTPScope(_HTTPScopeRequired, total=False):
+    """The connection scope of one HTTP request (www spec, "HTTP")."""
+
+    raw_path: bytes | None
+    root_path: str
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
+    state: dict[str, Any]
+    extensions: dict[str, dict[object, object]] | None
+
+
+class _WebSocketScopeRequired(TypedDict):
+    type: Literal["websocket"]
+    asgi: ASGIVersions
+    path: str
+    query_string: bytes
+    headers: Iterable[tuple[bytes, bytes]]
+
+
+class WebSocketScope(_WebSocketScopeRequired, total=False):
+    """The connection scope of one WebSocket (www spec, "WebSocket")."""
+
+    http_version: str
+    scheme: str
+    raw_path: bytes | None
+    root_path: str
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
+    subprotocols: Iterable[str]
+    state: dict[str, Any]
+    extensions: dict[str, dict[object, object]] | None
+
+
+class LifespanScope(TypedDict, total=False):
+    """The scope of the lifespan protocol (lifespan spec)."""
+
+    type: Literal["lifespan"]
+    asgi: ASGIVersions
+    state: dict[str, Any]
+
+
+class ChannelScope(TypedDict, total=False):
+    """The scope a worker gives to an application for one channel name."""
+
+    type: Literal["channel"]
+    channel: str
+
+
+# -- HTTP events ---------------------------------------------------------------
+
+
+class HTTPRequestEvent(TypedDict, total=False):
+    type: Literal["http.request"]
+    body: bytes
+    more_body: bool
+
+
+class HTTPResponseStartEvent(TypedDict, total=False):
+    type: Literal["http.response.start"]
+    status: int
+    headers: Iterable[tuple[bytes, bytes]]
+    trailers: bool
+
+
+class HTTPResponseBodyEvent(TypedDict, total=False):
+    type: Literal["http.response.body"]
+    body: bytes
+    more_body: bool
+
+
+class HTTPResponseTrailersEvent(TypedDict, total=False):
+    type: Literal["http.response.trailers"]
+    headers: Iterable[tuple[bytes, bytes]]
+    more_trailers: bool
+
+
+class HTTPDisconnectEvent(TypedDict):
+    type: Literal["http.disconnect"]
+
+
+# -- WebSocket events ----------------------------------------------------------
+
+
+class WebSocketConnectEvent(TypedDict):
+    type: Literal["websocket.connect"]
+
+
+class WebSocketAcceptEvent(TypedDict, total=False):
+    type: Literal["websocket.accept"]
+    subprotocol: str | None
+    headers: Iterable[tuple[bytes, bytes]]
+
+
+class WebSocketReceiveEvent(TypedDict, total=False):
+    type: Literal["websocket.receive"]
+    bytes: bytes | None
+    text: str | None
+
+
+class WebSocketSendEvent(TypedDict, total=False):
+    type: Literal["websocket.send"]
+    bytes: bytes | None
+    text: str | None
+
+
+class WebSocketCloseEvent(TypedDict, total=False):
+    type: Literal["websocket.close"]
+    code: int
+    reason: str | None
+
+
+class WebSocketDisconnectEvent(TypedDict, total=False):
+    type: Literal["websocket.disconnect"]
+    code: int
+    reason: str | None
+
+
+class WebSocketHTTPResponseStartEvent(TypedDict, total=False):
+    """``websocket.http.response.start`` (the WebSocket denial response extension)."""
+
+    type: Literal["websocket.http.response.start"]
+    status: int
+    headers: Iterable[tuple[bytes, bytes]]
+
+
+class WebSocketHTTPResponseBodyEvent(TypedDict, total=False):
+    type: Literal["websocket.http.response.body"]
+    body: bytes
+    more_body: bool
+
+
+# -- Lifespan events -----------------------------------------------------------
+
+
+class LifespanStartupEvent(TypedDict):
+    type: Literal["lifespan.startup"]
+
+
+class LifespanShutdownEvent(TypedDict):
+    type: Literal["lifespan.shutdown"]
+
+
+class LifespanStartupCompleteEvent(TypedDict):
+    type: Literal["lifespan.startup.complete"]
+
+
+class LifespanStartupFailedEvent(TypedDict, total=False):
+    type: Literal["lifespan.startup.failed"]
+    message: str
+
+
+class LifespanShutdownCompleteEvent(TypedDict):
+    type: Literal["lifespan.shutdown.complete"]
+
+
+class LifespanShutdownFailedEvent(TypedDict, total=False):
+    type: Literal["lifespan.shutdown.failed"]
+    message: str
+
+
+ASGIReceiveEvent = (
+    HTTPRequestEvent
+    | HTTPDisconnectEvent
+    | WebSocketConnectEvent
+    | WebSocketReceiveEvent
+    | WebSocketDisconnectEvent
+    | LifespanStartupEvent
+    | LifespanShutdownEvent
+)
+
+ASGISendEvent = (
+    HTTPResponseStartEvent
+    | HTTPResponseBodyEvent
+    | HTTPResponseTrailersEvent
+    | WebSocketAcceptEvent
+    | WebSocketSendEvent
+    | WebSocketCloseEvent
+    | WebSocketHTTPResponseStartEvent
+    | WebSocketHTTPResponseBodyEvent
+    | LifespanStartupCompleteEvent
+    | LifespanStartupFailedEvent
+    | LifespanShutdownCompleteEvent
+    | LifespanShutdownFailedEvent
+)
+
+# Applications, middleware and routers pass scopes and messages around as
+# plain mappings: middleware adds keys ("user", "session", "url_route") that
+# no specification names, and channel-layer events carry any keys at all.
+# These loose aliases are what the public signatures use; the TypedDicts
+# above document (and type-check) the exact shapes where code builds them.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIReceiveCallable = Receive
+ASGISendCallable = Send
+ASGIApplication = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -1,0 +1,266 @@
+"""Consumers: ASGI applications written as one method per event type.
+
+A consumer instance serves one connection (one scope). Each incoming event,
+from the client or from the channel layer, is handed to the method named
+after its ``type`` with ``.`` replaced by ``_``: ``websocket.receive`` goes
+to ``websocket_receive``.
+
+The lifecycle of an instance, with a channel layer configured::
+
+    __call__ ─► new_channel() ─► start the layer reader ─┐
+                                                        ▼
+      ┌──────────── receive() from the client ◄──── main loop ────┐
+      │                                                          │
+      └─► dispatch (one handler at a time, under the dispatch lock) ◄── layer reader
+                                                        │
+      StopConsumer / error / cancellation ─► stop the reader ─► return
+
+Handlers never run concurrently: events from the client and from the layer
+are dispatched one after the other. The instance owns every task it starts
+and none outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from asgiref.sync import async_to_sync
+
+from . import DEFAULT_CHANNEL_LAYER
+from .db import database_sync_to_async
+from .exceptions import StopConsumer
+from .layers import get_channel_layer
+
+if TYPE_CHECKING:
+    from .asgi_types import ASGIApplication, Message, Receive, Scope, Send
+    from .layers import BaseChannelLayer
+
+__all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
+
+
+def get_handler_name(message: Message) -> str:
+    """The name of the method that handles *message*.
+
+    Raises ``ValueError`` for a message with no string ``type`` or one whose
+    handler name would start with an underscore: private methods are never
+    reachable from an event, whoever sent it.
+    """
+    try:
+        message_type = message["type"]
+    except (KeyError, TypeError):
+        raise ValueError(f"Incoming message has no 'type' key: {message!r}") from None
+    if not isinstance(message_type, str):
+        raise ValueError(f"Message type must be a str, not {type(message_type).__name__}")
+    name = message_type.replace(".", "_")
+    if name.startswith("_"):
+        raise ValueError(
+            f"Malformed message type {message_type!r}: a handler name may not start "
+            "with an underscore"
+        )
+    return name
+
+
+class AsyncConsumer:
+    """Base class of asynchronous consumers: every handler is a coroutine.
+
+    Set :attr:`channel_layer_alias` to use a layer other than ``"default"``.
+    With a layer configured, each instance has :attr:`channel_layer` and its
+    own :attr:`channel_name`, and events sent to that channel (or to a group
+    it joined) are dispatched like client events.
+    """
+
+    _sync: ClassVar[bool] = False
+    #: The ``CHANNEL_LAYERS`` alias this consumer uses.
+    channel_layer_alias: str = DEFAULT_CHANNEL_LAYER
+
+    scope: Scope
+    channel_layer: BaseChannelLayer | None
+    channel_name: str
+    channel_receive: Callable[[], Awaitable[Message]]
+    base_send: Any
+
+    def __init__(self, *args: Any, **initkwargs: Any) -> None:
+        if args:
+            raise TypeError(
+                f"{type(self).__qualname__}() takes keyword arguments only, got {args!r}"
+            )
+        for key, value in initkwargs.items():
+            _require_class_attribute(type(self), key)
+            setattr(self, key, value)
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ASGIApplication:
+        """An ASGI application that serves each scope with a new instance.
+
+        Keyword arguments are passed to the constructor of every instance;
+        the base constructor sets them as attributes, which must already
+        exist on the class (as with Django's ``as_view()``).
+        """
+        if cls.__init__ is AsyncConsumer.__init__:
+            for key in initkwargs:
+                _require_class_attribute(cls, key)
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            consumer = cls(**initkwargs)
+            await consumer(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        functools.update_wrapper(app, cls, updated=())
+        return app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection until a handler raises ``StopConsumer``."""
+        self.scope = scope
+        self.base_send = async_to_sync(send) if self._sync else send
+        layer = self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self._main_task = asyncio.current_task()
+        self._interruption: BaseException | None = None
+        self._helpers: set[asyncio.Task[None]] = set()
+        self._dispatch_lock: asyncio.Lock | None = None
+        if layer is not None:
+            self.channel_name = await layer.new_channel()
+            self.channel_receive = functools.partial(layer.receive, self.channel_name)
+            self._dispatch_lock = lock = asyncio.Lock()
+            self.start_task(self._read_channel_layer(lock))
+        try:
+            await self._main_loop(receive)
+        except StopConsumer:
+            pass
+        except asyncio.CancelledError:
+            interruption = self._take_interruption()
+            if interruption is None:
+                raise
+            if not isinstance(interruption, StopConsumer):
+                raise interruption from None
+        finally:
+            await self._stop_tasks()
+
+    async def _main_loop(self, receive: Receive) -> None:
+        dispatch = self.dispatch
+        lock = self._dispatch_lock
+        if lock is None:
+            while True:
+                await dispatch(await receive())
+        else:
+            while True:
+                message = await receive()
+                async with lock:
+                    await dispatch(message)
+
+    async def _read_channel_layer(self, lock: asyncio.Lock) -> None:
+        """Dispatch events from the layer until the instance stops."""
+        receive = self.channel_receive
+        while True:
+            message = await receive()
+            async with lock:
+                await self.dispatch(message)
+
+    def start_task(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run *coroutine* as a task that this instance owns.
+
+        The task is cancelled and awaited when the instance stops. If it
+        raises (``StopConsumer`` included), the instance stops with that
+        exception, as if a handler had raised it.
+        """
+        task = asyncio.ensure_future(self._guard(coroutine))
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+        return task
+
+    async def _guard(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coroutine
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the main task
+            await self._interrupt(exc)
+
+    async def _interrupt(self, reason: BaseException) -> None:
+        """Stop the main loop with *reason* (``StopConsumer`` for a clean stop).
+
+        Waits until no handler is running, so a handler is never cut off
+        half-way by an event from somewhere else.
+        """
+        main = self._main_task
+        if main is None or main.done() or self._interruption is not None:
+            return
+        lock = self._dispatch_lock
+        if lock is not None:
+            async with lock:
+                self._interruption = reason
+                main.cancel()
+        else:
+            self._interruption = reason
+            main.cancel()
+
+    def _take_interruption(self) -> BaseException | None:
+        interruption, self._interruption = self._interruption, None
+        if interruption is not None:
+            task = self._main_task
+            uncancel = getattr(task, "uncancel", None)
+            if uncancel is not None:  # Python 3.11+: undo our own cancel() only
+                uncancel()
+                if task is not None and task.cancelling():
+                    return None  # cancelled from outside too: that wins
+        return interruption
+
+    async def _stop_tasks(self) -> None:
+        helpers = list(self._helpers)
+        for task in helpers:
+            task.cancel()
+        if helpers:
+            await asyncio.gather(*helpers, return_exceptions=True)
+        self._main_task = None
+
+    async def dispatch(self, message: Message) -> None:
+        """Call the handler for *message*'s type; ``ValueError`` if there is none."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(_no_handler(self, message))
+        await handler(message)
+
+    async def send(self, message: Message) -> None:
+        """Send an event to the client (the ASGI ``send`` callable)."""
+        await self.base_send(message)
+
+
+class SyncConsumer(AsyncConsumer):
+    """Base class of synchronous consumers: handlers are plain functions.
+
+    Handlers run in a worker thread (the one Django's ORM uses from async
+    code), with stale database connections closed before and after each
+    one, so they may block and may use the ORM directly.
+    """
+
+    _sync = True
+
+    @database_sync_to_async
+    def dispatch(self, message: Message) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(_no_handler(self, message))
+        handler(message)
+
+    def send(self, message: Message) -> None:  # type: ignore[override]
+        """Send an event to the client; blocks until the server has taken it."""
+        self.base_send(message)
+
+
+def _no_handler(consumer: AsyncConsumer, message: Message) -> str:
+    return (
+        f"No handler for message type {message['type']!r} on "
+        f"{type(consumer).__qualname__}: define a method named "
+        f"{get_handler_name(message)!r}"
+    )
+
+
+def _require_class_attribute(cls: type, key: str) -> None:
+    if not hasattr(cls, key):
+        raise TypeError(
+            f"{cls.__qualname__}.as_asgi() got the keyword argument {key!r}, which is "
+            f"not an attribute of {cls.__qualname__}: only existing attributes can be set"
+        )

@@ -1,0 +1,1 @@
+"""Generic consumers for HTTP and WebSocket connections."""

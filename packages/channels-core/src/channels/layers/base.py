@@ -1,0 +1,162 @@
+"""The base class every channel layer builds on."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Union
+
+from . import names
+
+__all__ = ["BaseChannelLayer", "CapacityPattern"]
+
+#: A key of ``channel_capacity``: a glob string (``"http.request"``,
+#: ``"websocket.send!*"``) or a compiled regular expression.
+CapacityPattern = Union[str, "re.Pattern[str]"]
+
+
+class BaseChannelLayer:
+    """Common configuration and name checks for channel layers.
+
+    Subclasses implement the coroutines of the Channel Layer Specification
+    (``send``, ``receive``, ``new_channel`` and, with the matching entries in
+    :attr:`extensions`, ``group_add``, ``group_discard``, ``group_send`` and
+    ``flush``).
+
+    :param expiry: seconds a message may wait unread before it is dropped.
+    :param capacity: messages a channel may hold before ``send()`` raises
+        :class:`~channels.exceptions.ChannelFull`.
+    :param channel_capacity: per-channel capacities, a mapping of glob strings
+        or compiled regular expressions to integers; the first pattern that
+        matches a channel name wins, in the mapping's order.
+    """
+
+    MAX_NAME_LENGTH: ClassVar[int] = names.MAX_NAME_LENGTH
+    #: The extensions of the specification this layer provides.
+    extensions: ClassVar[list[str]] = []
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+    ) -> None:
+        if expiry <= 0:
+            raise ValueError(f"expiry must be a positive number of seconds, not {expiry!r}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {capacity!r}")
+        self.expiry = expiry
+        self.capacity = capacity
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+
+    # -- capacity --------------------------------------------------------------
+
+    def compile_capacities(
+        self, channel_capacity: Mapping[CapacityPattern, int]
+    ) -> list[tuple[re.Pattern[str], int]]:
+        """Turn the ``channel_capacity`` mapping into (regex, capacity) pairs."""
+        compiled: list[tuple[re.Pattern[str], int]] = []
+        for pattern, value in channel_capacity.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"channel_capacity[{pattern!r}] must be a positive integer, not {value!r}"
+                )
+            if isinstance(pattern, re.Pattern):
+                compiled.append((pattern, value))
+            elif isinstance(pattern, str):
+                compiled.append((re.compile(fnmatch.translate(pattern)), value))
+            else:
+                raise TypeError(
+                    "channel_capacity keys must be glob strings or compiled regular "
+                    f"expressions, not {type(pattern).__name__}: {pattern!r}"
+                )
+        return compiled
+
+    def get_capacity(self, channel: str) -> int:
+        """The capacity of *channel*: the first matching pattern, else the default."""
+        for pattern, value in self.channel_capacity:
+            if pattern.match(channel):
+                return value
+        return self.capacity
+
+    # -- names -----------------------------------------------------------------
+
+    def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        """Raise ``TypeError`` unless *name* is a valid channel name; return True."""
+        names.require_valid_channel_name(name, receive=receive)
+        return True
+
+    def require_valid_group_name(self, name: object) -> bool:
+        """Raise ``TypeError`` unless *name* is a valid group name; return True."""
+        names.require_valid_group_name(name)
+        return True
+
+    def valid_channel_names(self, channel_names: Iterable[object], receive: bool = False) -> bool:
+        """Check each of several channel names (a list, never a bare string)."""
+        if isinstance(channel_names, (str, bytes)) or not isinstance(channel_names, Iterable):
+            raise TypeError(f"channel_names must be a list of names, not {channel_names!r}")
+        for name in channel_names:
+            names.require_valid_channel_name(name, receive=receive)
+        return True
+
+    def match_type_and_length(self, name: object) -> bool:
+        """True when *name* is a string shorter than the length limit."""
+        return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
+
+    def non_local_name(self, name: str) -> str:
+        """See :func:`channels.layers.names.non_local_name`."""
+        return names.non_local_name(name)
+
+    def valid_channel_name(self, channel_name: object, receive: bool = False) -> bool:
+        """Deprecated spelling of :meth:`require_valid_channel_name`."""
+        warnings.warn(
+            "valid_channel_name() is deprecated; use require_valid_channel_name()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_channel_name(channel_name, receive)
+
+    def valid_group_name(self, group_name: object) -> bool:
+        """Deprecated spelling of :meth:`require_valid_group_name`."""
+        warnings.warn(
+            "valid_group_name() is deprecated; use require_valid_group_name()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_group_name(group_name)
+
+    # -- the specification's coroutines ------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement send()")
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement receive()")
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        raise NotImplementedError(f"{type(self).__name__} does not implement new_channel()")
+
+    async def flush(self) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement flush() (the flush extension)"
+        )
+
+    async def group_add(self, group: str, channel: str) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement group_add() (the groups extension)"
+        )
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement group_discard() (the groups extension)"
+        )
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement group_send() (the groups extension)"
+        )
+
+    async def close(self) -> None:
+        """Release what the layer holds (connections, buffers). Optional."""
