@@ -8,9 +8,15 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Union
 
+from .. import exceptions
 from . import names
 
-__all__ = ["BaseChannelLayer", "CapacityPattern"]
+__all__ = [
+    "BaseChannelLayer",
+    "CapacityPattern",
+    "require_positive_int",
+    "require_positive_seconds",
+]
 
 #: A key of ``channel_capacity``: a glob string (``"http.request"``,
 #: ``"websocket.send!*"``) or a compiled regular expression.
@@ -36,6 +42,10 @@ class BaseChannelLayer:
     MAX_NAME_LENGTH: ClassVar[int] = names.MAX_NAME_LENGTH
     #: The extensions of the specification this layer provides.
     extensions: ClassVar[list[str]] = []
+    # The specification lists the two exceptions among a layer's attributes,
+    # so callers can write ``except layer.ChannelFull`` for any layer.
+    ChannelFull: ClassVar[type[exceptions.ChannelFull]] = exceptions.ChannelFull
+    MessageTooLarge: ClassVar[type[exceptions.MessageTooLarge]] = exceptions.MessageTooLarge
 
     def __init__(
         self,
@@ -43,12 +53,8 @@ class BaseChannelLayer:
         capacity: int = 100,
         channel_capacity: Mapping[CapacityPattern, int] | None = None,
     ) -> None:
-        if expiry <= 0:
-            raise ValueError(f"expiry must be a positive number of seconds, not {expiry!r}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, not {capacity!r}")
-        self.expiry = expiry
-        self.capacity = capacity
+        self.expiry = require_positive_seconds("expiry", expiry)
+        self.capacity = require_positive_int("capacity", capacity)
         self.channel_capacity = self.compile_capacities(channel_capacity or {})
 
     # -- capacity --------------------------------------------------------------
@@ -57,12 +63,14 @@ class BaseChannelLayer:
         self, channel_capacity: Mapping[CapacityPattern, int]
     ) -> list[tuple[re.Pattern[str], int]]:
         """Turn the ``channel_capacity`` mapping into (regex, capacity) pairs."""
+        if not isinstance(channel_capacity, Mapping):
+            raise TypeError(
+                "channel_capacity must be a mapping of patterns to capacities, not "
+                f"{type(channel_capacity).__name__}: {channel_capacity!r}"
+            )
         compiled: list[tuple[re.Pattern[str], int]] = []
         for pattern, value in channel_capacity.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"channel_capacity[{pattern!r}] must be a positive integer, not {value!r}"
-                )
+            require_positive_int(f"channel_capacity[{pattern!r}]", value)
             if isinstance(pattern, re.Pattern):
                 compiled.append((pattern, value))
             elif isinstance(pattern, str):
@@ -160,3 +168,31 @@ class BaseChannelLayer:
 
     async def close(self) -> None:
         """Release what the layer holds (connections, buffers). Optional."""
+
+
+def require_positive_seconds(setting: str, value: object) -> float:
+    """Return *value* if it is a positive number of seconds, else raise.
+
+    ``TypeError`` for a value that is not a number (a bool is not one),
+    ``ValueError`` for zero or a negative number.
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(
+            f"{setting} must be a number of seconds, not {type(value).__name__}: {value!r}"
+        )
+    if not value > 0:  # also refuses NaN
+        raise ValueError(f"{setting} must be a positive number of seconds, not {value!r}")
+    return value
+
+
+def require_positive_int(setting: str, value: object) -> int:
+    """Return *value* if it is an integer of at least 1, else raise.
+
+    ``TypeError`` for a value that is not an int (a bool is not one),
+    ``ValueError`` for zero or a negative number.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{setting} must be an integer, not {type(value).__name__}: {value!r}")
+    if value < 1:
+        raise ValueError(f"{setting} must be at least 1, not {value!r}")
+    return value

@@ -1,0 +1,195 @@
+"""Development tasks: ``nox`` runs what CI runs; ``nox -l`` lists every session.
+
+* ``tests``: each package's own tests, over Python and Django versions. The
+  full matrix is ``nox -s tests``; plain ``nox`` runs the subset tagged
+  ``ci``, which still covers every Django release and every Python version.
+* ``isolated``: each package installed alone, with only its declared
+  dependencies, into a fresh virtualenv; every module must import.
+* ``lint``, ``typecheck``, ``docs``: ruff, mypy --strict, Sphinx with
+  warnings as errors.
+* ``echo`` (not run by default): serve the echo example on
+  http://127.0.0.1:8000.
+* ``bench_consumer`` (not run by default): ``bench/consumer.py``.
+
+Options after ``--``: ``nox -s tests -- --postgres`` runs the database tests
+on PostgreSQL at 127.0.0.1:5432 instead of a SQLite file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+nox.options.default_venv_backend = "uv|virtualenv"
+# A missing interpreter skips its sessions with a message (locally and in
+# CI); the ``ci`` subset below only uses interpreters CI machines have.
+nox.options.error_on_missing_interpreters = False
+nox.options.tags = ["ci"]
+
+# Never let uv fetch interpreters from the network; use what is installed.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+DJANGO_PYTHONS = {
+    "4.2": ["3.10", "3.11", "3.12", "3.13"],
+    "5.2": ["3.10", "3.11", "3.12", "3.13"],
+    # Django 6 needs Python 3.12 or newer.
+    "6.0": ["3.12", "3.13"],
+    "6.1": ["3.12", "3.13"],
+}
+# Each package's tests, and the (python, django) pairs of the default run.
+PACKAGES = {
+    "channels-core": [("3.10", "4.2"), ("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")],
+    "channels-testing": [("3.11", "5.2"), ("3.13", "6.1")],
+}
+# What each package may import, to prove it installs alone.
+IMPORT_NAMES = {
+    "channels-core": "channels",
+    "channels-testing": "channels_testing",
+}
+
+
+def _link_pyenv_interpreters() -> None:
+    """Make pyenv's interpreters findable as ``pythonX.Y`` for nox.
+
+    pyenv's shims answer "command not found" for versions that are installed
+    but not selected, which would make nox skip them. A directory of direct
+    links, first on PATH for this process only, fixes that.
+    """
+    links = ROOT / ".nox" / "interpreters"
+    found = False
+    for version in PYTHONS:
+        candidates = sorted(
+            glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}"))
+        )
+        if not candidates:
+            continue
+        links.mkdir(parents=True, exist_ok=True)
+        link = links / f"python{version}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(candidates[-1])
+        found = True
+    if found:
+        os.environ["PATH"] = f"{links}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_link_pyenv_interpreters()
+
+
+def _group(name: str) -> list[str]:
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+def _django(version: str) -> str:
+    major, minor = version.split(".")
+    return f"Django>={major}.{minor},<{major}.{int(minor) + 1}"
+
+
+def _local_packages(*names: str) -> list[str]:
+    return [str(ROOT / "packages" / name) for name in names]
+
+
+def _test_params() -> list[object]:
+    params = []
+    for package, ci_pairs in PACKAGES.items():
+        for django, pythons in DJANGO_PYTHONS.items():
+            for python in pythons:
+                tags = ["ci"] if (python, django) in ci_pairs else []
+                params.append(
+                    nox.param(
+                        python,
+                        django,
+                        package,
+                        id=f"{package}-py{python}-django{django}",
+                        tags=tags,
+                    )
+                )
+    return params
+
+
+@nox.session
+@nox.parametrize(("python", "django", "package"), _test_params())
+def tests(session: nox.Session, django: str, package: str) -> None:
+    """Run one package's tests on one Python and one Django release."""
+    # channels-testing is a test dependency of every package.
+    packages = ["channels-core", "channels-testing"]
+    if package not in packages:
+        packages.append(package)
+    session.install(*_local_packages(*packages), _django(django), *_group("test"))
+    env = {}
+    args = list(session.posargs)
+    if "--postgres" in args:
+        args.remove("--postgres")
+        session.install("psycopg[binary]>=3.1")
+        env["CHANNELS_TEST_DATABASE"] = "postgres"
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        str(ROOT / "packages" / package / "tests"),
+        "-p",
+        "no:cacheprovider",
+        *args,
+        env=env,
+    )
+
+
+@nox.session(python="3.11", tags=["ci"])
+@nox.parametrize("package", list(IMPORT_NAMES))
+def isolated(session: nox.Session, package: str) -> None:
+    """Install one package alone and import every module it ships."""
+    session.install(*_local_packages(package))
+    session.run("python", str(ROOT / "tools" / "import_alone.py"), IMPORT_NAMES[package])
+
+
+@nox.session(python="3.11", tags=["ci"])
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repository."""
+    session.install(*_group("lint"))
+    session.run("ruff", "check", str(ROOT))
+    session.run("ruff", "format", "--check", str(ROOT))
+
+
+@nox.session(python="3.11", tags=["ci"])
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's sources."""
+    session.install(*_local_packages(*PACKAGES), *_group("typecheck"))
+    sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
+    session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
+
+
+@nox.session(python="3.11", tags=["ci"])
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx site with warnings as errors."""
+    session.install(*_local_packages(*PACKAGES), *_group("docs"))
+    build = ROOT / "docs" / "_build"
+    shutil.rmtree(build, ignore_errors=True)
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", str(ROOT / "docs"), str(build / "html")
+    )
+
+
+@nox.session(python="3.11", default=False)
+def echo(session: nox.Session) -> None:
+    """Serve the echo example at http://127.0.0.1:8000 (CONTROL-C to stop)."""
+    session.install(*_local_packages("channels-core"), "uvicorn>=0.30", "websockets>=13")
+    session.chdir(ROOT / "examples" / "echo")
+    session.run(
+        "uvicorn", "echo_project.asgi:application", "--host", "127.0.0.1", "--port", "8000"
+    )
+
+
+@nox.session(python="3.11", default=False)
+def bench_consumer(session: nox.Session) -> None:
+    """Consumer throughput and memory, side by side with channels 4.3.2."""
+    session.install(*_local_packages("channels-core", "channels-testing"), "Django>=5.2,<5.3")
+    session.run("python", str(ROOT / "bench" / "consumer.py"), *session.posargs)
+

@@ -1,0 +1,661 @@
+"""channels.consumer: AsyncConsumer and SyncConsumer driven through their ASGI interface."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import override_settings
+
+from channels.consumer import AsyncConsumer, SyncConsumer, get_handler_name
+from channels.exceptions import StopConsumer
+from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
+from channels.testing import ApplicationCommunicator
+
+IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+SCOPE = {"type": "test"}
+
+
+@pytest.fixture(params=["no-layer", "in-memory"])
+def layer_setting(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Run the test once without a channel layer and once with a fresh in-memory one."""
+    settings.CHANNEL_LAYERS = {} if request.param == "no-layer" else {"default": IN_MEMORY}
+    return str(request.param)
+
+
+@pytest.fixture
+def memory_layer(settings: Any) -> InMemoryChannelLayer:
+    """A fresh in-memory layer as "default" (changing the setting drops the old one)."""
+    settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
+    layer = get_channel_layer()
+    assert isinstance(layer, InMemoryChannelLayer)
+    return layer
+
+
+def tasks_left(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+    """Tasks still pending that did not exist when *before* was taken."""
+    return {task for task in asyncio.all_tasks() if task not in before and not task.done()}
+
+
+# -- as_asgi() -------------------------------------------------------------------
+
+
+class Greeter(AsyncConsumer):
+    greeting = "hello"
+
+    async def test_ask(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "test.answer", "greeting": self.greeting})
+
+
+def test_as_asgi_exposes_class_and_initkwargs() -> None:
+    app = Greeter.as_asgi(greeting="bonjour")
+    assert app.consumer_class is Greeter  # type: ignore[attr-defined]
+    assert app.consumer_initkwargs == {"greeting": "bonjour"}  # type: ignore[attr-defined]
+    assert app.__name__ == "Greeter"
+
+
+def test_as_asgi_rejects_a_kwarg_that_is_not_an_attribute() -> None:
+    with pytest.raises(TypeError, match=r"'colour'.*not an attribute of Greeter"):
+        Greeter.as_asgi(colour="blue")
+
+
+def test_constructor_takes_keyword_arguments_only() -> None:
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        Greeter("bonjour")
+    with pytest.raises(TypeError, match="'colour'"):
+        Greeter(colour="blue")
+
+
+def test_custom_init_is_not_second_guessed_by_as_asgi() -> None:
+    class Custom(AsyncConsumer):
+        def __init__(self, *, colour: str) -> None:
+            super().__init__()
+            self.colour = colour
+
+    # The class takes the argument itself, so as_asgi() lets it through.
+    app = Custom.as_asgi(colour="blue")
+    assert app.consumer_initkwargs == {"colour": "blue"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_each_connection_gets_a_new_instance_with_the_initkwargs(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {}
+    instances: list[AsyncConsumer] = []
+
+    class Counting(Greeter):
+        async def test_ask(self, message: dict[str, Any]) -> None:
+            instances.append(self)
+            await super().test_ask(message)
+
+    app = Counting.as_asgi(greeting="bonjour")
+    for _ in range(2):
+        communicator = ApplicationCommunicator(app, SCOPE)
+        await communicator.send_input({"type": "test.ask"})
+        assert await communicator.receive_output() == {
+            "type": "test.answer",
+            "greeting": "bonjour",
+        }
+        communicator.stop()
+    assert len(instances) == 2
+    assert instances[0] is not instances[1]
+    # initkwargs go onto the instance, never onto the class.
+    assert Counting.greeting == "hello"
+
+
+# -- dispatch ------------------------------------------------------------------
+
+
+class Recorder(AsyncConsumer):
+    """Records which handler ran; used by the dispatch tests."""
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "ran", "handler": "websocket_connect"})
+
+    async def a_b_c(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "ran", "handler": "a_b_c", "message": message})
+
+    async def _x(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "ran", "handler": "_x"})
+
+    async def __x(self, message: dict[str, Any]) -> None:  # name-mangled, still private
+        await self.send({"type": "ran", "handler": "__x"})
+
+    async def stop_now(self, message: dict[str, Any]) -> None:
+        raise StopConsumer()
+
+
+@pytest.mark.parametrize(
+    ("message_type", "handler"),
+    [("websocket.connect", "websocket_connect"), ("a.b.c", "a_b_c"), ("a_b.c", "a_b_c")],
+)
+@pytest.mark.asyncio
+async def test_dispatch_replaces_dots_with_underscores(
+    layer_setting: str, message_type: str, handler: str
+) -> None:
+    communicator = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
+    await communicator.send_input({"type": message_type, "extra": 1})
+    output = await communicator.receive_output()
+    assert output["handler"] == handler
+    await communicator.send_input({"type": "stop.now"})
+    await communicator.wait()
+
+
+@pytest.mark.parametrize("message_type", ["_x", "._x", ".", "_.x", "__x"])
+@pytest.mark.asyncio
+async def test_a_type_that_makes_a_private_name_is_never_dispatched(
+    layer_setting: str, message_type: str
+) -> None:
+    communicator = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
+    await communicator.send_input({"type": message_type})
+    with pytest.raises(ValueError, match="underscore"):
+        await communicator.wait()
+    assert communicator.output_queue.empty()  # the private handler never ran
+
+
+@pytest.mark.parametrize("message", [{}, {"typ": "x"}, {"type": 3}, {"type": None}])
+def test_get_handler_name_rejects_a_message_without_a_string_type(message: Any) -> None:
+    with pytest.raises(ValueError, match="type"):
+        get_handler_name(message)
+
+
+def test_get_handler_name() -> None:
+    assert get_handler_name({"type": "http.request"}) == "http_request"
+    assert get_handler_name({"type": "chat"}) == "chat"
+
+
+@pytest.mark.asyncio
+async def test_missing_handler_names_the_type_and_the_consumer(layer_setting: str) -> None:
+    communicator = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "no.such.thing"})
+    with pytest.raises(ValueError, match=r"'no\.such\.thing'.*Recorder") as info:
+        await communicator.wait()
+    assert "no_such_thing" in str(info.value)
+
+
+@pytest.mark.asyncio
+async def test_missing_handler_on_a_sync_consumer(layer_setting: str) -> None:
+    class Empty(SyncConsumer):
+        pass
+
+    communicator = ApplicationCommunicator(Empty.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "hello"})
+    with pytest.raises(ValueError, match=r"'hello'.*Empty"):
+        await communicator.wait()
+
+
+# -- stopping ---------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_stop_consumer_ends_the_instance_cleanly(layer_setting: str) -> None:
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "stop.now"})
+    await communicator.wait()  # returns: no exception escaped
+    assert communicator.future.result() is None
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_stop_consumer_from_a_sync_consumer(layer_setting: str) -> None:
+    class Stopper(SyncConsumer):
+        def test_stop(self, message: dict[str, Any]) -> None:
+            self.send({"type": "bye"})
+            raise StopConsumer()
+
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Stopper.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.stop"})
+    assert await communicator.receive_output() == {"type": "bye"}
+    await communicator.wait()
+    assert tasks_left(before) == set()
+
+
+class Boom(Exception):
+    pass
+
+
+class Exploding(AsyncConsumer):
+    async def test_explode(self, message: dict[str, Any]) -> None:
+        raise Boom(message.get("why", "boom"))
+
+
+@pytest.mark.asyncio
+async def test_an_exception_in_a_handler_propagates_out_of_the_app(layer_setting: str) -> None:
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Exploding.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.explode", "why": "on purpose"})
+    with pytest.raises(Boom, match="on purpose"):
+        await communicator.wait()
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_an_exception_in_a_sync_handler_propagates(layer_setting: str) -> None:
+    class SyncExploding(SyncConsumer):
+        def test_explode(self, message: dict[str, Any]) -> None:
+            raise Boom("from a thread")
+
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(SyncExploding.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.explode"})
+    with pytest.raises(Boom, match="from a thread"):
+        await communicator.wait()
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_app_leaves_no_task_behind(layer_setting: str) -> None:
+    started = asyncio.Event()
+
+    class Waiting(AsyncConsumer):
+        async def test_start(self, message: dict[str, Any]) -> None:
+            started.set()
+
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Waiting.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.start"})
+    await asyncio.wait_for(started.wait(), 1)
+    communicator.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await communicator.future
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_app_inside_a_handler_cancels_the_handler(
+    layer_setting: str,
+) -> None:
+    entered = asyncio.Event()
+    outcome: list[str] = []
+
+    class Slow(AsyncConsumer):
+        async def test_slow(self, message: dict[str, Any]) -> None:
+            entered.set()
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+                raise
+
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Slow.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.slow"})
+    await asyncio.wait_for(entered.wait(), 1)
+    communicator.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await communicator.future
+    assert outcome == ["cancelled"]
+    assert tasks_left(before) == set()
+
+
+# -- start_task() ------------------------------------------------------------------
+
+
+class Background(AsyncConsumer):
+    """Starts owned background tasks on request."""
+
+    events: list[str]
+    task: asyncio.Task[None] | None = None
+
+    async def forever(self) -> None:
+        self.events.append("started")
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            self.events.append("cleaned up")
+
+    async def fail(self) -> None:
+        raise Boom("background failure")
+
+    async def stop_later(self) -> None:
+        raise StopConsumer()
+
+    async def test_forever(self, message: dict[str, Any]) -> None:
+        self.task = self.start_task(self.forever())
+        await self.send({"type": "started"})
+
+    async def test_fail(self, message: dict[str, Any]) -> None:
+        self.start_task(self.fail())
+
+    async def test_stop_later(self, message: dict[str, Any]) -> None:
+        self.start_task(self.stop_later())
+
+    async def test_stop(self, message: dict[str, Any]) -> None:
+        raise StopConsumer()
+
+    async def test_explode(self, message: dict[str, Any]) -> None:
+        raise Boom("handler failure")
+
+
+@pytest.mark.parametrize("ending", ["stop", "explode", "cancel"])
+@pytest.mark.asyncio
+async def test_start_task_is_cancelled_when_the_instance_ends(
+    layer_setting: str, ending: str
+) -> None:
+    events: list[str] = []
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Background.as_asgi(events=events), SCOPE)
+    await communicator.send_input({"type": "test.forever"})
+    assert await communicator.receive_output() == {"type": "started"}
+    if ending == "cancel":
+        communicator.future.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await communicator.future
+    else:
+        await communicator.send_input({"type": f"test.{ending}"})
+        if ending == "explode":
+            with pytest.raises(Boom):
+                await communicator.wait()
+        else:
+            await communicator.wait()
+    # The owned task was cancelled and awaited before the app returned.
+    assert events == ["started", "cleaned up"]
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_a_failing_start_task_stops_the_instance_with_its_exception(
+    layer_setting: str,
+) -> None:
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Background.as_asgi(events=[]), SCOPE)
+    await communicator.send_input({"type": "test.fail"})
+    with pytest.raises(Boom, match="background failure"):
+        await communicator.wait()
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_stop_consumer_from_a_start_task_stops_cleanly(layer_setting: str) -> None:
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Background.as_asgi(events=[]), SCOPE)
+    await communicator.send_input({"type": "test.stop_later"})
+    await communicator.wait()
+    assert communicator.future.result() is None
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_start_task_failure_waits_for_the_running_handler(
+    memory_layer: InMemoryChannelLayer,
+) -> None:
+    """A background failure never cuts a handler off half-way."""
+    log: list[str] = []
+
+    class Careful(AsyncConsumer):
+        async def fail_soon(self) -> None:
+            await asyncio.sleep(0.01)
+            raise Boom("late")
+
+        async def test_work(self, message: dict[str, Any]) -> None:
+            self.start_task(self.fail_soon())
+            log.append("handler start")
+            await asyncio.sleep(0.1)
+            log.append("handler end")
+
+    communicator = ApplicationCommunicator(Careful.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.work"})
+    with pytest.raises(Boom, match="late"):
+        await communicator.wait()
+    assert log == ["handler start", "handler end"]
+
+
+# -- the channel layer ----------------------------------------------------------------
+
+
+class LayerUser(AsyncConsumer):
+    """Reports its channel name, echoes layer events back to the client."""
+
+    log: list[str]
+
+    async def test_whoami(self, message: dict[str, Any]) -> None:
+        await self.send(
+            {
+                "type": "me",
+                "channel_name": getattr(self, "channel_name", None),
+                "has_layer": self.channel_layer is not None,
+            }
+        )
+
+    async def test_slow(self, message: dict[str, Any]) -> None:
+        self.log.append("slow start")
+        await asyncio.sleep(0.05)
+        self.log.append("slow end")
+        await self.send({"type": "slow done"})
+
+    async def layer_event(self, message: dict[str, Any]) -> None:
+        self.log.append("layer start")
+        await asyncio.sleep(0)
+        self.log.append("layer end")
+        await self.send({"type": "from layer", "payload": message["payload"]})
+
+    async def layer_stop(self, message: dict[str, Any]) -> None:
+        raise StopConsumer()
+
+    async def layer_explode(self, message: dict[str, Any]) -> None:
+        raise Boom("layer handler failure")
+
+
+async def whoami(communicator: ApplicationCommunicator) -> dict[str, Any]:
+    await communicator.send_input({"type": "test.whoami"})
+    answer: dict[str, Any] = await communicator.receive_output()
+    return answer
+
+
+@pytest.mark.asyncio
+async def test_each_instance_gets_its_own_channel_name(memory_layer: InMemoryChannelLayer) -> None:
+    first = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    second = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    name_1 = (await whoami(first))["channel_name"]
+    name_2 = (await whoami(second))["channel_name"]
+    assert name_1 != name_2
+    for name in (name_1, name_2):
+        assert name.startswith("specific.") and "!" in name
+    first.stop()
+    second.stop()
+
+
+@pytest.mark.asyncio
+async def test_without_a_layer_there_is_no_channel_name(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {}
+    communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    assert await whoami(communicator) == {"type": "me", "channel_name": None, "has_layer": False}
+    communicator.stop()
+
+
+@pytest.mark.asyncio
+async def test_layer_events_arrive_while_the_client_is_silent(
+    memory_layer: InMemoryChannelLayer,
+) -> None:
+    communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    channel_name = (await whoami(communicator))["channel_name"]
+    await memory_layer.send(channel_name, {"type": "layer.event", "payload": "ping"})
+    assert await communicator.receive_output() == {"type": "from layer", "payload": "ping"}
+    await memory_layer.send(channel_name, {"type": "layer.stop"})
+    await communicator.wait()
+
+
+@pytest.mark.asyncio
+async def test_layer_and_client_handlers_never_overlap(memory_layer: InMemoryChannelLayer) -> None:
+    log: list[str] = []
+    communicator = ApplicationCommunicator(LayerUser.as_asgi(log=log), SCOPE)
+    channel_name = (await whoami(communicator))["channel_name"]
+    await communicator.send_input({"type": "test.slow"})
+    while "slow start" not in log:
+        await asyncio.sleep(0.001)
+    # The client's handler is running: a layer event must wait for it.
+    await memory_layer.send(channel_name, {"type": "layer.event", "payload": 1})
+    assert await communicator.receive_output() == {"type": "slow done"}
+    assert await communicator.receive_output() == {"type": "from layer", "payload": 1}
+    assert log == ["slow start", "slow end", "layer start", "layer end"]
+    communicator.stop()
+
+
+@pytest.mark.asyncio
+async def test_stop_consumer_from_a_layer_event(memory_layer: InMemoryChannelLayer) -> None:
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    channel_name = (await whoami(communicator))["channel_name"]
+    await memory_layer.send(channel_name, {"type": "layer.stop"})
+    await communicator.wait()
+    assert communicator.future.result() is None
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_an_exception_in_a_layer_handler_stops_the_instance(
+    memory_layer: InMemoryChannelLayer,
+) -> None:
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    channel_name = (await whoami(communicator))["channel_name"]
+    await memory_layer.send(channel_name, {"type": "layer.explode"})
+    with pytest.raises(Boom, match="layer handler failure"):
+        await communicator.wait()
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_a_layer_event_without_a_handler_stops_the_instance(
+    memory_layer: InMemoryChannelLayer,
+) -> None:
+    communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    channel_name = (await whoami(communicator))["channel_name"]
+    await memory_layer.send(channel_name, {"type": "chat.message"})
+    with pytest.raises(ValueError, match=r"'chat\.message'.*LayerUser"):
+        await communicator.wait()
+
+
+class BrokenReceiveLayer(InMemoryChannelLayer):
+    """A layer whose receive() fails, as a lost connection to a server would."""
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        raise ConnectionError("layer went away")
+
+
+@pytest.mark.asyncio
+async def test_a_failing_layer_receive_stops_the_instance(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
+    channel_layers.set("default", BrokenReceiveLayer())
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
+    await communicator.send_input({"type": "test.whoami"})
+    with pytest.raises(ConnectionError, match="layer went away"):
+        await communicator.wait()
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_channel_layer_alias_picks_another_layer() -> None:
+    class OtherAlias(LayerUser):
+        channel_layer_alias = "other"
+
+    with override_settings(CHANNEL_LAYERS={"default": IN_MEMORY, "other": IN_MEMORY}):
+        default, other = get_channel_layer(), get_channel_layer("other")
+        assert default is not None and other is not None and default is not other
+        communicator = ApplicationCommunicator(OtherAlias.as_asgi(log=[]), SCOPE)
+        channel_name = (await whoami(communicator))["channel_name"]
+        # Sent on the other layer, the event arrives ...
+        await other.send(channel_name, {"type": "layer.event", "payload": "via other"})
+        assert await communicator.receive_output() == {
+            "type": "from layer",
+            "payload": "via other",
+        }
+        # ... while the default layer has nobody listening on that name.
+        await default.send(channel_name, {"type": "layer.event", "payload": "via default"})
+        assert await communicator.receive_nothing(timeout=0.05)
+        communicator.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_unconfigured_alias_means_no_layer(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
+
+    class Missing(LayerUser):
+        channel_layer_alias = "not-configured"
+
+    communicator = ApplicationCommunicator(Missing.as_asgi(log=[]), SCOPE)
+    assert (await whoami(communicator))["has_layer"] is False
+    communicator.stop()
+
+
+@pytest.mark.asyncio
+async def test_channel_layer_alias_as_an_initkwarg() -> None:
+    with override_settings(CHANNEL_LAYERS={"default": IN_MEMORY, "other": IN_MEMORY}):
+        communicator = ApplicationCommunicator(
+            LayerUser.as_asgi(log=[], channel_layer_alias="other"), SCOPE
+        )
+        channel_name = (await whoami(communicator))["channel_name"]
+        other = get_channel_layer("other")
+        assert other is not None
+        await other.send(channel_name, {"type": "layer.stop"})
+        await communicator.wait()
+
+
+# -- SyncConsumer ----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_sync_handlers_run_outside_the_event_loop_thread(layer_setting: str) -> None:
+    class WhereAmI(SyncConsumer):
+        def test_where(self, message: dict[str, Any]) -> None:
+            self.send({"type": "here", "thread": threading.get_ident()})
+
+    communicator = ApplicationCommunicator(WhereAmI.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.where"})
+    answer = await communicator.receive_output()
+    assert answer["thread"] != threading.get_ident()
+    communicator.stop()
+
+
+@pytest.mark.asyncio
+async def test_sync_consumer_receives_layer_events(memory_layer: InMemoryChannelLayer) -> None:
+    class SyncLayerUser(SyncConsumer):
+        def test_whoami(self, message: dict[str, Any]) -> None:
+            self.send({"type": "me", "channel_name": self.channel_name})
+
+        def layer_event(self, message: dict[str, Any]) -> None:
+            self.send({"type": "from layer", "payload": message["payload"]})
+
+    communicator = ApplicationCommunicator(SyncLayerUser.as_asgi(), SCOPE)
+    channel_name = (await whoami(communicator))["channel_name"]
+    await memory_layer.send(channel_name, {"type": "layer.event", "payload": [1, 2]})
+    assert await communicator.receive_output() == {"type": "from layer", "payload": [1, 2]}
+    communicator.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_sync_handler_queries_the_database_and_closes_its_connection(
+    layer_setting: str,
+) -> None:
+    connections_used: list[Any] = []
+
+    class Accounts(SyncConsumer):
+        def test_signup(self, message: dict[str, Any]) -> None:
+            User.objects.create_user(username=message["username"])
+            # The wrapper of this thread's connection, not the per-thread proxy.
+            connections_used.append(connections["default"])
+            self.send({"type": "users", "count": User.objects.count()})
+
+        def test_stop(self, message: dict[str, Any]) -> None:
+            raise StopConsumer()
+
+    communicator = ApplicationCommunicator(Accounts.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.signup", "username": "ada"})
+    assert await communicator.receive_output() == {"type": "users", "count": 1}
+    await communicator.send_input({"type": "test.signup", "username": "grace"})
+    assert await communicator.receive_output() == {"type": "users", "count": 2}
+    await communicator.send_input({"type": "test.stop"})
+    await communicator.wait()
+    # CONN_MAX_AGE is 0: the connection the handler opened was closed after it.
+    assert connections_used
+    assert all(conn.connection is None for conn in connections_used)
+    assert await sync_to_async(User.objects.filter(username="grace").exists)()

@@ -1,0 +1,69 @@
+"""Import every module of one package, proving it works with only its own dependencies.
+
+Run by ``nox -s isolated`` in a virtualenv holding that package alone:
+``python tools/import_alone.py IMPORT_NAME``. Exits non-zero if a sibling
+package is installed (the check would prove nothing), or if any module fails
+to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+import sys
+
+SIBLINGS = ["channels", "channels_testing", "channels_redis", "channels_server"]
+# What each package declares it depends on, among the siblings.
+DECLARED = {
+    "channels": [],
+    "channels_testing": [],
+    "channels_redis": ["channels"],
+    "channels_server": ["channels"],
+}
+# Modules that exist to say a sibling is missing: checked separately below.
+NEEDS_SIBLING = {"channels.testing": "pip install channels-testing"}
+
+
+def main(name: str) -> int:
+    undeclared = [
+        sibling
+        for sibling in SIBLINGS
+        if sibling != name
+        and sibling not in DECLARED[name]
+        and importlib.util.find_spec(sibling) is not None
+    ]
+    if undeclared:
+        print(f"{name}: undeclared siblings are installed too: {undeclared}", file=sys.stderr)
+        return 1
+    if name == "channels" or "channels" in DECLARED[name]:
+        import django
+        from django.conf import settings
+
+        settings.configure(INSTALLED_APPS=["channels"])
+        django.setup()
+    package = importlib.import_module(name)
+    imported = [name]
+    for info in pkgutil.walk_packages(package.__path__, f"{name}."):
+        if info.name in NEEDS_SIBLING:
+            continue
+        importlib.import_module(info.name)
+        imported.append(info.name)
+    for module, hint in NEEDS_SIBLING.items():
+        if module.split(".")[0] != name:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            if hint not in str(exc):
+                print(f"{module}: ImportError without the hint {hint!r}: {exc}", file=sys.stderr)
+                return 1
+        else:
+            print(f"{module} imported although its sibling is absent", file=sys.stderr)
+            return 1
+    print(f"{name}: {len(imported)} modules import with only the declared dependencies")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
