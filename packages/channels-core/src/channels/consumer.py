@@ -27,9 +27,8 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from asgiref.sync import async_to_sync
-
 from . import DEFAULT_CHANNEL_LAYER
+from ._outbox import ThreadOutbox
 from .db import database_sync_to_async
 from .exceptions import StopConsumer
 from .layers import get_channel_layer
@@ -115,7 +114,7 @@ class AsyncConsumer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection until a handler raises ``StopConsumer``."""
         self.scope = scope
-        self.base_send = async_to_sync(send) if self._sync else send
+        self.base_send = ThreadOutbox(send, asyncio.get_running_loop()) if self._sync else send
         layer = self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._main_task = asyncio.current_task()
         self._interruption: BaseException | None = None
@@ -168,8 +167,15 @@ class AsyncConsumer:
         """
         task = asyncio.ensure_future(self._guard(coroutine))
         self._helpers.add(task)
-        task.add_done_callback(self._helpers.discard)
+        task.add_done_callback(functools.partial(self._task_done, coroutine))
         return task
+
+    def _task_done(self, coroutine: Coroutine[Any, Any, None], task: asyncio.Task[None]) -> None:
+        self._helpers.discard(task)
+        # A task cancelled before its first step never ran _guard, which leaves
+        # *coroutine* un-awaited (a RuntimeWarning when it is collected). Closing
+        # it is a no-op once it has run.
+        coroutine.close()
 
     async def _guard(self, coroutine: Coroutine[Any, Any, None]) -> None:
         try:
@@ -203,12 +209,13 @@ class AsyncConsumer:
             task = self._main_task
             uncancel = getattr(task, "uncancel", None)
             if uncancel is not None:  # Python 3.11+: undo our own cancel() only
-                uncancel()
-                if task is not None and task.cancelling():
+                if uncancel() > 0:
                     return None  # cancelled from outside too: that wins
         return interruption
 
     async def _stop_tasks(self) -> None:
+        if isinstance(self.base_send, ThreadOutbox):
+            self.base_send.cancel()
         helpers = list(self._helpers)
         for task in helpers:
             task.cancel()
@@ -233,20 +240,30 @@ class SyncConsumer(AsyncConsumer):
 
     Handlers run in a worker thread (the one Django's ORM uses from async
     code), with stale database connections closed before and after each
-    one, so they may block and may use the ORM directly.
+    one, so they may block and may use the ORM directly. ``send()`` queues
+    the event and returns at once; the event loop sends queued events in
+    order, and the next event is only dispatched once they are all sent
+    (see :mod:`channels._outbox`).
     """
 
     _sync = True
+    base_send: ThreadOutbox
+
+    async def dispatch(self, message: Message) -> None:
+        try:
+            await self._dispatch_in_thread(message)
+        finally:
+            await self.base_send.drain()
 
     @database_sync_to_async
-    def dispatch(self, message: Message) -> None:
+    def _dispatch_in_thread(self, message: Message) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(_no_handler(self, message))
         handler(message)
 
     def send(self, message: Message) -> None:  # type: ignore[override]
-        """Send an event to the client; blocks until the server has taken it."""
+        """Send an event to the client, from any thread."""
         self.base_send(message)
 
 

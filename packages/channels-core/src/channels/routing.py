@@ -105,10 +105,11 @@ def _routes_further(application: object) -> bool:
 def _prefix_pattern(route: URLPattern) -> Any:
     """A copy of *route*'s pattern that matches a prefix instead of the whole path."""
     pattern = route.pattern
+    # str() of these two pattern classes is the route or regex they were built from.
     if isinstance(pattern, RoutePattern):
-        return RoutePattern(pattern._route, pattern.name, is_endpoint=False)
+        return RoutePattern(str(pattern), pattern.name, is_endpoint=False)
     if isinstance(pattern, RegexPattern):
-        return RegexPattern(pattern._regex, pattern.name, is_endpoint=False)
+        return RegexPattern(str(pattern), pattern.name, is_endpoint=False)
     raise ImproperlyConfigured(
         f"URLRouter cannot route with a pattern of type {type(pattern).__name__}: {route!r}"
     )
