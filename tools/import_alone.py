@@ -22,7 +22,10 @@ DECLARED = {
     "channels_server": ["channels"],
 }
 # Modules that exist to say a sibling is missing: checked separately below.
-NEEDS_SIBLING = {"channels.testing": "pip install channels-testing"}
+NEEDS_SIBLING = {
+    "channels.testing": "pip install channels-testing",
+    "channels_testing.conformance": "pip install channels-testing[conformance]",
+}
 
 
 def main(name: str) -> int:

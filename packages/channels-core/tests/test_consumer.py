@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import connections
 from django.test import override_settings
 
 from channels.consumer import AsyncConsumer, SyncConsumer, get_handler_name
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels.testing import ApplicationCommunicator
@@ -35,6 +37,13 @@ def memory_layer(settings: Any) -> InMemoryChannelLayer:
     layer = get_channel_layer()
     assert isinstance(layer, InMemoryChannelLayer)
     return layer
+
+
+async def stop(communicator: ApplicationCommunicator) -> None:
+    """Cancel the application and wait until it has finished stopping."""
+    communicator.future.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await communicator.future
 
 
 def tasks_left(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
@@ -100,7 +109,7 @@ async def test_each_connection_gets_a_new_instance_with_the_initkwargs(settings:
             "type": "test.answer",
             "greeting": "bonjour",
         }
-        communicator.stop()
+        await stop(communicator)
     assert len(instances) == 2
     assert instances[0] is not instances[1]
     # initkwargs go onto the instance, never onto the class.
@@ -300,7 +309,7 @@ async def test_cancelling_the_app_inside_a_handler_cancels_the_handler(
 class Background(AsyncConsumer):
     """Starts owned background tasks on request."""
 
-    events: list[str]
+    events: list[str] = []
     task: asyncio.Task[None] | None = None
 
     async def forever(self) -> None:
@@ -382,9 +391,7 @@ async def test_stop_consumer_from_a_start_task_stops_cleanly(layer_setting: str)
 
 
 @pytest.mark.asyncio
-async def test_start_task_failure_waits_for_the_running_handler(
-    memory_layer: InMemoryChannelLayer,
-) -> None:
+async def test_start_task_failure_waits_for_the_running_handler(layer_setting: str) -> None:
     """A background failure never cuts a handler off half-way."""
     log: list[str] = []
 
@@ -412,7 +419,7 @@ async def test_start_task_failure_waits_for_the_running_handler(
 class LayerUser(AsyncConsumer):
     """Reports its channel name, echoes layer events back to the client."""
 
-    log: list[str]
+    log: list[str] = []
 
     async def test_whoami(self, message: dict[str, Any]) -> None:
         await self.send(
@@ -425,6 +432,7 @@ class LayerUser(AsyncConsumer):
 
     async def test_slow(self, message: dict[str, Any]) -> None:
         self.log.append("slow start")
+        await self.send({"type": "slow started"})
         await asyncio.sleep(0.05)
         self.log.append("slow end")
         await self.send({"type": "slow done"})
@@ -456,9 +464,10 @@ async def test_each_instance_gets_its_own_channel_name(memory_layer: InMemoryCha
     name_2 = (await whoami(second))["channel_name"]
     assert name_1 != name_2
     for name in (name_1, name_2):
-        assert name.startswith("specific.") and "!" in name
-    first.stop()
-    second.stop()
+        assert name.startswith("specific.")
+        assert "!" in name
+    await stop(first)
+    await stop(second)
 
 
 @pytest.mark.asyncio
@@ -466,7 +475,7 @@ async def test_without_a_layer_there_is_no_channel_name(settings: Any) -> None:
     settings.CHANNEL_LAYERS = {}
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     assert await whoami(communicator) == {"type": "me", "channel_name": None, "has_layer": False}
-    communicator.stop()
+    await stop(communicator)
 
 
 @pytest.mark.asyncio
@@ -487,14 +496,13 @@ async def test_layer_and_client_handlers_never_overlap(memory_layer: InMemoryCha
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=log), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
     await communicator.send_input({"type": "test.slow"})
-    while "slow start" not in log:
-        await asyncio.sleep(0.001)
+    assert await communicator.receive_output() == {"type": "slow started"}
     # The client's handler is running: a layer event must wait for it.
     await memory_layer.send(channel_name, {"type": "layer.event", "payload": 1})
     assert await communicator.receive_output() == {"type": "slow done"}
     assert await communicator.receive_output() == {"type": "from layer", "payload": 1}
     assert log == ["slow start", "slow end", "layer start", "layer end"]
-    communicator.stop()
+    await stop(communicator)
 
 
 @pytest.mark.asyncio
@@ -559,7 +567,9 @@ async def test_channel_layer_alias_picks_another_layer() -> None:
 
     with override_settings(CHANNEL_LAYERS={"default": IN_MEMORY, "other": IN_MEMORY}):
         default, other = get_channel_layer(), get_channel_layer("other")
-        assert default is not None and other is not None and default is not other
+        assert default is not None
+        assert other is not None
+        assert default is not other
         communicator = ApplicationCommunicator(OtherAlias.as_asgi(log=[]), SCOPE)
         channel_name = (await whoami(communicator))["channel_name"]
         # Sent on the other layer, the event arrives ...
@@ -571,7 +581,7 @@ async def test_channel_layer_alias_picks_another_layer() -> None:
         # ... while the default layer has nobody listening on that name.
         await default.send(channel_name, {"type": "layer.event", "payload": "via default"})
         assert await communicator.receive_nothing(timeout=0.05)
-        communicator.stop()
+        await stop(communicator)
 
 
 @pytest.mark.asyncio
@@ -583,7 +593,7 @@ async def test_an_unconfigured_alias_means_no_layer(settings: Any) -> None:
 
     communicator = ApplicationCommunicator(Missing.as_asgi(log=[]), SCOPE)
     assert (await whoami(communicator))["has_layer"] is False
-    communicator.stop()
+    await stop(communicator)
 
 
 @pytest.mark.asyncio
@@ -612,7 +622,7 @@ async def test_sync_handlers_run_outside_the_event_loop_thread(layer_setting: st
     await communicator.send_input({"type": "test.where"})
     answer = await communicator.receive_output()
     assert answer["thread"] != threading.get_ident()
-    communicator.stop()
+    await stop(communicator)
 
 
 @pytest.mark.asyncio
@@ -628,7 +638,7 @@ async def test_sync_consumer_receives_layer_events(memory_layer: InMemoryChannel
     channel_name = (await whoami(communicator))["channel_name"]
     await memory_layer.send(channel_name, {"type": "layer.event", "payload": [1, 2]})
     assert await communicator.receive_output() == {"type": "from layer", "payload": [1, 2]}
-    communicator.stop()
+    await stop(communicator)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -658,4 +668,56 @@ async def test_sync_handler_queries_the_database_and_closes_its_connection(
     # CONN_MAX_AGE is 0: the connection the handler opened was closed after it.
     assert connections_used
     assert all(conn.connection is None for conn in connections_used)
-    assert await sync_to_async(User.objects.filter(username="grace").exists)()
+    # (database_sync_to_async, so this check leaves no connection open either.)
+    assert await database_sync_to_async(User.objects.filter(username="grace").exists)()
+
+
+@pytest.mark.asyncio
+async def test_a_sync_handler_still_running_after_cancellation_sends_nothing(
+    layer_setting: str,
+) -> None:
+    """The thread of a cancelled sync handler cannot be stopped; what it sends later
+    must not start a task or reach the client once the instance has gone."""
+    entered = threading.Event()
+    finished = threading.Event()
+
+    class Slow(SyncConsumer):
+        def test_slow(self, message: dict[str, Any]) -> None:
+            entered.set()
+            time.sleep(0.05)
+            self.send({"type": "too late"})
+            finished.set()
+
+    before = asyncio.all_tasks()
+    communicator = ApplicationCommunicator(Slow.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.slow"})
+    await asyncio.to_thread(entered.wait, 1)
+    communicator.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await communicator.future
+    assert tasks_left(before) == set()
+    await asyncio.to_thread(finished.wait, 1)
+    await asyncio.sleep(0.01)
+    assert tasks_left(before) == set()
+    assert communicator.output_queue.empty()
+
+
+@pytest.mark.asyncio
+async def test_a_handler_awaiting_its_failing_start_task_does_not_hang(
+    layer_setting: str,
+) -> None:
+    log: list[str] = []
+
+    class Awaiting(AsyncConsumer):
+        async def fail(self) -> None:
+            await asyncio.sleep(0)
+            raise Boom("child failed")
+
+        async def test_work(self, message: dict[str, Any]) -> None:
+            await self.start_task(self.fail())
+            log.append("after the task")
+
+    communicator = ApplicationCommunicator(Awaiting.as_asgi(), SCOPE)
+    await communicator.send_input({"type": "test.work"})
+    with pytest.raises(Boom, match="child failed"):
+        await communicator.wait(timeout=1)

@@ -29,7 +29,16 @@ __all__ = ["ThreadOutbox"]
 class ThreadOutbox:
     """Events queued from any thread and sent, in order, by the event loop."""
 
-    __slots__ = ("_error", "_flusher", "_lock", "_loop", "_pending", "_scheduled", "_send")
+    __slots__ = (
+        "_closed",
+        "_error",
+        "_flusher",
+        "_lock",
+        "_loop",
+        "_pending",
+        "_scheduled",
+        "_send",
+    )
 
     def __init__(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         self._send = send
@@ -41,12 +50,15 @@ class ThreadOutbox:
         self._scheduled = False
         self._flusher: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._closed = False
 
     def __call__(self, message: Message) -> None:
         """Queue *message* for sending; callable from any thread."""
         with self._lock:
-            if self._error is not None:
-                # A send already failed: the handler would have stopped there.
+            if self._error is not None or self._closed:
+                # A send already failed (the handler would have stopped there),
+                # or the instance is gone and a handler thread it could not
+                # stop is still running: nothing more reaches the client.
                 return
             self._pending.append(message)
             if self._scheduled:
@@ -99,6 +111,7 @@ class ThreadOutbox:
         """Drop what is queued and stop flushing (the instance is going away)."""
         with self._lock:
             self._pending = []
+            self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()
 

@@ -11,7 +11,7 @@ The lifecycle of an instance, with a channel layer configured::
                                                         ▼
       ┌──────────── receive() from the client ◄──── main loop ────┐
       │                                                          │
-      └─► dispatch (one handler at a time, under the dispatch lock) ◄── layer reader
+      └─► dispatch (one handler at a time: whoever has the turn) ◄── layer reader
                                                         │
       StopConsumer / error / cancellation ─► stop the reader ─► return
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import DEFAULT_CHANNEL_LAYER
 from ._outbox import ThreadOutbox
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .layers import BaseChannelLayer
 
 __all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
+
+_T = TypeVar("_T")
 
 
 def get_handler_name(message: Message) -> str:
@@ -62,6 +64,52 @@ def get_handler_name(message: Message) -> str:
     return name
 
 
+class _Turn:
+    """Whose turn it is to run a handler: a lock for one consumer instance.
+
+    Handlers of one instance never overlap, whether the event came from the
+    client or the channel layer. The turn passes to waiters in the order they
+    asked. ``asyncio.Lock`` would do the same, but an idle consumer is the
+    common case and this costs two slots instead of a lock and a deque.
+    """
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiters: list[asyncio.Future[None]] | None = None
+
+    def try_acquire(self) -> bool:
+        if self.busy:
+            return False
+        self.busy = True
+        return True
+
+    async def wait(self) -> None:
+        """Wait until the turn is handed over (call only after try_acquire() failed)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed the turn, but cannot use it: pass it on
+            elif waiter in self.waiters:
+                self.waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)  # still busy: the turn is handed over
+                return
+        self.busy = False
+
+
 class AsyncConsumer:
     """Base class of asynchronous consumers: every handler is a coroutine.
 
@@ -74,6 +122,12 @@ class AsyncConsumer:
     _sync: ClassVar[bool] = False
     #: The ``CHANNEL_LAYERS`` alias this consumer uses.
     channel_layer_alias: str = DEFAULT_CHANNEL_LAYER
+
+    # Per-instance state that most instances never change stays on the class.
+    _main_task: asyncio.Task[Any] | None = None
+    _stop_reason: BaseException | None = None
+    _stopping_main = False
+    _tasks: list[asyncio.Task[None]] | None = None
 
     scope: Scope
     channel_layer: BaseChannelLayer | None
@@ -117,61 +171,70 @@ class AsyncConsumer:
         self.base_send = ThreadOutbox(send, asyncio.get_running_loop()) if self._sync else send
         layer = self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._main_task = asyncio.current_task()
-        self._interruption: BaseException | None = None
-        self._helpers: set[asyncio.Task[None]] = set()
-        self._dispatch_lock: asyncio.Lock | None = None
-        if layer is not None:
-            self.channel_name = await layer.new_channel()
-            self.channel_receive = functools.partial(layer.receive, self.channel_name)
-            self._dispatch_lock = lock = asyncio.Lock()
-            self.start_task(self._read_channel_layer(lock))
+        self._turn = _Turn()
         try:
-            await self._main_loop(receive)
+            if layer is not None:
+                self.channel_name = await layer.new_channel()
+                self.channel_receive = functools.partial(layer.receive, self.channel_name)
+                self.start_task(self._read_channel_layer())
+            in_turn = self._in_turn
+            dispatch = self.dispatch
+            while True:
+                await in_turn(dispatch, await receive())
         except StopConsumer:
             pass
         except asyncio.CancelledError:
-            interruption = self._take_interruption()
-            if interruption is None:
+            reason = self._take_stop_reason()
+            if reason is None:
                 raise
-            if not isinstance(interruption, StopConsumer):
-                raise interruption from None
+            if not isinstance(reason, StopConsumer):
+                raise reason from None
         finally:
             await self._stop_tasks()
 
-    async def _main_loop(self, receive: Receive) -> None:
-        dispatch = self.dispatch
-        lock = self._dispatch_lock
-        if lock is None:
-            while True:
-                await dispatch(await receive())
-        else:
-            while True:
-                message = await receive()
-                async with lock:
-                    await dispatch(message)
-
-    async def _read_channel_layer(self, lock: asyncio.Lock) -> None:
+    async def _read_channel_layer(self) -> None:
         """Dispatch events from the layer until the instance stops."""
         receive = self.channel_receive
+        in_turn = self._in_turn
+        dispatch = self.dispatch
         while True:
-            message = await receive()
-            async with lock:
-                await self.dispatch(message)
+            await in_turn(dispatch, await receive())
+
+    async def _in_turn(self, handler: Callable[[_T], Awaitable[None]], argument: _T) -> None:
+        """Run ``handler(argument)`` when no other handler of this instance runs.
+
+        Afterwards, carry out a stop that was asked for while it ran.
+        """
+        turn = self._turn
+        if not turn.try_acquire():
+            await turn.wait()
+        try:
+            await handler(argument)
+        finally:
+            turn.release()
+        if self._stop_reason is not None:
+            if asyncio.current_task() is self._main_task:
+                reason, self._stop_reason = self._stop_reason, None
+                raise reason
+            self._cancel_main_task()
 
     def start_task(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run *coroutine* as a task that this instance owns.
 
         The task is cancelled and awaited when the instance stops. If it
         raises (``StopConsumer`` included), the instance stops with that
-        exception, as if a handler had raised it.
+        exception once no handler is running, as if a handler had raised it.
         """
         task = asyncio.ensure_future(self._guard(coroutine))
-        self._helpers.add(task)
+        if self._tasks is None:
+            self._tasks = []
+        self._tasks.append(task)
         task.add_done_callback(functools.partial(self._task_done, coroutine))
         return task
 
     def _task_done(self, coroutine: Coroutine[Any, Any, None], task: asyncio.Task[None]) -> None:
-        self._helpers.discard(task)
+        if self._tasks is not None and task in self._tasks:
+            self._tasks.remove(task)
         # A task cancelled before its first step never ran _guard, which leaves
         # *coroutine* un-awaited (a RuntimeWarning when it is collected). Closing
         # it is a no-op once it has run.
@@ -183,45 +246,48 @@ class AsyncConsumer:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - handed to the main task
-            await self._interrupt(exc)
+            self._request_stop(exc)
 
-    async def _interrupt(self, reason: BaseException) -> None:
-        """Stop the main loop with *reason* (``StopConsumer`` for a clean stop).
+    def _request_stop(self, reason: BaseException) -> None:
+        """Stop the instance with *reason*: now, or when the running handler returns.
 
-        Waits until no handler is running, so a handler is never cut off
-        half-way by an event from somewhere else.
+        A handler is never cut off half-way; whoever holds the turn carries
+        the stop out when it lets go (see :meth:`_in_turn`).
         """
         main = self._main_task
-        if main is None or main.done() or self._interruption is not None:
+        if main is None or main.done() or self._stop_reason is not None:
             return
-        lock = self._dispatch_lock
-        if lock is not None:
-            async with lock:
-                self._interruption = reason
-                main.cancel()
-        else:
-            self._interruption = reason
-            main.cancel()
+        self._stop_reason = reason
+        if not self._turn.busy:
+            self._cancel_main_task()
 
-    def _take_interruption(self) -> BaseException | None:
-        interruption, self._interruption = self._interruption, None
-        if interruption is not None:
-            task = self._main_task
-            uncancel = getattr(task, "uncancel", None)
-            if uncancel is not None:  # Python 3.11+: undo our own cancel() only
-                if uncancel() > 0:
-                    return None  # cancelled from outside too: that wins
-        return interruption
+    def _cancel_main_task(self) -> None:
+        if self._main_task is not None and not self._stopping_main:
+            self._stopping_main = True
+            self._main_task.cancel()
+
+    def _take_stop_reason(self) -> BaseException | None:
+        """After a CancelledError in the main task: the stop we asked for, if it was ours."""
+        if not self._stopping_main:
+            return None  # cancelled from outside (the server): let it propagate
+        reason, self._stop_reason = self._stop_reason, None
+        uncancel = getattr(self._main_task, "uncancel", None)
+        # Python 3.11+: undo our own cancel(); if another remains, it wins.
+        if uncancel is not None and uncancel() > 0:
+            return None
+        return reason
 
     async def _stop_tasks(self) -> None:
+        # From here on a failing task no longer stops (cancels) the main task,
+        # which is busy stopping them.
+        self._main_task = None
         if isinstance(self.base_send, ThreadOutbox):
             self.base_send.cancel()
-        helpers = list(self._helpers)
-        for task in helpers:
-            task.cancel()
-        if helpers:
-            await asyncio.gather(*helpers, return_exceptions=True)
-        self._main_task = None
+        tasks = self._tasks
+        if tasks:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def dispatch(self, message: Message) -> None:
         """Call the handler for *message*'s type; ``ValueError`` if there is none."""

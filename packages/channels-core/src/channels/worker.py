@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Iterable
@@ -26,13 +27,20 @@ logger = logging.getLogger(__name__)
 
 
 class _Instance:
-    """One application instance and the queue that feeds it."""
+    """One application instance, the queue that feeds it and how much it took."""
 
-    __slots__ = ("queue", "task")
+    __slots__ = ("queue", "taken", "task")
 
-    def __init__(self, task: asyncio.Task[None], queue: asyncio.Queue[Message]) -> None:
-        self.task = task
+    task: asyncio.Task[None]
+
+    def __init__(self, queue: asyncio.Queue[Message]) -> None:
         self.queue = queue
+        self.taken = 0
+
+    async def receive(self) -> Message:
+        message = await self.queue.get()
+        self.taken += 1
+        return message
 
 
 class Worker:
@@ -70,6 +78,9 @@ class Worker:
         self.max_applications = max_applications
         self._instances: dict[str, _Instance] = {}
         self._stopping: asyncio.Event | None = None
+        # stop() may come before handle() has made its event (a signal at start-up).
+        self._stop_requested = False
+        self._running = False
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then stop the instances and return."""
@@ -84,12 +95,16 @@ class Worker:
 
     def stop(self) -> None:
         """Ask a running worker to stop (safe to call from a signal handler)."""
+        self._stop_requested = True
         if self._stopping is not None:
             self._stopping.set()
 
     async def handle(self) -> None:
         """Listen on every channel until :meth:`stop` is called or a listener fails."""
         self._stopping = asyncio.Event()
+        if self._stop_requested:
+            self._stopping.set()
+        self._running = True
         listeners = [asyncio.ensure_future(self.listener(name)) for name in self.channels]
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
@@ -100,6 +115,8 @@ class Worker:
                 if task is not stopping:
                     task.result()  # a listener only ends by raising: re-raise it
         finally:
+            self._running = False
+            self._stop_requested = False
             for task in [*listeners, stopping]:
                 task.cancel()
             await asyncio.gather(*listeners, stopping, return_exceptions=True)
@@ -117,26 +134,47 @@ class Worker:
 
     def _instance_for(self, channel: str) -> _Instance:
         instance = self._instances.get(channel)
-        if instance is None or instance.task.done():
-            queue: asyncio.Queue[Message] = asyncio.Queue()
-            scope = {"type": "channel", "channel": channel}
-            task = asyncio.ensure_future(self.application(scope, queue.get, self._send))
-            instance = self._instances[channel] = _Instance(task, queue)
-            task.add_done_callback(lambda done: self._instance_done(channel, done))
+        if instance is None:
+            return self._start_instance(channel, asyncio.Queue())
+        if instance.task.done():
+            # Stopped, and its done callback has not run yet: take over its queue.
+            return self._start_instance(
+                channel, instance.queue if instance.taken else asyncio.Queue()
+            )
         return instance
 
-    def _instance_done(self, channel: str, task: asyncio.Task[None]) -> None:
-        if self._instances.get(channel) is not None and self._instances[channel].task is task:
-            del self._instances[channel]
-        if task.cancelled():
+    def _start_instance(self, channel: str, queue: asyncio.Queue[Message]) -> _Instance:
+        instance = self._instances[channel] = _Instance(queue)
+        scope = {"type": "channel", "channel": channel}
+        instance.task = asyncio.ensure_future(self.application(scope, instance.receive, self._send))
+        instance.task.add_done_callback(functools.partial(self._instance_done, channel, instance))
+        return instance
+
+    def _instance_done(self, channel: str, instance: _Instance, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                logger.error(
+                    "Application %s raised while handling channel %r",
+                    name_that_thing(self.application),
+                    channel,
+                    exc_info=error,
+                )
+        if self._instances.get(channel) is not instance:
+            return  # already replaced
+        if self._running and instance.taken and not instance.queue.empty():
+            # Events that were queued behind the one that ended the instance go
+            # to a new instance instead of being lost with the old one. (Only
+            # when it took an event: an app that fails before reading would
+            # otherwise be restarted in a loop.)
+            self._start_instance(channel, instance.queue)
             return
-        error = task.exception()
-        if error is not None:
+        del self._instances[channel]
+        if not task.cancelled() and not instance.queue.empty():
             logger.error(
-                "Application %s raised while handling channel %r",
-                name_that_thing(self.application),
+                "Dropped %d events on %r: the application stopped without reading them",
+                instance.queue.qsize(),
                 channel,
-                exc_info=error,
             )
 
     async def _send(self, message: Any) -> None:

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+# Characters a client sends as they are (RFC 3986 section 3.3 "pchar" and
+# section 3.4): everything else, non-ASCII text included, is percent-encoded
+# as UTF-8, and escapes already in the string are kept.
+_PATH_SAFE = "/%!$&'()*+,;=:@"
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 def path_parts(path: object) -> tuple[str, bytes, bytes]:
-    """Split *path* into (decoded path, raw path, query string)."""
+    """Split *path* into (decoded path, raw path, query string), as a server would.
+
+    The raw path and the query string are what a client puts on the wire
+    (percent-encoded, ASGI "raw_path" and "query_string"); the path is the
+    raw path with its escapes decoded as UTF-8 (ASGI "path").
+    """
     if not isinstance(path, str):
         raise TypeError(f"path must be a str such as '/chat/?x=1', not {type(path).__name__}")
     parts = urlsplit(path)
-    raw = parts.path or "/"
-    return unquote(raw), raw.encode("ascii", "backslashreplace"), parts.query.encode("utf-8")
+    raw = quote(parts.path or "/", safe=_PATH_SAFE)
+    query = quote(parts.query, safe=_QUERY_SAFE)
+    return unquote(raw), raw.encode("ascii"), query.encode("ascii")
 
 
 def header_list(headers: object) -> list[tuple[bytes, bytes]]:

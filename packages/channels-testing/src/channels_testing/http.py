@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.testing import ApplicationCommunicator
-
+from ._communicator import FailFastCommunicator
 from ._scope import base_scope
 
 __all__ = ["HttpCommunicator"]
 
 
-class HttpCommunicator(ApplicationCommunicator):
+class HttpCommunicator(FailFastCommunicator):
     """Drives one HTTP request through an ASGI application.
 
     :param application: the ASGI application (a consumer's ``as_asgi()``, a router).
@@ -29,15 +28,17 @@ class HttpCommunicator(ApplicationCommunicator):
         body: bytes = b"",
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
+        # The base class first, so that an object whose checks below fail is
+        # still whole when it is collected (asgiref's __del__ needs its state).
+        super().__init__(application, {})
         if not isinstance(method, str) or not method:
             raise TypeError(f"method must be a non-empty str such as 'GET', not {method!r}")
         if not isinstance(body, (bytes, bytearray)):
             raise TypeError(f"body must be bytes, not {type(body).__name__}")
-        scope = base_scope("http", path, headers)
-        scope.update(method=method.upper(), scheme="http")
+        self.scope = base_scope("http", path, headers)
+        self.scope.update(method=method.upper(), scheme="http")
         self.body = bytes(body)
         self.sent_request = False
-        super().__init__(application, scope)
 
     async def send_request(self) -> None:
         """Send the request body (once); ``get_response()`` calls this for you."""

@@ -6,14 +6,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.testing import ApplicationCommunicator
-
+from ._communicator import FailFastCommunicator
 from ._scope import base_scope
 
 __all__ = ["WebsocketCommunicator"]
 
 
-class WebsocketCommunicator(ApplicationCommunicator):
+class WebsocketCommunicator(FailFastCommunicator):
     """Drives one WebSocket connection through an ASGI application.
 
     :param application: the ASGI application.
@@ -31,6 +30,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
         subprotocols: Iterable[str] | None = None,
         spec_version: str | None = None,
     ) -> None:
+        # The base class first, so that an object whose checks below fail is
+        # still whole when it is collected (asgiref's __del__ needs its state).
+        super().__init__(application, {})
         scope = base_scope("websocket", path, headers)
         offered = [] if subprotocols is None else subprotocols
         if isinstance(offered, (str, bytes)) or not all(isinstance(p, str) for p in offered):
@@ -42,7 +44,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
             scope["asgi"]["spec_version"] = spec_version
             scope["spec_version"] = spec_version
         self.response_headers: list[tuple[bytes, bytes]] | None = None
-        super().__init__(application, scope)
+        self.scope = scope
 
     async def connect(self, timeout: float = 1) -> tuple[bool, Any]:
         """Open the socket. Returns ``(True, subprotocol)`` or ``(False, close_code)``."""

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..consumer import AsyncConsumer
 from ..exceptions import StopConsumer
 
 if TYPE_CHECKING:
-    from ..asgi_types import Message, Receive, Scope, Send
+    from ..asgi_types import Headers, Message, Receive, Scope, Send
 
 __all__ = ["AsyncHttpConsumer"]
-
-HeaderList = Iterable[tuple[bytes, bytes]]
 
 
 class AsyncHttpConsumer(AsyncConsumer):
@@ -28,23 +26,41 @@ class AsyncHttpConsumer(AsyncConsumer):
     * a streaming response (server-sent events) that loops forever is
       cancelled as soon as the client disconnects.
 
+    Like a handler, :meth:`handle` never overlaps another handler: a
+    channel-layer event that arrives while it runs is dispatched once it has
+    returned. Events still waiting when the client disconnects are dropped.
+
     The instance stops once the response is complete (a body sent with
     ``more_body=False``), when the client disconnects, or when :meth:`handle`
     returns without having started a response. :meth:`disconnect` runs last
     in every case.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: The request body's chunks received so far.
-        self.body: list[bytes] = []
+    #: The request body's chunks received so far.
+    body: list[bytes]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Set up here rather than in __init__, so that as_asgi() can check its
+        # keyword arguments against the class (it does so when __init__ is the
+        # base class's).
+        self.body = []
         self._response_started = False
         self._response_finished = False
         self._handle_task: asyncio.Task[None] | None = None
+        self._client_gone = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_watching_for_disconnect() -> Message:
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                self._client_gone = True
+                # A streaming handle() never returns by itself and holds the
+                # dispatch lock: stop it now so http_disconnect can run.
+                if self._handle_task is not None:
+                    self._handle_task.cancel()
+            return message
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive_watching_for_disconnect, send)
         finally:
             await self.disconnect()
 
@@ -54,7 +70,7 @@ class AsyncHttpConsumer(AsyncConsumer):
         self,
         *,
         status: int = 200,
-        headers: HeaderList | Mapping[bytes, bytes] | None = None,
+        headers: Headers | Mapping[bytes, bytes] | None = None,
     ) -> None:
         """Start the response. *headers* is a list of (name, value) byte pairs or a dict."""
         if headers is None:
@@ -76,7 +92,7 @@ class AsyncHttpConsumer(AsyncConsumer):
         status: int,
         body: bytes,
         *,
-        headers: HeaderList | Mapping[bytes, bytes] | None = None,
+        headers: Headers | Mapping[bytes, bytes] | None = None,
     ) -> None:
         """Send a whole response: status, headers and body in one call."""
         await self.send_headers(status=status, headers=headers)
@@ -111,13 +127,18 @@ class AsyncHttpConsumer(AsyncConsumer):
         raise StopConsumer()
 
     async def dispatch(self, message: Message) -> None:
+        if self._client_gone and message.get("type") != "http.disconnect":
+            return  # nobody left to answer; the instance is stopping
         await super().dispatch(message)
         # An event handler (a long-poll's channel-layer event) finished the response.
         if self._response_finished:
             raise StopConsumer()
 
     async def _handle(self, body: bytes) -> None:
-        await self.handle(body)
+        # handle() runs alone, like a handler: a channel-layer event that
+        # arrives meanwhile (a long-poll's answer) waits until it returns, so
+        # it never finds the response not yet started.
+        await self._in_turn(self.handle, body)
         if self._response_finished or not self._response_started:
             raise StopConsumer()
         # Otherwise the response stays open for events to finish it.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 
@@ -17,15 +17,15 @@ from ..consumer import AsyncConsumer, SyncConsumer
 from ..exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError, StopConsumer
 from ..layers import BaseChannelLayer
 
+if TYPE_CHECKING:
+    from ..asgi_types import Headers
+
 __all__ = [
     "AsyncJsonWebsocketConsumer",
     "AsyncWebsocketConsumer",
     "JsonWebsocketConsumer",
     "WebsocketConsumer",
 ]
-
-Headers = Iterable[tuple[bytes, bytes]]
-
 
 # -- the ASGI events both flavours send -------------------------------------------
 

@@ -4,6 +4,12 @@ For tests and local development: it cannot carry messages between processes.
 It implements the whole Channel Layer Specification with the ``groups`` and
 ``flush`` extensions, so code tested against it behaves the same on a
 network layer.
+
+One layer may be used from several event loops at once (a consumer waiting
+in the server's loop while a thread sends through ``async_to_sync``, which
+runs the send in a loop of its own): its state is guarded by a lock that is
+only held between awaits, and a receiver waiting in another loop is woken
+through that loop.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import threading
 import time
 import uuid
 from collections import deque
@@ -19,13 +26,13 @@ from typing import Any
 
 from ..exceptions import ChannelFull
 from . import names
-from .base import BaseChannelLayer, CapacityPattern
+from .base import BaseChannelLayer, CapacityPattern, require_positive_seconds
 
-__all__ = ["InMemoryChannelLayer"]
+__all__ = ["InMemoryChannelLayer", "copy_message"]
 
 logger = logging.getLogger(__name__)
 
-_IMMUTABLE = (str, bytes, int, float, bool, type(None))
+_IMMUTABLE = frozenset((str, bytes, int, float, bool, type(None)))
 
 
 def copy_message(value: Any) -> Any:
@@ -47,37 +54,76 @@ def copy_message(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+#: Where a channel's messages would be: most channels only ever have a
+#: receiver waiting, and a deque costs some 700 bytes, so one is made on the
+#: first message. (maxlen=0: nothing can be left in it by mistake.)
+_NO_MESSAGES: deque[tuple[float, dict[str, Any]]] = deque(maxlen=0)
+
+
 def _set_done(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
 
+class _Backlog:
+    """The count of messages waiting on the channels behind one ``reader!``.
+
+    The specification ("Capacity") counts a process-specific channel's
+    messages on its non-local part, so every ``reader!local`` channel shares
+    the backlog of ``reader!``. Other channels count their own queue.
+    """
+
+    __slots__ = ("channels", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        #: How many open channels share this backlog.
+        self.channels = 0
+
+
 class _Channel:
     """One channel's queue: (deadline, message) pairs and the receivers waiting."""
 
-    __slots__ = ("messages", "waiters")
+    __slots__ = ("backlog", "capacity", "messages", "shared_key", "waiters")
 
-    def __init__(self) -> None:
-        self.messages: deque[tuple[float, dict[str, Any]]] = deque()
-        self.waiters: deque[asyncio.Future[None]] = deque()
+    def __init__(self, capacity: int, shared_key: str | None, backlog: _Backlog | None) -> None:
+        self.messages = _NO_MESSAGES
+        # Usually one receiver or none: a list is smaller than a deque.
+        self.waiters: list[asyncio.Future[None]] = []
+        self.capacity = capacity
+        #: The non-local part of a process-specific channel, and its backlog.
+        self.shared_key = shared_key
+        self.backlog = backlog
 
     def wake_one(self) -> None:
-        """Wake the first receiver still waiting, on whichever loop it runs."""
-        for waiter in self.waiters:
+        """Wake the first receiver still waiting, on whichever loop it runs.
+
+        The woken receiver leaves the line; it takes a message when it runs,
+        or waits again if another receiver was quicker.
+        """
+        waiters = self.waiters
+        running = asyncio.get_running_loop()
+        while waiters:
+            waiter = waiters.pop(0)
             if waiter.done():
                 continue
             loop = waiter.get_loop()
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
             if loop is running:
                 waiter.set_result(None)
-            else:
-                # A sender on another loop (async_to_sync from a thread): the
-                # future may only be completed from its own loop's thread.
+                return
+            # A sender on another loop (async_to_sync from a thread): the
+            # future may only be completed from its own loop's thread.
+            try:
                 loop.call_soon_threadsafe(_set_done, waiter)
+            except RuntimeError:
+                # That loop is closed: its receiver is gone, try the next.
+                continue
             return
+
+    def drop_abandoned_waiters(self) -> None:
+        """Forget receivers whose event loop was closed under them."""
+        if any(waiter.get_loop().is_closed() for waiter in self.waiters):
+            self.waiters = [w for w in self.waiters if not w.get_loop().is_closed()]
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -89,9 +135,16 @@ class InMemoryChannelLayer(BaseChannelLayer):
         ``group_add``.
     :param capacity: messages one channel may hold; ``send()`` beyond it
         raises :class:`~channels.exceptions.ChannelFull`, ``group_send()``
-        silently skips that member.
+        silently skips that member. The local channels behind one
+        process-specific prefix (``reader!a``, ``reader!b``) share one
+        capacity, as the specification asks.
     :param channel_capacity: per-channel capacities (see
-        :class:`~channels.layers.BaseChannelLayer`).
+        :class:`~channels.layers.BaseChannelLayer`), matched against the
+        full channel name.
+
+    :attr:`channels` and :attr:`groups` may be inspected by tests: a channel
+    appears there while it holds messages or receivers, a group while it has
+    members.
     """
 
     extensions = ["groups", "flush"]
@@ -105,22 +158,22 @@ class InMemoryChannelLayer(BaseChannelLayer):
         **unused: Any,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
-        if group_expiry <= 0:
-            raise ValueError(
-                f"group_expiry must be a positive number of seconds, not {group_expiry!r}"
-            )
+        self.group_expiry = require_positive_seconds("group_expiry", group_expiry)
         if unused:
             # Settings written for another backend ("hosts", ...) are harmless
             # here; say so once rather than fail a development setup.
             logger.warning("InMemoryChannelLayer ignores the options %s", ", ".join(sorted(unused)))
-        self.group_expiry = group_expiry
         self.channels: dict[str, _Channel] = {}
         #: group name -> {channel name: time of the last group_add}
         self.groups: dict[str, dict[str, float]] = {}
         # The reverse index, so an expired channel leaves its groups quickly.
         self._memberships: dict[str, set[str]] = {}
+        # Shared backlogs of process-specific channels, by non-local part.
+        self._backlogs: dict[str, _Backlog] = {}
+        # Held only between awaits, never across one: see the module docstring.
+        self._lock = threading.Lock()
         self._next_sweep = 0.0
-        self._sweep_interval = min(1.0, expiry / 4)
+        self._sweep_interval = min(1.0, self.expiry / 4)
 
     # -- channels --------------------------------------------------------------
 
@@ -128,10 +181,23 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Put *message* on *channel*; raise ``ChannelFull`` at capacity."""
         if not isinstance(message, dict):
             raise TypeError(f"message must be a dict, not {type(message).__name__}")
-        names.require_valid_channel_name(channel)
-        now = time.monotonic()
-        self._sweep_if_due(now)
-        self._put(channel, copy_message(message), now)
+        if type(channel) is not str or channel not in self.channels:
+            # A name already in self.channels was checked when it got there.
+            names.require_valid_channel_name(channel)
+        message = copy_message(message)
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._sweep(now)
+            if self._put(channel, message, now):
+                return
+        capacity = self.get_capacity(channel)
+        if "!" in channel:
+            raise ChannelFull(
+                f"Channel {channel!r} is full: the channels behind "
+                f"{names.non_local_name(channel)!r} share a capacity of {capacity} messages"
+            )
+        raise ChannelFull(f"Channel {channel!r} is full: its capacity is {capacity} messages")
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait for and return the next message on *channel*.
@@ -139,124 +205,193 @@ class InMemoryChannelLayer(BaseChannelLayer):
         Cancelling a waiting ``receive()`` never loses a message: a message is
         only taken off the queue by a receiver that goes on to return it.
         """
-        names.require_valid_channel_name(channel)
-        now = time.monotonic()
-        self._sweep_if_due(now)
-        queue = self.channels.get(channel)
-        if queue is None:
-            queue = self.channels[channel] = _Channel()
+        if type(channel) is not str or channel not in self.channels:
+            names.require_valid_channel_name(channel)
+        lock = self._lock
         while True:
-            self._drop_expired(channel, queue, now)
-            if queue.messages:
-                message = queue.messages.popleft()[1]
-                if queue.messages:
-                    queue.wake_one()
-                self._forget_if_idle(channel, queue)
-                return message
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            queue.waiters.append(waiter)
+            with lock:
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._sweep(now)
+                queue = self.channels.get(channel)
+                if queue is None:
+                    queue = self._open(channel)
+                elif queue.messages:
+                    self._drop_expired(channel, queue, now)
+                    if queue.messages:
+                        message = queue.messages.popleft()[1]
+                        if queue.backlog is not None:
+                            queue.backlog.size -= 1
+                        if queue.messages:
+                            if queue.waiters:
+                                queue.wake_one()
+                        elif not queue.waiters:
+                            # Read empty: forget it, so that channels used once
+                            # (a request's reply channel) do not pile up.
+                            self._close(channel, queue)
+                        return message
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                queue.waiters.append(waiter)
             try:
                 await waiter
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and queue.messages:
-                    # We were handed a wake-up we can no longer use: pass it on.
-                    queue.waiters.remove(waiter)
-                    queue.wake_one()
+                with lock:
+                    try:
+                        queue.waiters.remove(waiter)
+                    except ValueError:
+                        pass  # already woken, so out of the line
+                    if queue.messages:
+                        # We may have been woken for a message we will now
+                        # not take: hand the wake-up to the next receiver.
+                        queue.wake_one()
+                    elif not queue.waiters and self.channels.get(channel) is queue:
+                        self._close(channel, queue)
                 raise
-            finally:
-                if waiter in queue.waiters:
-                    queue.waiters.remove(waiter)
-                self._forget_if_idle(channel, queue)
-            if self.channels.get(channel) is not queue:
-                # flush() or close() replaced the channel while we waited.
-                queue = self.channels.setdefault(channel, queue)
-            now = time.monotonic()
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        """A new process-specific channel name, unique in this layer."""
-        name = f"{prefix}inmemory!{uuid.uuid4().hex[:16]}"
+        """A new process-specific channel name, unique in this layer.
+
+        Each name has a non-local part of its own, so each gets the full
+        capacity: in one process every receiver is its own reader.
+        """
+        token = uuid.uuid4().hex
+        name = f"{prefix}inmemory.{token[:16]}!{token[16:]}"
         names.require_valid_channel_name(name)
         return name
 
     # -- groups ----------------------------------------------------------------
 
     async def group_add(self, group: str, channel: str) -> None:
+        """Add *channel* to *group*, or renew its membership."""
         names.require_valid_group_name(group)
         names.require_valid_channel_name(channel)
-        self.groups.setdefault(group, {})[channel] = time.monotonic()
-        self._memberships.setdefault(channel, set()).add(group)
+        with self._lock:
+            self.groups.setdefault(group, {})[channel] = time.monotonic()
+            self._memberships.setdefault(channel, set()).add(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
+        """Remove *channel* from *group*; nothing happens if it is not in it."""
         names.require_valid_group_name(group)
         names.require_valid_channel_name(channel)
-        self._leave(group, channel)
+        with self._lock:
+            self._leave(group, channel)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Send *message* to every member of *group*; full members are skipped."""
         if not isinstance(message, dict):
             raise TypeError(f"message must be a dict, not {type(message).__name__}")
-        names.require_valid_group_name(group)
-        now = time.monotonic()
-        self._sweep_if_due(now)
-        members = self.groups.get(group)
-        if not members:
-            return
-        oldest = now - self.group_expiry
-        for channel, added in list(members.items()):
-            if added < oldest:
-                self._leave(group, channel)
-                continue
-            try:
-                self._put(channel, copy_message(message), now)
-            except ChannelFull:
-                # At-most-once: a group send drops a message for a full member.
-                pass
+        if type(group) is not str or group not in self.groups:
+            # A name already in self.groups was checked by group_add().
+            names.require_valid_group_name(group)
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._sweep(now)
+            members = self.groups.get(group)
+            if not members:
+                return
+            oldest = now - self.group_expiry
+            # A copy of the members: a member may leave while we send.
+            for channel, added in list(members.items()):
+                if added < oldest:
+                    self._leave(group, channel)
+                else:
+                    # A full member misses this message: group sends never
+                    # raise ChannelFull (specification, "Capacity").
+                    self._put(channel, copy_message(message), now)
 
     # -- flush extension -------------------------------------------------------
 
     async def flush(self) -> None:
         """Drop every message and group. Receivers already waiting keep waiting."""
-        kept = {}
-        for name, queue in self.channels.items():
-            queue.messages.clear()
-            if queue.waiters:
-                kept[name] = queue
-        self.channels = kept
-        self.groups = {}
-        self._memberships = {}
+        with self._lock:
+            kept: dict[str, _Channel] = {}
+            for name, queue in self.channels.items():
+                queue.messages = _NO_MESSAGES
+                if queue.backlog is not None:
+                    queue.backlog.size = queue.backlog.channels = 0
+                if queue.waiters:
+                    kept[name] = queue
+            backlogs: dict[str, _Backlog] = {}
+            for queue in kept.values():
+                if queue.shared_key is not None and queue.backlog is not None:
+                    queue.backlog.channels += 1
+                    backlogs[queue.shared_key] = queue.backlog
+            self.channels = kept
+            self._backlogs = backlogs
+            self.groups = {}
+            self._memberships = {}
 
     async def close(self) -> None:
         """The in-memory layer holds no connections; closing empties it."""
         await self.flush()
 
-    # -- internals -------------------------------------------------------------
+    # -- internals (called with the lock held) ---------------------------------
 
-    def _put(self, channel: str, message: dict[str, Any], now: float) -> None:
+    def _open(self, channel: str) -> _Channel:
+        bang = channel.find("!")
+        if bang < 0:
+            queue = _Channel(self.get_capacity(channel), None, None)
+        else:
+            key = channel[: bang + 1]
+            backlog = self._backlogs.get(key)
+            if backlog is None:
+                backlog = self._backlogs[key] = _Backlog()
+            backlog.channels += 1
+            queue = _Channel(self.get_capacity(channel), key, backlog)
+        self.channels[channel] = queue
+        return queue
+
+    def _close(self, channel: str, queue: _Channel) -> None:
+        del self.channels[channel]
+        if queue.backlog is not None:
+            # An unused backlog is dropped by the next sweep, not here: a
+            # channel read empty and written again would otherwise make and
+            # drop one per message.
+            queue.backlog.channels -= 1
+
+    def _put(self, channel: str, message: dict[str, Any], now: float) -> bool:
+        """Queue *message*; False (and nothing queued) when the channel is full."""
         queue = self.channels.get(channel)
         if queue is None:
-            queue = self.channels[channel] = _Channel()
-        else:
+            queue = self._open(channel)
+        elif queue.messages:
             self._drop_expired(channel, queue, now)
-        if len(queue.messages) >= self.get_capacity(channel):
-            raise ChannelFull(f"Channel {channel!r} is at its capacity")
+        backlog = queue.backlog
+        if (len(queue.messages) if backlog is None else backlog.size) >= queue.capacity:
+            # Only a shared backlog can be full for a channel that holds
+            # nothing; expired messages on its siblings are dropped by the
+            # next sweep, at most a sweep interval late.
+            if not queue.messages and not queue.waiters:
+                self._close(channel, queue)
+            return False
+        if queue.messages is _NO_MESSAGES:
+            queue.messages = deque()
         queue.messages.append((now + self.expiry, message))
+        if backlog is not None:
+            backlog.size += 1
         if queue.waiters:
             queue.wake_one()
+        return True
 
     def _drop_expired(self, channel: str, queue: _Channel, now: float) -> None:
         messages = queue.messages
-        if messages and messages[0][0] <= now:
-            # Deadlines on one channel only grow, so expired messages are in front.
-            while messages and messages[0][0] <= now:
-                messages.popleft()
-            # The specification lets a layer drop the group memberships of a
-            # channel that let a message expire (its reader is likely gone).
-            for group in list(self._memberships.get(channel, ())):
+        if not messages or messages[0][0] > now:
+            return
+        # Deadlines on one channel only grow, so expired messages are in front.
+        dropped = 0
+        while messages and messages[0][0] <= now:
+            messages.popleft()
+            dropped += 1
+        if queue.backlog is not None:
+            queue.backlog.size -= dropped
+        # The specification ("Persistence") lets a layer drop the group
+        # memberships of a channel that let a message expire: its reader is
+        # likely gone, and its groups would otherwise keep filling it.
+        groups = self._memberships.get(channel)
+        if groups:
+            for group in list(groups):
                 self._leave(group, channel)
-
-    def _forget_if_idle(self, channel: str, queue: _Channel) -> None:
-        if not queue.messages and not queue.waiters and self.channels.get(channel) is queue:
-            del self.channels[channel]
 
     def _leave(self, group: str, channel: str) -> None:
         members = self.groups.get(group)
@@ -270,18 +405,24 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if not groups:
                 del self._memberships[channel]
 
-    def _sweep_if_due(self, now: float) -> None:
-        """Expire messages and memberships nobody touched, at most once a second.
+    def _sweep(self, now: float) -> None:
+        """Expire messages and memberships nobody touched.
 
-        Per-channel checks on send and receive keep every answer right; the
-        sweep only keeps unread channels and stale groups from piling up.
+        Runs at most once per sweep interval (a second at most). The checks on
+        each send and receive keep every answer right; the sweep keeps unread
+        channels and stale groups from piling up.
         """
-        if now < self._next_sweep:
-            return
         self._next_sweep = now + self._sweep_interval
         for channel, queue in list(self.channels.items()):
             self._drop_expired(channel, queue, now)
-            self._forget_if_idle(channel, queue)
+            if not queue.messages:
+                queue.drop_abandoned_waiters()
+                if not queue.waiters:
+                    self._close(channel, queue)
+        if self._backlogs:
+            self._backlogs = {
+                key: backlog for key, backlog in self._backlogs.items() if backlog.channels > 0
+            }
         oldest = now - self.group_expiry
         for group, members in list(self.groups.items()):
             for channel, added in list(members.items()):

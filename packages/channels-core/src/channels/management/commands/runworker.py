@@ -12,6 +12,8 @@ from channels.layers import get_channel_layer
 from channels.routing import get_default_application
 from channels.worker import Worker
 
+__all__ = ["Command"]
+
 logger = logging.getLogger("channels.worker")
 
 

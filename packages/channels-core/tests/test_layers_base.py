@@ -1,0 +1,221 @@
+"""BaseChannelLayer: configuration, capacities and the name-check methods."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+
+from channels.exceptions import ChannelFull, MessageTooLarge
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer
+
+
+def test_defaults() -> None:
+    layer = BaseChannelLayer()
+    assert layer.expiry == 60
+    assert layer.capacity == 100
+    assert layer.channel_capacity == []
+    assert layer.extensions == []
+    assert layer.get_capacity("any.channel") == 100
+
+
+def test_exceptions_are_attributes_of_every_layer() -> None:
+    # The specification lists them among the attributes of a layer.
+    assert BaseChannelLayer.ChannelFull is ChannelFull
+    assert BaseChannelLayer.MessageTooLarge is MessageTooLarge
+    assert InMemoryChannelLayer().ChannelFull is ChannelFull
+
+
+def test_in_memory_extensions() -> None:
+    assert InMemoryChannelLayer.extensions == ["groups", "flush"]
+
+
+def test_glob_capacities() -> None:
+    layer = BaseChannelLayer(
+        capacity=10, channel_capacity={"http.request": 2, "websocket.send!*": 3, "chat.*": 4}
+    )
+    assert layer.get_capacity("http.request") == 2
+    # A glob matches the whole name, not a prefix of it.
+    assert layer.get_capacity("http.request.more") == 10
+    assert layer.get_capacity("xhttp.request") == 10
+    assert layer.get_capacity("websocket.send!abc") == 3
+    assert layer.get_capacity("websocket.send!") == 3
+    assert layer.get_capacity("chat.room-1") == 4
+    assert layer.get_capacity("chat") == 10
+    assert layer.get_capacity("other") == 10
+
+
+def test_glob_characters_are_not_regular_expressions() -> None:
+    layer = BaseChannelLayer(capacity=10, channel_capacity={"a.b?": 1})
+    assert layer.get_capacity("a.bc") == 1  # "?" is one character
+    assert layer.get_capacity("axbc") == 10  # "." is a period
+    assert layer.get_capacity("a.b") == 10
+
+
+def test_regex_capacities_match_from_the_start() -> None:
+    layer = BaseChannelLayer(capacity=10, channel_capacity={re.compile(r"websocket\.send!.+"): 5})
+    assert layer.get_capacity("websocket.send!abc") == 5
+    assert layer.get_capacity("websocket.send!") == 10
+    assert layer.get_capacity("my.websocket.send!abc") == 10
+
+
+def test_first_matching_pattern_wins() -> None:
+    broad_first = BaseChannelLayer(channel_capacity={"chat.*": 1, "chat.vip.*": 2})
+    assert broad_first.get_capacity("chat.vip.room") == 1
+    narrow_first = BaseChannelLayer(channel_capacity={"chat.vip.*": 2, "chat.*": 1})
+    assert narrow_first.get_capacity("chat.vip.room") == 2
+    assert narrow_first.get_capacity("chat.room") == 1
+    mixed = BaseChannelLayer(channel_capacity={re.compile("chat"): 3, "chat.*": 1})
+    assert mixed.get_capacity("chat.room") == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"capacity": 0}, ValueError, "capacity must be at least 1, not 0"),
+        ({"capacity": -5}, ValueError, "capacity must be at least 1, not -5"),
+        ({"capacity": "10"}, TypeError, "capacity must be an integer, not str: '10'"),
+        ({"capacity": 2.5}, TypeError, "capacity must be an integer, not float: 2.5"),
+        ({"capacity": True}, TypeError, "capacity must be an integer, not bool: True"),
+        ({"capacity": None}, TypeError, "capacity must be an integer, not NoneType: None"),
+        ({"expiry": 0}, ValueError, "expiry must be a positive number of seconds, not 0"),
+        ({"expiry": -1.5}, ValueError, "expiry must be a positive number of seconds, not -1.5"),
+        ({"expiry": math.nan}, ValueError, "expiry must be a positive number of seconds, not nan"),
+        ({"expiry": "60"}, TypeError, "expiry must be a number of seconds, not str: '60'"),
+        ({"expiry": False}, TypeError, "expiry must be a number of seconds, not bool: False"),
+        (
+            {"channel_capacity": {"http.*": 0}},
+            ValueError,
+            "channel_capacity['http.*'] must be at least 1, not 0",
+        ),
+        (
+            {"channel_capacity": {"http.*": "5"}},
+            TypeError,
+            "channel_capacity['http.*'] must be an integer, not str: '5'",
+        ),
+        (
+            {"channel_capacity": {re.compile("x"): None}},
+            TypeError,
+            "channel_capacity[re.compile('x')] must be an integer, not NoneType",
+        ),
+        (
+            {"channel_capacity": {5: 10}},
+            TypeError,
+            "channel_capacity keys must be glob strings or compiled regular expressions, "
+            "not int: 5",
+        ),
+        (
+            {"channel_capacity": [("http.*", 5)]},
+            TypeError,
+            "channel_capacity must be a mapping of patterns to capacities, not list",
+        ),
+    ],
+)
+def test_bad_options_are_refused(options: dict[str, Any], error: type, message: str) -> None:
+    with pytest.raises(error) as caught:
+        BaseChannelLayer(**options)
+    assert message in str(caught.value)
+    # The in-memory layer checks them the same way.
+    with pytest.raises(error):
+        InMemoryChannelLayer(**options)
+
+
+@pytest.mark.parametrize(
+    ("group_expiry", "error"), [(0, ValueError), (-1, ValueError), ("1", TypeError)]
+)
+def test_bad_group_expiry_is_refused(group_expiry: Any, error: type) -> None:
+    with pytest.raises(error, match=f"group_expiry must be .*{group_expiry!r}"):
+        InMemoryChannelLayer(group_expiry=group_expiry)
+
+
+def test_fractional_and_integer_timings_are_accepted() -> None:
+    layer = InMemoryChannelLayer(expiry=0.5, group_expiry=2)
+    assert (layer.expiry, layer.group_expiry) == (0.5, 2)
+
+
+def test_require_valid_names_return_true_or_raise() -> None:
+    layer = BaseChannelLayer()
+    assert layer.require_valid_channel_name("chat.room!abc") is True
+    assert layer.require_valid_group_name("chat-room") is True
+    with pytest.raises(TypeError, match="'bad name'"):
+        layer.require_valid_channel_name("bad name")
+    with pytest.raises(TypeError, match="'bad!group'"):
+        layer.require_valid_group_name("bad!group")
+    assert layer.require_valid_channel_name("reader!", receive=True) is True
+    with pytest.raises(TypeError, match="must end at its '!'"):
+        layer.require_valid_channel_name("reader!local", receive=True)
+
+
+def test_valid_channel_names_takes_a_list() -> None:
+    layer = BaseChannelLayer()
+    assert layer.valid_channel_names(["a", "b!c"]) is True
+    with pytest.raises(TypeError, match="'no space'"):
+        layer.valid_channel_names(["ok", "no space"])
+    with pytest.raises(TypeError, match="must be a list of names, not 'single'"):
+        layer.valid_channel_names("single")  # type: ignore[arg-type]
+
+
+def test_match_type_and_length() -> None:
+    layer = BaseChannelLayer()
+    assert layer.match_type_and_length("x" * 99)
+    assert not layer.match_type_and_length("x" * 100)
+    assert not layer.match_type_and_length(b"bytes")
+
+
+def test_non_local_name() -> None:
+    layer = BaseChannelLayer()
+    assert layer.non_local_name("reader!local") == "reader!"
+    assert layer.non_local_name("reader!") == "reader!"
+    assert layer.non_local_name("plain.name") == "plain.name"
+
+
+def test_deprecated_valid_channel_name_warns_and_still_checks() -> None:
+    layer = BaseChannelLayer()
+    with pytest.warns(DeprecationWarning, match="require_valid_channel_name"):
+        assert layer.valid_channel_name("fine.name") is True
+    with (
+        pytest.warns(DeprecationWarning, match="deprecated"),
+        pytest.raises(TypeError, match="'bad name'"),
+    ):
+        layer.valid_channel_name("bad name")
+
+
+def test_deprecated_valid_group_name_warns_and_still_checks() -> None:
+    layer = BaseChannelLayer()
+    with pytest.warns(DeprecationWarning, match="require_valid_group_name"):
+        assert layer.valid_group_name("fine-group") is True
+    with (
+        pytest.warns(DeprecationWarning, match="deprecated"),
+        pytest.raises(TypeError, match="'bad group'"),
+    ):
+        layer.valid_group_name("bad group")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("call", "extension"),
+    [
+        (lambda layer: layer.send("a", {}), None),
+        (lambda layer: layer.receive("a"), None),
+        (lambda layer: layer.new_channel(), None),
+        (lambda layer: layer.flush(), "flush extension"),
+        (lambda layer: layer.group_add("g", "a"), "groups extension"),
+        (lambda layer: layer.group_discard("g", "a"), "groups extension"),
+        (lambda layer: layer.group_send("g", {}), "groups extension"),
+    ],
+)
+async def test_base_coroutines_say_what_is_missing(call: Any, extension: str | None) -> None:
+    class PartialLayer(BaseChannelLayer):
+        pass
+
+    with pytest.raises(NotImplementedError, match="PartialLayer does not implement") as caught:
+        await call(PartialLayer())
+    if extension:
+        assert extension in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_base_close_does_nothing() -> None:
+    assert await BaseChannelLayer().close() is None
