@@ -8,8 +8,10 @@ matches the checkout, installed or not.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -73,7 +75,7 @@ write_release_pages()
 
 project = "Channels"
 author = "The channels-core developers"
-copyright = "the channels-core developers"  # noqa: A001 - the name Sphinx reads
+copyright = "the channels-core developers"
 release = channels.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -113,3 +115,35 @@ html_theme = "furo"
 html_title = f"Channels {release}"
 html_static_path: list[str] = []
 html_theme_options = {"navigation_with_keys": True}
+
+
+# -- Source links --------------------------------------------------------------
+
+#: The import packages whose source the "[source]" links may show.
+OUR_PACKAGES = frozenset({"channels", "channels_redis", "channels_server", "channels_testing"})
+
+
+def follow_imported_only_into_our_code(app: Any, modname: str, attribute: str) -> str | None:
+    """Where viewcode should look for the source of *modname*.*attribute*.
+
+    Names we re-export from a dependency (``channels_testing`` re-exports
+    asgiref's ``ApplicationCommunicator``) would otherwise put that
+    dependency's source on our site. Answering with the documenting module,
+    which does not define the name, makes viewcode leave the link out.
+    """
+    try:
+        target: Any = importlib.import_module(modname)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError):
+        return None
+    defined_in = getattr(target, "__module__", None)
+    if not isinstance(defined_in, str):
+        return None
+    if defined_in.partition(".")[0] in OUR_PACKAGES:
+        return defined_in
+    return modname
+
+
+def setup(app: Any) -> None:
+    app.connect("viewcode-follow-imported", follow_imported_only_into_our_code)

@@ -307,9 +307,10 @@ class SyncConsumer(AsyncConsumer):
     Handlers run in a worker thread (the one Django's ORM uses from async
     code), with stale database connections closed before and after each
     one, so they may block and may use the ORM directly. ``send()`` queues
-    the event and returns at once; the event loop sends queued events in
-    order, and the next event is only dispatched once they are all sent
-    (see :mod:`channels._outbox`).
+    the event and returns at once, without waiting for the event loop; the
+    loop sends queued events promptly and in order, and the next event is
+    only dispatched once everything the handler sent has been sent (an
+    error from the server's ``send`` is raised from the handler's dispatch).
     """
 
     _sync = True
