@@ -182,9 +182,7 @@ def echo(session: nox.Session) -> None:
     """Serve the echo example at http://127.0.0.1:8000 (CONTROL-C to stop)."""
     session.install(*_local_packages("channels-core"), "uvicorn>=0.30", "websockets>=13")
     session.chdir(ROOT / "examples" / "echo")
-    session.run(
-        "uvicorn", "echo_project.asgi:application", "--host", "127.0.0.1", "--port", "8000"
-    )
+    session.run("uvicorn", "echo_project.asgi:application", "--host", "127.0.0.1", "--port", "8000")
 
 
 @nox.session(python="3.11", default=False)
@@ -192,4 +190,3 @@ def bench_consumer(session: nox.Session) -> None:
     """Consumer throughput and memory, side by side with channels 4.3.2."""
     session.install(*_local_packages("channels-core", "channels-testing"), "Django>=5.2,<5.3")
     session.run("python", str(ROOT / "bench" / "consumer.py"), *session.posargs)
-
