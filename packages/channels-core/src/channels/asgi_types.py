@@ -22,6 +22,7 @@ __all__ = [
     "ASGISendCallable",
     "ASGISendEvent",
     "ASGIVersions",
+    "AnyASGIApplication",
     "ChannelScope",
     "HTTPDisconnectEvent",
     "HTTPRequestEvent",
@@ -270,3 +271,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIReceiveCallable = Receive
 ASGISendCallable = Send
 ASGIApplication = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: What routers and middleware accept as the application they wrap: any ASGI 3
+#: callable, however its author annotated the scope (Django's own handler
+#: takes a ``dict``, which a ``MutableMapping`` parameter would reject).
+AnyASGIApplication = Callable[..., Awaitable[None]]

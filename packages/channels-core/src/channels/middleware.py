@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .asgi_types import ASGIApplication, Receive, Scope, Send
+from .asgi_types import AnyASGIApplication, Receive, Scope, Send
 
 __all__ = ["BaseMiddleware"]
 
@@ -17,7 +17,7 @@ class BaseMiddleware:
     connections safely.
     """
 
-    def __init__(self, inner: ASGIApplication) -> None:
+    def __init__(self, inner: AnyASGIApplication) -> None:
         #: The application this middleware wraps.
         self.inner = inner
 

@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern
 
-from .asgi_types import ASGIApplication, Receive, Scope, Send
+from .asgi_types import AnyASGIApplication, ASGIApplication, Receive, Scope, Send
 
 __all__ = [
     "ChannelNameRouter",
@@ -63,7 +63,7 @@ def get_default_application() -> ASGIApplication:
 class ProtocolTypeRouter:
     """Route by ``scope["type"]`` to the application in *application_mapping*."""
 
-    def __init__(self, application_mapping: Mapping[str, ASGIApplication]) -> None:
+    def __init__(self, application_mapping: Mapping[str, AnyASGIApplication]) -> None:
         self.application_mapping = application_mapping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,7 +190,7 @@ class URLRouter:
 class ChannelNameRouter:
     """Route ``channel`` scopes (from a worker) by ``scope["channel"]``."""
 
-    def __init__(self, application_mapping: Mapping[str, ASGIApplication]) -> None:
+    def __init__(self, application_mapping: Mapping[str, AnyASGIApplication]) -> None:
         self.application_mapping = application_mapping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

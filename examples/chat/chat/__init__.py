@@ -1,0 +1,1 @@
+"""The chat application: rooms, the chat consumer and the message-counting worker."""
