@@ -48,11 +48,13 @@ DJANGO_PYTHONS = {
 PACKAGES = {
     "channels-core": [("3.10", "4.2"), ("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")],
     "channels-testing": [("3.11", "5.2"), ("3.13", "6.1")],
+    "channels-layers-redis": [("3.10", "4.2"), ("3.13", "6.1")],
 }
 # What each package may import, to prove it installs alone.
 IMPORT_NAMES = {
     "channels-core": "channels",
     "channels-testing": "channels_testing",
+    "channels-layers-redis": "channels_redis",
 }
 
 
@@ -93,8 +95,22 @@ def _django(version: str) -> str:
     return f"Django>={major}.{minor},<{major}.{int(minor) + 1}"
 
 
-def _local_packages(*names: str) -> list[str]:
-    return [str(ROOT / "packages" / name) for name in names]
+# The sibling packages each package declares it depends on (installed from
+# their folders, as they are not on PyPI yet).
+SIBLING_DEPENDENCIES = {
+    "channels-core": [],
+    "channels-testing": [],
+    "channels-layers-redis": ["channels-core"],
+}
+# The extras each package's own tests need.
+TEST_EXTRAS = {"channels-layers-redis": "[cryptography]"}
+
+
+def _local_packages(*names: str, extras: bool = False) -> list[str]:
+    return [
+        str(ROOT / "packages" / name) + (TEST_EXTRAS.get(name, "") if extras else "")
+        for name in names
+    ]
 
 
 def _test_params() -> list[object]:
@@ -123,7 +139,7 @@ def tests(session: nox.Session, django: str, package: str) -> None:
     packages = ["channels-core", "channels-testing"]
     if package not in packages:
         packages.append(package)
-    session.install(*_local_packages(*packages), _django(django), *_group("test"))
+    session.install(*_local_packages(*packages, extras=True), _django(django), *_group("test"))
     env = {}
     args = list(session.posargs)
     if "--postgres" in args:
@@ -146,7 +162,7 @@ def tests(session: nox.Session, django: str, package: str) -> None:
 @nox.parametrize("package", list(IMPORT_NAMES))
 def isolated(session: nox.Session, package: str) -> None:
     """Install one package alone and import every module it ships."""
-    session.install(*_local_packages(package))
+    session.install(*_local_packages(package, *SIBLING_DEPENDENCIES[package]))
     session.run("python", str(ROOT / "tools" / "import_alone.py"), IMPORT_NAMES[package])
 
 
@@ -161,7 +177,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11", tags=["ci"])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources."""
-    session.install(*_local_packages(*PACKAGES), *_group("typecheck"))
+    session.install(*_local_packages(*PACKAGES, extras=True), *_group("typecheck"))
     sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
     session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
 

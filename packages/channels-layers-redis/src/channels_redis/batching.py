@@ -1,0 +1,152 @@
+"""Concurrent writes to one shard share one round trip.
+
+Every ``send()`` is one call of the ``SEND`` script, but sends made in the
+same turn of the event loop (fifty consumers answering at once, a server
+relaying a burst) are not sent one by one: :class:`ShardWriter` collects them
+until the loop next runs its callbacks and then calls the script once with
+all of them, so Redis parses one command and the client reads one reply. A
+lone send waits for nothing: its batch leaves on the very next loop turn.
+Each sender still gets its own answer (queued, or the channel was full).
+
+The same calls carry the receiving side's acknowledgements: how many
+messages of each process-specific channel this process's consumers received
+(see :mod:`channels_redis.wire`), so that counting them back costs no round
+trip of its own whenever the process also sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .errors import RedisLayerError
+
+__all__ = ["ShardWriter"]
+
+logger = logging.getLogger("channels_redis")
+
+#: (the message's KEYS, its ARGV, the sender's future); every message of a
+#: script has as many KEYS and ARGV as the others.
+Pending = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[bool]"]
+
+#: Runs one batch: (KEYS, ARGV after now and TTL) -> one 1/0 per message.
+Execute = Callable[[list[str], list[Any]], Awaitable[list[int]]]
+
+
+class ShardWriter:
+    """Coalesces the sends and acknowledgements bound for one shard.
+
+    One batch is on its way at a time: batches reach Redis in the order they
+    were made, so a channel's acknowledgement always lands before a send
+    that relies on the room it made. While a batch is out, the next one
+    grows; under load batches get larger rather than more numerous.
+    Acknowledgements wait briefly (:attr:`ACK_DELAY`) for a send to ride
+    with; a consumer that answers what it received sends both at once.
+    """
+
+    #: A batch carries at most this many messages ...
+    MAX_MESSAGES = 256
+    #: ... and at most about this many bytes of them.
+    MAX_BYTES = 1 << 20
+    #: Seconds acknowledgements wait for a send to share a round trip with.
+    ACK_DELAY = 0.01
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, execute: Execute) -> None:
+        self.loop = loop
+        self.execute = execute
+        self.pending: list[Pending] = []
+        #: (counter key, non-local part) -> messages received
+        self.acks: dict[tuple[str, str], int] = {}
+        self.scheduled = False
+        self.ack_timer: asyncio.TimerHandle | None = None
+        self.in_flight: asyncio.Task[None] | None = None
+
+    def submit(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> asyncio.Future[bool]:
+        """Queue one message (its KEYS and ARGV, the element first among ARGV).
+
+        The future says whether the channel took it.
+        """
+        future: asyncio.Future[bool] = self.loop.create_future()
+        self.pending.append((keys, args, future))
+        if not self.scheduled and self.in_flight is None:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+        return future
+
+    def acknowledge(self, counter_key: str, field: str, count: int) -> None:
+        """Count *count* messages of the channel *field* as received."""
+        key = (counter_key, field)
+        self.acks[key] = self.acks.get(key, 0) + count
+        if self.ack_timer is None and not self.scheduled and self.in_flight is None:
+            self.ack_timer = self.loop.call_later(self.ACK_DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Send what is pending, unless a batch is out (its end sends the rest)."""
+        self.scheduled = False
+        if self.ack_timer is not None:
+            self.ack_timer.cancel()
+            self.ack_timer = None
+        if self.in_flight is not None or not (self.pending or self.acks):
+            return
+        pending = self.pending
+        end, size = 0, 0
+        while end < len(pending) and end < self.MAX_MESSAGES:
+            size += len(pending[end][1][0])
+            end += 1
+            if size >= self.MAX_BYTES:
+                break
+        batch, self.pending = pending[:end], pending[end:]
+        acks, self.acks = self.acks, {}
+        self.in_flight = self.loop.create_task(self._run(batch, acks))
+
+    async def _run(self, batch: list[Pending], acks: dict[tuple[str, str], int]) -> None:
+        try:
+            await self._execute(batch, acks)
+        finally:
+            self.in_flight = None
+            if self.pending or self.acks:
+                self.flush()
+
+    async def _execute(self, batch: list[Pending], acks: dict[tuple[str, str], int]) -> None:
+        keys: list[str] = [counter_key for counter_key, _ in acks]
+        args: list[Any] = [len(acks)]
+        for (_, field), count in acks.items():
+            args.append(field)
+            args.append(count)
+        for message_keys, message_args, _ in batch:
+            keys.extend(message_keys)
+            args.extend(message_args)
+        try:
+            results = await self.execute(keys, args)
+        except BaseException as exc:
+            for *_, future in batch:
+                if not future.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            if not batch and isinstance(exc, RedisLayerError):
+                # Only acknowledgements: the counts stay high until they expire.
+                logger.debug("Could not acknowledge received messages: %s", exc)
+            elif not batch and isinstance(exc, Exception):
+                logger.error("Acknowledging received messages failed", exc_info=exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (*_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(bool(result))
+
+    async def aclose(self) -> None:
+        """Send what is pending and wait until every batch has been answered."""
+        while self.in_flight is not None or self.pending or self.acks:
+            if self.in_flight is None:
+                self.flush()
+            task = self.in_flight
+            if task is not None:
+                try:
+                    await asyncio.shield(task)
+                except Exception:  # noqa: BLE001 - each sender got the error
+                    pass

@@ -1,0 +1,408 @@
+"""Connections to Redis, one set per event loop.
+
+redis-py's asyncio connections belong to the event loop that opened them, and
+a layer is used from several: the server's loop, and a fresh loop for every
+``async_to_sync`` call made from synchronous code. :class:`PerLoop` keeps one
+set of clients (and receive loops) per running loop and closes it when the
+loop shuts down: it parks an asynchronous generator in the loop, which
+``asyncio.run()`` (and so ``async_to_sync``) and pytest-asyncio close through
+``loop.shutdown_asyncgens()`` before closing the loop, letting the set close
+its sockets inside the loop that owns them. ``close_pools()`` on a layer does
+the same on demand.
+
+Whether ``hosts`` is a list of independent servers (shards) or the nodes of
+one Redis Cluster is asked of the first host once per layer
+(``INFO cluster``), unless the host entry says ``"cluster": True/False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import ConnectionPool, SSLConnection
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ConnectionError as RedisConnectionLost
+
+from .errors import InvalidConfiguration, map_redis_errors
+from .hosts import HostSpec, SentinelSpec, ServerSpec
+from .sharding import bucket_hash_tags
+from .wire import KeySpace
+
+__all__ = [
+    "CLUSTER_BUCKETS",
+    "Client",
+    "Execute",
+    "FastConnections",
+    "PerLoop",
+    "Shard",
+    "Topology",
+    "close_client",
+    "detect_topology",
+    "executors",
+    "make_clients",
+    "pack_command",
+]
+
+logger = logging.getLogger("channels_redis")
+
+Client = Redis | RedisCluster
+
+#: Hash-tag buckets a Cluster's keys are spread over. More buckets spread
+#: the data more evenly over more nodes; each group_send runs one small
+#: script per bucket (batched into one round trip per node).
+CLUSTER_BUCKETS = 16
+
+# Options of a Redis server connection that a Cluster client takes otherwise.
+_NOT_FOR_CLUSTER = frozenset({"host", "port", "connection_class", "db", "path"})
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Where a slice of the keys lives: a client, and the keys' names there."""
+
+    index: int
+    #: Which entry of the topology's clients serves this shard.
+    client_index: int
+    keys: KeySpace
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The layout of the layer's data over ``hosts``, the same in every loop."""
+
+    hosts: tuple[HostSpec, ...]
+    cluster: bool
+    shards: tuple[Shard, ...]
+
+    @classmethod
+    def build(cls, hosts: Sequence[HostSpec], prefix: str, cluster: bool) -> Topology:
+        if cluster:
+            tags = bucket_hash_tags(CLUSTER_BUCKETS)
+            shards = tuple(Shard(i, 0, KeySpace(prefix, tag)) for i, tag in enumerate(tags))
+        else:
+            shards = tuple(Shard(i, i, KeySpace(prefix)) for i in range(len(hosts)))
+        return cls(hosts=tuple(hosts), cluster=cluster, shards=shards)
+
+
+async def detect_topology(hosts: Sequence[HostSpec], prefix: str) -> Topology:
+    """Ask the first host whether it is a Cluster node (unless told)."""
+    first = hosts[0]
+    cluster = False
+    if isinstance(first, ServerSpec):
+        cluster = first.cluster if first.cluster is not None else await _is_cluster_node(first)
+    if cluster:
+        for position, spec in enumerate(hosts):
+            if not isinstance(spec, ServerSpec) or spec.cluster is False:
+                raise InvalidConfiguration(
+                    f"hosts[0] is a Redis Cluster node, so every entry of hosts must be a node "
+                    f"of that cluster; hosts[{position}] is {spec.address}"
+                )
+    return Topology.build(hosts, prefix, cluster)
+
+
+async def _is_cluster_node(spec: ServerSpec) -> bool:
+    client = Redis(connection_pool=ConnectionPool(**spec.options))
+    try:
+        with map_redis_errors(f"asking {spec.address} whether it is a Redis Cluster node"):
+            info = await client.execute_command("INFO", "cluster")  # type: ignore[no-untyped-call]
+    finally:
+        await close_client(client)
+    if isinstance(info, dict):
+        return bool(info.get("cluster_enabled"))
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_enabled:1" in text
+
+
+def make_clients(topology: Topology) -> list[Client]:
+    """New clients for *topology*, for use in the running loop only."""
+    if topology.cluster:
+        return [_make_cluster(topology.hosts)]
+    return [_make_client(spec) for spec in topology.hosts]
+
+
+def _make_client(spec: HostSpec) -> Redis:
+    if isinstance(spec, SentinelSpec):
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            spec.sentinels, sentinel_kwargs=dict(spec.sentinel_kwargs), **spec.options
+        )
+        client: Redis = sentinel.master_for(spec.master_name)
+        # The Sentinel clients must be closed along with the master's.
+        client._channels_redis_sentinel = sentinel  # type: ignore[attr-defined]
+        return client
+    return Redis(connection_pool=ConnectionPool(**spec.options))
+
+
+def _make_cluster(hosts: Sequence[HostSpec]) -> RedisCluster:
+    nodes = []
+    options: dict[str, Any] = {}
+    for spec in hosts:
+        if not isinstance(spec, ServerSpec):  # detect_topology checked this
+            raise InvalidConfiguration(f"{spec.address} cannot be a Redis Cluster node")
+        nodes.append(ClusterNode(spec.options.get("host", "localhost"), spec.options["port"]))
+        if not options:
+            options = {k: v for k, v in spec.options.items() if k not in _NOT_FOR_CLUSTER}
+            if spec.options.get("connection_class") is SSLConnection:
+                options = _cluster_tls_options(options)
+    return RedisCluster(startup_nodes=nodes, **options)
+
+
+def _cluster_tls_options(options: dict[str, Any]) -> dict[str, Any]:
+    # RedisCluster spells TLS as ssl=True plus the same ssl_* options.
+    return {**options, "ssl": True}
+
+
+async def close_client(client: Client) -> None:
+    """Close *client* and every connection it holds."""
+    sentinel = getattr(client, "_channels_redis_sentinel", None)
+    try:
+        await client.aclose()
+        if isinstance(client, Redis):
+            # aclose() leaves a pool passed in by the caller open.
+            await client.connection_pool.disconnect()
+    finally:
+        if sentinel is not None:
+            for sentinel_client in sentinel.sentinels:
+                await close_client(sentinel_client)
+
+
+#: Sends one command and returns its reply: ``await execute("GET", "key")``.
+Execute = Callable[..., Awaitable[Any]]
+
+
+def pack_command(args: Sequence[Any]) -> bytes:
+    """One command in RESP, the Redis protocol: an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode("utf-8")
+        elif isinstance(arg, int):
+            data = b"%d" % arg
+        elif isinstance(arg, float):
+            data = repr(arg).encode("ascii")
+        else:
+            raise TypeError(f"cannot send {type(arg).__name__} to Redis: {arg!r}")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class FastConnections:
+    """Connections of a client's kind, driven without redis-py's client layer.
+
+    The hot paths (sends, receive loops, group changes) spend most of their
+    time in redis-py's command machinery: argument encoding, retry and
+    observability wrappers, pool bookkeeping. Here a command is packed in one
+    pass and written to a connection of the client's own class (plain, TLS,
+    Unix socket, Sentinel-managed), and redis-py's parser reads the reply.
+    Connections are reused one command at a time; one that sat idle for
+    :attr:`CHECK_AFTER` seconds is checked first, so a connection that a Redis
+    restart broke is replaced rather than failing a command.
+    """
+
+    #: Seconds of idleness after which a connection is checked before use.
+    CHECK_AFTER = 1.0
+
+    def __init__(self, client: Redis) -> None:
+        self.pool = client.connection_pool
+        #: (connection, when it was last used), the most recent last
+        self.idle: list[tuple[Any, float]] = []
+        self.every: set[Any] = set()
+
+    async def execute(self, *args: Any) -> Any:
+        packed = pack_command(args)
+        connection = await self._take()
+        try:
+            await connection.send_packed_command(packed, check_health=False)
+            response = await connection.read_response()
+        except BaseException:
+            # read_response() disconnected it on any error; it reconnects on reuse.
+            await connection.disconnect()
+            self.idle.append((connection, 0.0))
+            raise
+        self.idle.append((connection, time.monotonic()))
+        return response
+
+    async def _take(self) -> Any:
+        while self.idle:
+            connection, used = self.idle.pop()
+            if not connection.is_connected:
+                await connection.connect()
+                return connection
+            if time.monotonic() - used < self.CHECK_AFTER:
+                # Just answered a command: alive. (Skipping the check also
+                # skips redis-py's zero-timeout read, which can swallow a
+                # cancellation that arrives at the same moment.)
+                return connection
+            # redis-py 8 renamed can_read_destructive() to can_read().
+            can_read = getattr(type(connection), "can_read", None)
+            try:
+                if can_read is not None:
+                    pending = await connection.can_read()
+                else:
+                    pending = await connection.can_read_destructive()
+                if not pending:
+                    return connection
+            except (ConnectionError, OSError, RedisConnectionLost):
+                pass
+            # Data nobody asked for, or a closed socket: start afresh.
+            await connection.disconnect()
+            await connection.connect()
+            return connection
+        connection = self.pool.make_connection()  # type: ignore[no-untyped-call]
+        self.every.add(connection)
+        await connection.connect()
+        return connection
+
+    async def aclose(self) -> None:
+        for connection in self.every:
+            await connection.disconnect()
+        self.every.clear()
+        self.idle.clear()
+
+
+def executors(clients: Sequence[Client]) -> tuple[list[Execute], list[FastConnections]]:
+    """How to send commands to each client: fast for servers, redis-py for a Cluster."""
+    calls: list[Execute] = []
+    fast: list[FastConnections] = []
+    for client in clients:
+        if isinstance(client, Redis):
+            connections = FastConnections(client)
+            fast.append(connections)
+            calls.append(connections.execute)
+        else:
+            calls.append(client.execute_command)
+    return calls, fast
+
+
+T = TypeVar("T")
+
+
+class PerLoop(Generic[T]):
+    """One ``T`` per running event loop, closed when that loop shuts down.
+
+    :param factory: builds the value for a loop (called inside it).
+    :param closer: releases a value (awaited inside its loop).
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[asyncio.AbstractEventLoop], Awaitable[T]],
+        closer: Callable[[T], Awaitable[None]],
+    ) -> None:
+        self._factory = factory
+        self._closer = closer
+        self._values: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry[T]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # async_to_sync runs loops in other threads, which use this dict too.
+        self._lock = threading.Lock()
+        # The last loop served and its entry: the hot paths skip the weak
+        # dictionary while one loop does all the work.
+        self._last: tuple[asyncio.AbstractEventLoop, _Entry[T]] | None = None
+
+    def peek(self) -> T | None:
+        """The running loop's value when it is ready, without waiting (fast path)."""
+        last = self._last
+        if last is not None and last[0] is asyncio.get_running_loop():
+            return last[1].value
+        return None
+
+    def current(self) -> T | None:
+        """The value of the running loop, if it has one already."""
+        entry = self._values.get(asyncio.get_running_loop())
+        return None if entry is None else entry.value
+
+    async def get(self) -> T:
+        """The value of the running loop, made on first use."""
+        loop = asyncio.get_running_loop()
+        entry = self._values.get(loop)
+        if entry is not None:
+            if entry.value is not None:
+                self._last = (loop, entry)
+                return entry.value
+            return await asyncio.shield(entry.ready)
+        entry = _Entry(loop.create_future())
+        with self._lock:
+            self._values[loop] = entry
+        try:
+            value = await self._factory(loop)
+        except BaseException as exc:
+            with self._lock:
+                if self._values.get(loop) is entry:
+                    del self._values[loop]
+            if isinstance(exc, Exception):
+                entry.ready.set_exception(exc)
+                # Marks the error as seen: nobody else may be waiting for it.
+                entry.ready.exception()
+            else:
+                entry.ready.cancel()
+            raise
+        entry.value = value
+        entry.ready.set_result(value)
+        # Park a generator in the loop: its finally runs at shutdown_asyncgens().
+        entry.watcher = self._watch(loop, entry)
+        await entry.watcher.__anext__()
+        self._last = (loop, entry)
+        return value
+
+    async def _watch(
+        self, loop: asyncio.AbstractEventLoop, entry: _Entry[T]
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self._release(loop, entry)
+
+    async def _release(self, loop: asyncio.AbstractEventLoop, entry: _Entry[T]) -> None:
+        with self._lock:
+            if self._values.get(loop) is entry:
+                del self._values[loop]
+            last = self._last
+            if last is not None and last[1] is entry:
+                self._last = None
+        if entry.value is not None and not entry.closed:
+            entry.closed = True
+            await self._closer(entry.value)
+
+    async def close_current(self) -> None:
+        """Close the running loop's value now (a later ``get()`` makes a new one)."""
+        loop = asyncio.get_running_loop()
+        entry = self._values.get(loop)
+        if entry is None:
+            return
+        if entry.value is None:
+            await asyncio.shield(entry.ready)
+        watcher = entry.watcher
+        if watcher is not None:
+            entry.watcher = None
+            await watcher.aclose()
+        else:
+            await self._release(loop, entry)
+
+    def loops(self) -> list[asyncio.AbstractEventLoop]:
+        with self._lock:
+            return list(self._values.keys())
+
+
+class _Entry(Generic[T]):
+    __slots__ = ("closed", "ready", "value", "watcher")
+
+    def __init__(self, ready: asyncio.Future[T]) -> None:
+        self.ready = ready
+        self.value: T | None = None
+        self.watcher: AsyncGenerator[None, None] | None = None
+        self.closed = False
+
+
+def describe(hosts: Sequence[HostSpec]) -> str:
+    return ", ".join(spec.address for spec in hosts)

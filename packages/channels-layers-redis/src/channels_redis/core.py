@@ -1,0 +1,515 @@
+"""The Redis channel layer: ``"channels_redis.core.RedisChannelLayer"``.
+
+Channels are Redis lists and groups sorted sets (the layout is in
+:mod:`channels_redis.wire`); every operation is one round trip:
+
+* ``send()`` runs one Lua script that checks the capacity, appends the message
+  and renews the list's expiry (sends made together share one call);
+* ``receive()`` collects messages that a background reader pops in batches
+  (:mod:`channels_redis.local_buffer`);
+* ``group_add()`` and ``group_discard()`` each run one command on the shard of
+  the channel: group members are stored next to their channel's queue;
+* ``group_send()`` runs one script per shard (per Cluster node, batched),
+  which reads the members and queues the message for each of them.
+
+Scripts are called by digest (``EVALSHA``); ``flush()`` walks the prefix with
+``SCAN``; nothing uses ``KEYS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import redis.exceptions
+
+from channels.exceptions import ChannelFull
+from channels.layers import BaseChannelLayer, CapacityPattern
+from channels.layers.base import require_positive_seconds
+from channels.layers.names import require_valid_channel_name, require_valid_group_name
+
+from .batching import ShardWriter
+from .connections import (
+    Client,
+    Execute,
+    PerLoop,
+    Shard,
+    Topology,
+    close_client,
+    detect_topology,
+    executors,
+    make_clients,
+)
+from .errors import InvalidConfiguration, MessageTooLarge, RedisLayerError, map_redis_errors
+from .hosts import HostSpec, parse_hosts
+from .local_buffer import LocalBuffer, QueueReader
+from .scripts import GROUP_ADD, GROUP_SEND, SEND
+from .serializers import BaseMessageSerializer, registry
+from .sharding import shard_index
+from .wire import expired_score, member_score, non_local_part, pack_element, queue_name
+
+__all__ = ["RedisChannelLayer"]
+
+logger = logging.getLogger("channels_redis")
+
+#: The default limit on a serialized message: twice the 1 MB that the
+#: Channel Layer Specification requires layers to carry (as JSON).
+DEFAULT_MAX_MESSAGE_SIZE = 2 * 1024 * 1024
+
+
+class RedisChannelLayer(BaseChannelLayer):
+    """A channel layer on Redis lists, with groups, sharding and Cluster support.
+
+    :param hosts: the Redis servers: a list of URLs, ``(host, port)``
+        tuples, dicts of connection options, or Sentinel dicts (see
+        :mod:`channels_redis.hosts`). Several servers shard the data by a
+        consistent hash of the channel name; the nodes of a Redis Cluster are
+        detected and used as one cluster. Default ``[("localhost", 6379)]``.
+    :param prefix: the start of every key, so that several layers can share
+        a Redis (``"asgi"``).
+    :param expiry: seconds a message waits unread before it is dropped (60).
+    :param group_expiry: seconds a group membership lasts after its last
+        ``group_add`` (86400).
+    :param capacity: messages a channel may hold before ``send()`` raises
+        :class:`~channels.exceptions.ChannelFull` (100).
+    :param channel_capacity: per-channel capacities, a mapping of glob
+        strings or compiled regular expressions to integers.
+    :param symmetric_encryption_keys: encrypt messages with Fernet; the first
+        key encrypts, every key decrypts (needs ``cryptography``).
+    :param serializer_format: ``"msgpack"`` (default), ``"json"``, or a name
+        registered with :data:`channels_redis.serializers.registry`.
+    :param random_prefix_length: characters of the random, per-process part
+        of names made by :meth:`new_channel` (12).
+    :param max_message_size: the most bytes a serialized message may take
+        (before encryption); larger ones raise
+        :class:`~channels_redis.errors.MessageTooLarge`. ``None``: no limit.
+    """
+
+    extensions: ClassVar[list[str]] = ["groups", "flush"]
+
+    def __init__(
+        self,
+        hosts: Sequence[Any] | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        random_prefix_length: int = 12,
+        serializer_format: str = "msgpack",
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        group_expiry = require_positive_seconds("group_expiry", group_expiry)
+        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+            raise InvalidConfiguration(
+                f"prefix must be a non-empty string without braces (Redis Cluster hash tags), "
+                f"not {prefix!r}"
+            )
+        if isinstance(random_prefix_length, bool) or not isinstance(random_prefix_length, int):
+            raise InvalidConfiguration(
+                f"random_prefix_length must be an integer, not {random_prefix_length!r}"
+            )
+        if not 4 <= random_prefix_length <= 40:
+            raise InvalidConfiguration(
+                f"random_prefix_length must be between 4 and 40, not {random_prefix_length}"
+            )
+        if max_message_size is not None and (
+            isinstance(max_message_size, bool)
+            or not isinstance(max_message_size, int)
+            or max_message_size < 1
+        ):
+            raise InvalidConfiguration(
+                f"max_message_size must be a positive integer or None, not {max_message_size!r}"
+            )
+        self.hosts: list[HostSpec] = parse_hosts(hosts)
+        self.prefix = prefix
+        self.group_expiry = group_expiry
+        self.random_prefix_length = random_prefix_length
+        self.max_message_size = max_message_size
+        self.serializer_format = serializer_format
+        self.serializer: BaseMessageSerializer = registry.get_serializer(
+            serializer_format,
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            random_prefix_length=random_prefix_length,
+            expiry=expiry,
+        )
+        #: The random part of this layer's process-specific channel names.
+        self.client_prefix = os.urandom(20).hex()[:random_prefix_length]
+        self._expiry_ms = int(expiry * 1000)
+        self._topology: Topology | None = None
+        self._loops: PerLoop[_LoopState] = PerLoop(self._open_loop, _LoopState.aclose)
+        self._capacities: dict[str, int] = {}
+        self._loop_count = 0
+
+    # -- the specification's coroutines ------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Queue *message* on *channel*.
+
+        Raises :class:`~channels.exceptions.ChannelFull` if the channel holds
+        ``capacity`` messages, :class:`~channels_redis.errors.MessageTooLarge`
+        above ``max_message_size``, ``TypeError`` for a bad name or a value
+        that cannot be serialized, and
+        :class:`~channels_redis.errors.RedisConnectionError` when Redis is
+        unreachable.
+        """
+        require_valid_channel_name(channel)
+        payload = self._serialize(message)
+        state = await self._state()
+        queue = queue_name(channel)
+        shard = state.shard_for(queue)
+        keys = shard.keys
+        queue_key = keys.channel_key(queue)
+        capacity = self._capacity(channel)
+        deadline = _now_ms() + self._expiry_ms
+        if "!" not in channel:
+            element = pack_element(deadline, None, payload)
+            future = state.writers[shard.index].submit(
+                (queue_key, queue_key), (element, capacity, "")
+            )
+        else:
+            element = pack_element(deadline, channel, payload)
+            future = state.writers[shard.index].submit(
+                (queue_key, keys.count_key(queue)),
+                (element, capacity, non_local_part(channel)),
+            )
+        if not await future:
+            raise ChannelFull(f"Channel {channel!r} is full (capacity {capacity})")
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """The next message on *channel*, waiting as long as it takes.
+
+        Cancelling a waiting ``receive()`` loses nothing: a message already
+        taken from Redis stays for the next ``receive()`` on the channel.
+        """
+        require_valid_channel_name(channel)
+        state = await self._state()
+        queue = queue_name(channel)
+        reader = state.readers.get(queue)
+        if reader is None:
+            shard = state.shard_for(queue)
+            reader = QueueReader(
+                queue,
+                shard.keys.channel_key(queue),
+                state.clients[shard.client_index],
+                state.calls[shard.client_index],
+                state.buffer,
+                self.serializer,
+                persistent="!" in channel,
+                block_seconds=state.block_seconds[shard.client_index],
+            )
+            state.readers[queue] = reader
+        box = state.buffer.mailboxes.get(channel)
+        if box is None or not box.messages:
+            reader.start()
+        return await state.buffer.get(channel)
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new process-specific channel: ``<prefix>.<process>__<n>!<random>``.
+
+        Each name has a non-local part, hence a capacity, of its own; the
+        messages of every channel made here in one event loop share one Redis
+        list, read by one receive loop and handed out locally.
+        """
+        state = await self._state()
+        separator = "" if prefix.endswith(".") or not prefix else "."
+        number = next(state.channel_numbers)
+        return f"{prefix}{separator}{state.client_prefix}__{number}!{os.urandom(6).hex()}"
+
+    # -- groups ----------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add *channel* to *group* (or renew its membership for ``group_expiry``)."""
+        require_valid_group_name(group)
+        require_valid_channel_name(channel)
+        state = await self._state()
+        shard = state.shard_for(queue_name(channel))
+        now = time.time()
+        with map_redis_errors(f"adding {channel!r} to the group {group!r}"):
+            await GROUP_ADD.run(
+                state.calls[shard.client_index],
+                [shard.keys.group_key(group)],
+                [
+                    channel,
+                    member_score(now, self._capacity(channel)),
+                    int(self.group_expiry * 1000),
+                    expired_score(now, self.group_expiry),
+                ],
+            )
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove *channel* from *group*; nothing happens if it is not a member."""
+        require_valid_group_name(group)
+        require_valid_channel_name(channel)
+        state = await self._state()
+        shard = state.shard_for(queue_name(channel))
+        with map_redis_errors(f"removing {channel!r} from the group {group!r}"):
+            await state.calls[shard.client_index]("ZREM", shard.keys.group_key(group), channel)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Queue *message* for every member of *group*; full channels miss it.
+
+        One script per shard (or per Cluster node) reads the members and
+        queues the message; never raises ``ChannelFull``.
+        """
+        require_valid_group_name(group)
+        payload = self._serialize(message)
+        state = await self._state()
+        now = time.time()
+        now_ms = int(now * 1000)
+        common = [
+            now_ms,
+            self._expiry_ms + 1000,
+            expired_score(now, self.group_expiry),
+        ]
+        tail = [now_ms + self._expiry_ms, payload]
+        with map_redis_errors(f"sending to the group {group!r}"):
+            if state.topology.cluster:
+                await self._group_send_cluster(state, group, common, tail)
+            elif len(state.shards) == 1:
+                shard = state.shards[0]
+                await GROUP_SEND.run(
+                    state.calls[0],
+                    [shard.keys.group_key(group)],
+                    [*common, shard.keys.channel_prefix, shard.keys.count_prefix, *tail],
+                )
+            else:
+                await asyncio.gather(
+                    *(
+                        GROUP_SEND.run(
+                            state.calls[shard.client_index],
+                            [shard.keys.group_key(group)],
+                            [*common, shard.keys.channel_prefix, shard.keys.count_prefix, *tail],
+                        )
+                        for shard in state.shards
+                    )
+                )
+
+    async def _group_send_cluster(
+        self, state: _LoopState, group: str, common: list[Any], tail: list[Any]
+    ) -> None:
+        # redis-py's cluster pipeline sends the commands of each node together:
+        # one round trip per node, all nodes at once.
+        cluster = state.clients[0]
+        for attempt in range(2):
+            pipeline = cluster.pipeline(transaction=False)
+            for shard in state.shards:
+                pipeline.execute_command(
+                    "EVALSHA",
+                    GROUP_SEND.sha,
+                    *GROUP_SEND.args(
+                        [shard.keys.group_key(group)],
+                        [*common, shard.keys.channel_prefix, shard.keys.count_prefix, *tail],
+                    ),
+                )
+            try:
+                results = await pipeline.execute(raise_on_error=False)
+            except redis.exceptions.NoScriptError:
+                results = [redis.exceptions.NoScriptError()]
+            errors = [result for result in results if isinstance(result, Exception)]
+            if not errors:
+                return
+            if attempt or not all(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
+                raise errors[0]
+            # A node lost its script cache (restart, failover): load it on
+            # every primary, then send again.
+            await cluster.script_load(GROUP_SEND.source)
+
+    # -- flush extension ---------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Delete every key under the prefix, and every message held locally.
+
+        Walks the keys with ``SCAN`` (never ``KEYS``) on every server or
+        Cluster primary; receivers already waiting keep waiting.
+        """
+        state = await self._state()
+        state.buffer.clear()
+        pattern = _glob_escape(self.prefix) + ":*"
+        with map_redis_errors("flushing the layer"):
+            if state.topology.cluster:
+                await _flush_cluster(state.clients[0], pattern)
+            else:
+                await asyncio.gather(*(_flush_server(client, pattern) for client in state.clients))
+
+    # -- connections -------------------------------------------------------------
+
+    async def close_pools(self) -> None:
+        """Stop this event loop's receive loops and close its connections.
+
+        Messages of ordinary channels that reached this process but no
+        ``receive()`` go back to Redis first. Using the layer afterwards
+        opens new connections.
+        """
+        await self._loops.close_current()
+
+    async def close(self) -> None:
+        """Same as :meth:`close_pools`."""
+        await self.close_pools()
+
+    # -- internals ---------------------------------------------------------------
+
+    def _serialize(self, message: dict[str, Any]) -> bytes:
+        if not isinstance(message, dict):
+            raise TypeError(f"message must be a dict, not {type(message).__name__}")
+        serializer = self.serializer
+        plain = serializer.as_bytes(message)
+        limit = self.max_message_size
+        if limit is not None and len(plain) > limit:
+            raise MessageTooLarge(len(plain), limit)
+        return serializer.encrypt(plain)
+
+    def _capacity(self, channel: str) -> int:
+        capacity = self._capacities.get(channel)
+        if capacity is None:
+            capacity = self.get_capacity(channel)
+            if len(self._capacities) > 10000:
+                self._capacities.clear()
+            self._capacities[channel] = capacity
+        return capacity
+
+    async def _state(self) -> _LoopState:
+        return self._loops.peek() or await self._loops.get()
+
+    async def _open_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
+        topology = self._topology
+        if topology is None:
+            topology = await detect_topology(self.hosts, self.prefix)
+            self._topology = topology
+        self._loop_count += 1
+        # Each loop reads its own process queue: two loops reading one list
+        # would take each other's messages.
+        client_prefix = (
+            self.client_prefix
+            if self._loop_count == 1
+            else os.urandom(20).hex()[: self.random_prefix_length]
+        )
+        return _LoopState(self, loop, topology, client_prefix)
+
+
+class _LoopState:
+    """Everything the layer holds in one event loop."""
+
+    def __init__(
+        self,
+        layer: RedisChannelLayer,
+        loop: asyncio.AbstractEventLoop,
+        topology: Topology,
+        client_prefix: str,
+    ) -> None:
+        self.topology = topology
+        self.shards: tuple[Shard, ...] = topology.shards
+        self.clients: list[Client] = make_clients(topology)
+        self.calls, self.fast = executors(self.clients)
+        self.client_prefix = client_prefix
+        self.channel_numbers = itertools.count(1)
+        self.buffer = LocalBuffer(layer._capacity, self.acknowledge)
+        self.readers: dict[str, QueueReader] = {}
+        #: channel -> (writer, counter key, counted field), for acknowledgements
+        self.ack_targets: dict[str, tuple[ShardWriter, str, str]] = {}
+        self.block_seconds = [_block_seconds(spec) for spec in topology.hosts]
+        if topology.cluster:
+            self.block_seconds = [self.block_seconds[0]]
+        ttl_ms = layer._expiry_ms + 1000
+        self.writers = [
+            ShardWriter(loop, self._sender(self.calls[shard.client_index], ttl_ms))
+            for shard in self.shards
+        ]
+
+    @staticmethod
+    def _sender(call: Execute, ttl_ms: int) -> Any:
+        async def execute(keys: list[str], args: list[Any]) -> list[int]:
+            with map_redis_errors("sending messages" if len(keys) > 1 else "acknowledging"):
+                result: list[int] = await SEND.run(call, keys, [_now_ms(), ttl_ms, *args])
+            return result
+
+        return execute
+
+    def shard_for(self, queue: str) -> Shard:
+        shards = self.shards
+        return shards[shard_index(queue, len(shards))]
+
+    def acknowledge(self, channel: str, count: int) -> None:
+        """*count* messages of the process-specific *channel* left this process."""
+        target = self.ack_targets.get(channel)
+        if target is None:
+            queue = queue_name(channel)
+            shard = self.shard_for(queue)
+            target = (
+                self.writers[shard.index],
+                shard.keys.count_key(queue),
+                non_local_part(channel),
+            )
+            if len(self.ack_targets) >= 10000:
+                self.ack_targets.clear()
+            self.ack_targets[channel] = target
+        target[0].acknowledge(target[1], target[2], count)
+
+    async def aclose(self) -> None:
+        readers = list(self.readers.values())
+        self.readers.clear()
+        await asyncio.gather(*(reader.stop() for reader in readers), return_exceptions=True)
+        self.buffer.release_counted()
+        await asyncio.gather(*(writer.aclose() for writer in self.writers))
+        for reader in readers:
+            try:
+                await reader.return_unclaimed()
+            except RedisLayerError as exc:
+                logger.warning("Messages that reached this process were lost: %s", exc)
+        for fast in self.fast:
+            await fast.aclose()
+        for client in self.clients:
+            await close_client(client)
+
+
+def _block_seconds(spec: HostSpec) -> float:
+    # A blocking pop must return before the socket times out.
+    timeout: float | None = spec.options.get("socket_timeout")
+    if timeout is None or timeout >= 2 * QueueReader.BLOCK_SECONDS:
+        return QueueReader.BLOCK_SECONDS
+    return max(0.1, timeout / 2)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+async def _flush_server(client: Client, pattern: str) -> None:
+    cursor: Any = 0
+    while True:
+        cursor, keys = await client.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+        if keys:
+            await client.execute_command("UNLINK", *keys)
+        if int(cursor) == 0:
+            return
+
+
+async def _flush_cluster(cluster: Any, pattern: str) -> None:
+    for node in cluster.get_primaries():
+        cursor: Any = 0
+        while True:
+            reply = await cluster.execute_command(
+                "SCAN", cursor, "MATCH", pattern, "COUNT", 1000, target_nodes=node
+            )
+            # redis-py answers a command sent to chosen nodes per node.
+            if isinstance(reply, dict):
+                reply = next(iter(reply.values()))
+            cursor, keys = reply
+            if isinstance(cursor, dict):
+                cursor = next(iter(cursor.values()))
+            # Keys of different slots cannot share one UNLINK in a Cluster.
+            for key in keys:
+                await cluster.execute_command("UNLINK", key)
+            if int(cursor) == 0:
+                break

@@ -1,0 +1,107 @@
+"""Exceptions raised by the Redis channel layers.
+
+Every exception this package defines derives from :class:`RedisLayerError`,
+itself a :class:`channels.exceptions.ChannelsError`. Errors of redis-py never
+reach the caller: :func:`map_redis_errors` translates them where the layers
+talk to Redis.
+
+The tree::
+
+    channels.exceptions.ChannelsError
+    ├── channels.exceptions.ChannelFull        (raised as is by send())
+    └── RedisLayerError
+        ├── InvalidConfiguration               (also ValueError)
+        ├── RedisConnectionError               (also ConnectionError)
+        ├── RedisCommandError
+        ├── UndecryptableMessage
+        └── MessageTooLarge                    (also channels.exceptions.MessageTooLarge)
+
+Invalid channel and group names raise the built-in ``TypeError`` (as every
+channel layer does), and so do messages holding values that cannot be
+serialized: the message names the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import redis.exceptions
+
+from channels import exceptions as channels_exceptions
+
+__all__ = [
+    "InvalidConfiguration",
+    "MessageTooLarge",
+    "RedisCommandError",
+    "RedisConnectionError",
+    "RedisLayerError",
+    "UndecryptableMessage",
+    "map_redis_errors",
+]
+
+
+class RedisLayerError(channels_exceptions.ChannelsError):
+    """Base class of every exception the Redis channel layers define."""
+
+
+class InvalidConfiguration(RedisLayerError, ValueError):
+    """An argument of the layer (``hosts``, ``serializer_format``, ...) is invalid."""
+
+
+class RedisConnectionError(RedisLayerError, ConnectionError):
+    """Redis cannot be reached, the connection broke, or Redis is not serving
+    (loading, failing over, cluster down). Retrying later may succeed."""
+
+
+class RedisCommandError(RedisLayerError):
+    """Redis refused a command for a reason that retrying will not fix
+    (out of memory, permissions, a misconfigured server)."""
+
+
+class UndecryptableMessage(RedisLayerError):
+    """A message was encrypted with a key this layer does not have.
+
+    Receive loops log and drop such messages; it is raised only by direct
+    calls to a serializer's ``deserialize()``.
+    """
+
+
+class MessageTooLarge(RedisLayerError, channels_exceptions.MessageTooLarge):
+    """A message is larger, serialized, than the layer's ``max_message_size``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The message is {size} bytes serialized, over the layer's limit of "
+            f"{limit} bytes (max_message_size); send large data in several messages"
+        )
+        self.size = size
+        self.limit = limit
+
+
+# Conditions in which Redis did not (or could not) serve the command but may
+# serve it shortly: these are connection trouble to the caller, not bugs.
+_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def map_redis_errors(action: str) -> Iterator[None]:
+    """Translate redis-py exceptions raised inside the block into this package's.
+
+    *action* completes the sentence "Redis failed while ..." in the message,
+    e.g. ``"sending to 'chat'"``.
+    """
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise RedisConnectionError(f"Redis is unavailable while {action}: {exc}") from exc
+    except redis.exceptions.RedisError as exc:
+        raise RedisCommandError(f"Redis refused a command while {action}: {exc}") from exc

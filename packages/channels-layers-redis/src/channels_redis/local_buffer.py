@@ -1,0 +1,425 @@
+"""Messages Redis has handed to this process, waiting for ``receive()``.
+
+A :class:`QueueReader` pops messages off one Redis list, with a blocking
+``BLMPOP`` that takes a batch at a time, and puts them in the
+:class:`LocalBuffer`, one bounded :class:`Mailbox` per channel, where
+``receive()`` collects them:
+
+* For a process-specific name (``specific.abc!``) one reader per event loop
+  runs for as long as the layer is open, and hands each message to the
+  mailbox of its local channel (``specific.abc!xyz``).
+* For any other channel a reader runs only while some ``receive()`` is
+  waiting on that channel, and pops no more than there are receivers.
+
+A message leaves its mailbox only inside a ``receive()`` that then returns
+it, so cancelling ``receive()`` never loses a message that Redis already
+handed over: the next ``receive()`` on that channel gets it. (Messages of an
+ordinary channel still in a mailbox when the layer closes go back to the
+head of the Redis list, for other processes to read.)
+
+Mailboxes are bounded: when a local channel's reader falls behind by more
+than its capacity, the oldest message is dropped, as Redis would have refused
+the newest. Messages expire locally at the same deadline they had in Redis.
+
+When Redis goes away a reader logs one warning, retries with exponential
+backoff (up to a couple of seconds between attempts), and logs once more
+when it is back; receivers just keep waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis.exceptions
+from redis.asyncio.cluster import RedisCluster
+
+from .connections import Client, Execute
+from .errors import UndecryptableMessage, map_redis_errors
+from .scripts import DRAIN
+from .serializers import BaseMessageSerializer, DecodeErrors
+from .wire import unpack_element
+
+__all__ = ["LocalBuffer", "Mailbox", "QueueReader"]
+
+logger = logging.getLogger("channels_redis")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel *task* and wait until it has ended.
+
+    The cancellation is repeated: a task can swallow one (timeouts inside
+    redis-py may, when they expire at the same moment), and a loop that
+    missed it must not keep the layer from closing.
+    """
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if task is not None and not task.cancelled() and task.exception() is not None:
+        logger.debug("A background task ended with %r", task.exception())
+
+
+class Mailbox:
+    """One channel's messages in this process, and the receivers waiting."""
+
+    __slots__ = ("dropped", "limit", "messages", "waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        #: (deadline in epoch ms, message, the Redis element or None, whether
+        #: Redis counts the message against the channel's capacity)
+        self.messages: deque[tuple[int, dict[str, Any], bytes | None, bool]] = deque()
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.dropped = 0
+
+    def waiting(self) -> int:
+        return sum(1 for waiter in self.waiters if not waiter.done())
+
+    def wake_one(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def pop_live(self, now: int) -> tuple[dict[str, Any] | None, int]:
+        """The oldest message not expired, and how many counted messages left."""
+        messages = self.messages
+        counted = 0
+        while messages:
+            deadline, message, _, is_counted = messages.popleft()
+            counted += is_counted
+            if deadline > now:
+                return message, counted
+        return None, counted
+
+
+class LocalBuffer:
+    """The mailboxes of one event loop.
+
+    :param limit_for: the capacity of a channel (its mailbox's bound).
+    :param consumed: called with a process-specific channel and a number of
+        its messages that left the buffer (received, expired or dropped), so
+        that the channel's count in Redis goes down.
+    """
+
+    def __init__(
+        self, limit_for: Callable[[str], int], consumed: Callable[[str, int], None]
+    ) -> None:
+        self.limit_for = limit_for
+        self.consumed = consumed
+        self.mailboxes: dict[str, Mailbox] = {}
+
+    def mailbox(self, channel: str) -> Mailbox:
+        box = self.mailboxes.get(channel)
+        if box is None:
+            box = self.mailboxes[channel] = Mailbox(self.limit_for(channel))
+        return box
+
+    def put(
+        self,
+        channel: str,
+        deadline: int,
+        message: dict[str, Any],
+        raw: bytes | None = None,
+        counted: bool = False,
+    ) -> None:
+        """Hand *message* to *channel*'s receivers (dropped if the channel is full).
+
+        *raw* is the Redis element, kept to give it back at close; *counted*
+        says Redis counts the message against the channel's capacity.
+        """
+        box = self.mailboxes.get(channel)
+        if box is None:
+            box = self.mailboxes[channel] = Mailbox(self.limit_for(channel))
+        if len(box.messages) >= box.limit:
+            # Only when Redis lost count (a restart): the channel is full, so
+            # the newest message is the one dropped, as Redis would have.
+            box.dropped += 1
+            if box.dropped == 1 or box.dropped % 1000 == 0:
+                logger.warning(
+                    "Channel %r is full: %d message(s) dropped (it holds at most %d "
+                    "unreceived messages, its capacity)",
+                    channel,
+                    box.dropped,
+                    box.limit,
+                )
+            if counted:
+                self.consumed(channel, 1)
+            return
+        box.messages.append((deadline, message, raw, counted))
+        if box.waiters:
+            box.wake_one()
+
+    async def get(self, channel: str) -> dict[str, Any]:
+        """The next live message of *channel*, waiting for one if needed."""
+        box = self.mailbox(channel)
+        loop = asyncio.get_running_loop()
+        while True:
+            if box.messages:
+                message, counted = box.pop_live(now_ms())
+                if counted:
+                    self.consumed(channel, counted)
+                if message is not None:
+                    if box.messages and box.waiters:
+                        box.wake_one()
+                    self._forget_if_idle(channel, box)
+                    return message
+            waiter: asyncio.Future[None] = loop.create_future()
+            box.waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and box.messages:
+                    # Woken for a message we will not take: pass the turn on.
+                    box.waiters.remove(waiter)
+                    box.wake_one()
+                raise
+            finally:
+                if waiter in box.waiters:
+                    box.waiters.remove(waiter)
+                self._forget_if_idle(channel, box)
+            if self.mailboxes.get(channel) is not box:
+                # flush() emptied the buffer while we waited.
+                box = self.mailbox(channel)
+
+    def _forget_if_idle(self, channel: str, box: Mailbox) -> None:
+        if not box.messages and not box.waiters and self.mailboxes.get(channel) is box:
+            del self.mailboxes[channel]
+
+    def sweep(self) -> None:
+        """Drop expired messages, and mailboxes nobody uses."""
+        now = now_ms()
+        for channel, box in list(self.mailboxes.items()):
+            messages = box.messages
+            counted = 0
+            while messages and messages[0][0] <= now:
+                counted += messages.popleft()[3]
+            if counted:
+                self.consumed(channel, counted)
+            self._forget_if_idle(channel, box)
+
+    def clear(self) -> None:
+        """Drop every message (flush); receivers already waiting keep waiting."""
+        kept = {}
+        for channel, box in self.mailboxes.items():
+            box.messages.clear()
+            if box.waiters:
+                kept[channel] = box
+        self.mailboxes = kept
+
+    def release_counted(self) -> None:
+        """Report every message of a process-specific channel as gone (closing)."""
+        for channel, box in self.mailboxes.items():
+            counted = sum(entry[3] for entry in box.messages)
+            if counted:
+                self.consumed(channel, counted)
+                box.messages = deque(entry for entry in box.messages if not entry[3])
+
+    def take_unclaimed(self, channel: str) -> list[bytes]:
+        """Remove and return the Redis elements of *channel* nobody received."""
+        box = self.mailboxes.get(channel)
+        if box is None:
+            return []
+        elements = [entry[2] for entry in box.messages if entry[2] is not None]
+        box.messages.clear()
+        self._forget_if_idle(channel, box)
+        return elements
+
+
+class QueueReader:
+    """Pops one Redis list into a :class:`LocalBuffer`, as a task.
+
+    :param name: the channel (or process-specific non-local name, ending in
+        ``!``) whose list this reader empties.
+    :param persistent: keep reading while the layer is open (process-specific
+        names), rather than only while receivers wait on *name*.
+    """
+
+    #: Seconds a blocking pop waits before it returns empty-handed.
+    BLOCK_SECONDS = 2.0
+    #: The most messages taken in one pop.
+    BATCH = 500
+    #: Backoff between reconnection attempts: from MIN to MAX seconds.
+    BACKOFF_MIN = 0.05
+    BACKOFF_MAX = 2.0
+
+    def __init__(
+        self,
+        name: str,
+        key: str,
+        client: Client,
+        execute: Execute,
+        buffer: LocalBuffer,
+        serializer: BaseMessageSerializer,
+        *,
+        persistent: bool,
+        block_seconds: float | None = None,
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.client = client
+        self.execute = execute
+        self.buffer = buffer
+        self.serializer = serializer
+        self.persistent = persistent
+        self.block_seconds = self.BLOCK_SECONDS if block_seconds is None else block_seconds
+        self.task: asyncio.Task[None] | None = None
+        self.stopped = False
+        self.use_blmpop = True
+        self.failing = False
+        self.next_sweep = 0.0
+
+    def start(self) -> None:
+        """Start reading unless already running (for a channel: if anyone waits)."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(
+                self.run(), name=f"channels_redis reader {self.name}"
+            )
+
+    async def stop(self) -> None:
+        self.stopped = True
+        await stop_task(self.task)
+
+    def wanted(self) -> bool:
+        if self.stopped:
+            return False
+        if self.persistent:
+            return True
+        box = self.buffer.mailboxes.get(self.name)
+        return box is not None and box.waiting() > len(box.messages)
+
+    async def run(self) -> None:
+        attempt = 0
+        while self.wanted():
+            if not self.persistent:
+                box = self.buffer.mailboxes.get(self.name)
+                count = 1 if box is None else max(1, min(box.waiting(), self.BATCH))
+            else:
+                count = self.BATCH
+            try:
+                elements = await self.pop(count)
+            except Exception as exc:
+                attempt += 1
+                if not self.failing:
+                    self.failing = True
+                    if isinstance(exc, (redis.exceptions.RedisError, OSError)):
+                        logger.warning(
+                            "Lost Redis while receiving on %r (%s); reconnecting in the background",
+                            self.name,
+                            exc,
+                        )
+                    else:
+                        logger.exception("Receiving on %r failed; retrying", self.name)
+                delay = min(self.BACKOFF_MAX, self.BACKOFF_MIN * 2 ** min(attempt, 10))
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                continue
+            if self.failing:
+                self.failing = False
+                logger.warning("Redis is back: receiving on %r again", self.name)
+            attempt = 0
+            if elements:
+                self.deliver(elements)
+            if self.persistent:
+                now = time.monotonic()
+                if now >= self.next_sweep:
+                    self.next_sweep = now + 1.0
+                    self.buffer.sweep()
+
+    async def pop(self, count: int) -> list[bytes]:
+        client, key = self.client, self.key
+        block = self.block_seconds
+        execute = self.execute
+        if isinstance(client, RedisCluster):
+            # redis-py would ask a node where BLMPOP's key is (COMMAND
+            # GETKEYS) on every call; the key's node is known here.
+            await client.initialize()
+            execute = functools.partial(
+                client.execute_command, target_nodes=client.get_node_from_key(key)
+            )
+        if self.use_blmpop:
+            try:
+                reply = await execute("BLMPOP", block, 1, key, "LEFT", "COUNT", count)
+            except redis.exceptions.ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                # Redis older than 7.0: BLPOP, then take the rest of the batch.
+                self.use_blmpop = False
+            else:
+                if reply is None:
+                    return []
+                elements: list[bytes] = reply[1]
+                return elements
+        reply = await execute("BLPOP", key, max(1, round(block)))
+        if reply is None:
+            return []
+        first: bytes = reply[1]
+        if count == 1:
+            return [first]
+        rest: list[bytes] = await DRAIN.run(self.execute, [key], [count - 1])
+        return [first, *rest]
+
+    def deliver(self, elements: list[bytes]) -> None:
+        now = now_ms()
+        serializer = self.serializer
+        buffer = self.buffer
+        for element in elements:
+            try:
+                deadline, channels, payload = unpack_element(element)
+            except (ValueError, UnicodeDecodeError):
+                logger.warning(
+                    "Dropped a message on %r that is not in this layer's format", self.name
+                )
+                continue
+            if deadline <= now:
+                self._release(channels)
+                continue
+            try:
+                plain = serializer.decrypt(payload)
+            except UndecryptableMessage as exc:
+                logger.warning("Dropped a message on %r: %s", self.name, exc)
+                self._release(channels)
+                continue
+            if channels is None:
+                channels = [self.name]
+                raw = None if self.persistent else element
+            else:
+                raw = None
+            for channel in channels:
+                try:
+                    message = serializer.from_bytes(plain)
+                except DecodeErrors as exc:
+                    logger.warning(
+                        "Dropped a message on %r that the %s serializer cannot decode: %s",
+                        channel,
+                        type(serializer).__name__,
+                        exc,
+                    )
+                    self._release(channels)
+                    break
+                buffer.put(channel, deadline, message, raw, counted=raw is None)
+
+    def _release(self, channels: list[str] | None) -> None:
+        # Messages of process-specific channels that will never be received
+        # must stop counting against the channels' capacity.
+        if channels is not None:
+            for channel in channels:
+                self.buffer.consumed(channel, 1)
+
+    async def return_unclaimed(self) -> None:
+        """Put messages nobody received back at the head of the Redis list."""
+        if self.persistent:
+            return
+        elements = self.buffer.take_unclaimed(self.name)
+        if elements:
+            with map_redis_errors(f"returning unreceived messages to {self.name!r}"):
+                await self.execute("LPUSH", self.key, *reversed(elements))

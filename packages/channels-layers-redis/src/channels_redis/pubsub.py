@@ -1,0 +1,695 @@
+"""The Pub/Sub channel layer: ``"channels_redis.pubsub.RedisPubSubChannelLayer"``.
+
+Messages travel by Redis ``PUBLISH``: each process subscribes to the channels
+it receives and Redis pushes every message straight to it, with no polling
+and no list in between. Compared with :class:`~channels_redis.core.RedisChannelLayer`:
+
+* **Groups cost Redis nothing per member.** A process that has members in a
+  group subscribes to the group once; ``group_send`` is one ``PUBLISH``
+  whatever the group's size, and each process hands the message to its own
+  members. A group message is delivered only to processes connected at that
+  moment (Pub/Sub keeps nothing), and ``group_add`` is for channels received
+  by the calling process (as consumers do for themselves).
+* **Channels keep what nobody is listening to.** A message to a channel that
+  no process is subscribed to goes to a backlog list, which the receiving
+  process reads when it subscribes, so sending before the first
+  ``receive()`` loses nothing. Capacities and expiry apply as in the list
+  layer. An ordinary channel should be received by one process: several
+  subscribed processes each get every message.
+* **Redis restarts are survived.** When the connection drops, each process
+  reconnects with backoff, subscribes again to every channel and group it
+  had, and reads the backlogs, so channel messages sent meanwhile still
+  arrive. ``on_disconnect`` and ``on_reconnect`` report the outage: a string
+  is sent as ``{"type": <string>}`` to every channel being received in the
+  process (consumers handle it like any message, e.g. to resynchronise
+  their clients with what group messages they may have missed); a callable
+  is called with no arguments (and awaited if it returns an awaitable).
+
+Sharding, Sentinel, TLS, encryption and serializers work as in the list
+layer; Redis Cluster does not (use the list layer, which supports it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import redis.exceptions
+
+from channels.exceptions import ChannelFull
+from channels.layers import BaseChannelLayer, CapacityPattern
+from channels.layers.base import require_positive_seconds
+from channels.layers.names import require_valid_channel_name, require_valid_group_name
+
+from .batching import ShardWriter
+from .connections import (
+    Client,
+    Execute,
+    PerLoop,
+    Topology,
+    close_client,
+    detect_topology,
+    executors,
+    make_clients,
+)
+from .core import DEFAULT_MAX_MESSAGE_SIZE, _flush_server, _glob_escape, _now_ms
+from .errors import (
+    InvalidConfiguration,
+    MessageTooLarge,
+    RedisConnectionError,
+    UndecryptableMessage,
+    map_redis_errors,
+)
+from .hosts import HostSpec, parse_hosts
+from .local_buffer import LocalBuffer, now_ms, stop_task
+from .scripts import DRAIN, PUBSUB_SEND
+from .serializers import BaseMessageSerializer, DecodeErrors, registry
+from .sharding import shard_index
+from .wire import KeySpace, non_local_part, pack_element, queue_name, unpack_element
+
+__all__ = ["RedisPubSubChannelLayer"]
+
+logger = logging.getLogger("channels_redis")
+
+#: on_disconnect / on_reconnect: a message type, or a callable.
+ConnectionCallback = str | Callable[[], Any] | None
+
+
+class RedisPubSubChannelLayer(BaseChannelLayer):
+    """A channel layer on Redis Pub/Sub, with groups, sharding and Sentinel.
+
+    Takes the arguments of :class:`~channels_redis.core.RedisChannelLayer`
+    (``hosts``, ``prefix``, ``expiry``, ``group_expiry``, ``capacity``,
+    ``channel_capacity``, ``symmetric_encryption_keys``,
+    ``serializer_format``, ``random_prefix_length``, ``max_message_size``)
+    and:
+
+    :param on_disconnect: what to do when a connection to Redis is lost: a
+        message type sent to every channel being received, or a callable.
+    :param on_reconnect: the same, once the subscriptions are restored.
+    """
+
+    extensions: ClassVar[list[str]] = ["groups", "flush"]
+
+    def __init__(
+        self,
+        hosts: Sequence[Any] | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        random_prefix_length: int = 12,
+        serializer_format: str = "msgpack",
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        on_disconnect: ConnectionCallback = None,
+        on_reconnect: ConnectionCallback = None,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        self.group_expiry = require_positive_seconds("group_expiry", group_expiry)
+        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+            raise InvalidConfiguration(
+                f"prefix must be a non-empty string without braces, not {prefix!r}"
+            )
+        if isinstance(random_prefix_length, bool) or not isinstance(random_prefix_length, int):
+            raise InvalidConfiguration(
+                f"random_prefix_length must be an integer, not {random_prefix_length!r}"
+            )
+        if not 4 <= random_prefix_length <= 40:
+            raise InvalidConfiguration(
+                f"random_prefix_length must be between 4 and 40, not {random_prefix_length}"
+            )
+        if max_message_size is not None and (
+            isinstance(max_message_size, bool)
+            or not isinstance(max_message_size, int)
+            or max_message_size < 1
+        ):
+            raise InvalidConfiguration(
+                f"max_message_size must be a positive integer or None, not {max_message_size!r}"
+            )
+        for name, callback in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
+            if callback is not None and not isinstance(callback, str) and not callable(callback):
+                raise InvalidConfiguration(
+                    f"{name} must be a message type (str) or a callable, not {callback!r}"
+                )
+        self.hosts: list[HostSpec] = parse_hosts(hosts)
+        self.prefix = prefix
+        self.random_prefix_length = random_prefix_length
+        self.max_message_size = max_message_size
+        self.serializer_format = serializer_format
+        self.on_disconnect = on_disconnect
+        self.on_reconnect = on_reconnect
+        self.serializer: BaseMessageSerializer = registry.get_serializer(
+            serializer_format,
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            random_prefix_length=random_prefix_length,
+            expiry=expiry,
+        )
+        self.client_prefix = os.urandom(20).hex()[:random_prefix_length]
+        self._expiry_ms = int(expiry * 1000)
+        self._keys = KeySpace(prefix)
+        self._topology: Topology | None = None
+        self._loops: PerLoop[_PubSubLoopState] = PerLoop(self._open_loop, _PubSubLoopState.aclose)
+        self._loop_count = 0
+
+    # -- channels ----------------------------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Publish *message* to *channel* (kept in its backlog if nobody listens).
+
+        Raises :class:`~channels.exceptions.ChannelFull` when the channel has
+        ``capacity`` unreceived messages.
+        """
+        require_valid_channel_name(channel)
+        payload = self._serialize(message)
+        state = await self._state()
+        queue = queue_name(channel)
+        shard = state.shard_of(queue)
+        keys = self._keys
+        if "!" in channel:
+            element = pack_element(_now_ms() + self._expiry_ms, channel, payload)
+            field = non_local_part(channel)
+        else:
+            element = pack_element(_now_ms() + self._expiry_ms, None, payload)
+            field = channel
+        capacity = self.get_capacity(channel)
+        future = state.writers[shard].submit(
+            (keys.channel_key(queue), keys.count_key(queue)),
+            (element, capacity, field, self._publish_name(queue)),
+        )
+        if not await future:
+            raise ChannelFull(f"Channel {channel!r} is full (capacity {capacity})")
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """The next message on *channel*, subscribing to it on first use."""
+        require_valid_channel_name(channel)
+        state = await self._state()
+        await state.subscribe_queue(queue_name(channel), wait=False)
+        return await state.buffer.get(channel)
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new process-specific channel, subscribed to at once.
+
+        The channels made in one event loop share one subscription.
+        """
+        state = await self._state()
+        separator = "" if prefix.endswith(".") or not prefix else "."
+        number = next(state.channel_numbers)
+        name = f"{prefix}{separator}{state.client_prefix}__{number}!{os.urandom(6).hex()}"
+        await state.subscribe_queue(queue_name(name), wait=False)
+        return name
+
+    # -- groups --------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add *channel*, received in this process, to *group*.
+
+        Returns once this process is subscribed to the group, so that a
+        ``group_send`` that follows reaches the channel.
+        """
+        require_valid_group_name(group)
+        require_valid_channel_name(channel)
+        state = await self._state()
+        state.groups.setdefault(group, {})[channel] = time.monotonic()
+        await state.subscribe_group(group)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove *channel* from *group*; the last member's leaving unsubscribes."""
+        require_valid_group_name(group)
+        require_valid_channel_name(channel)
+        state = await self._state()
+        members = state.groups.get(group)
+        if members is None:
+            return
+        members.pop(channel, None)
+        if not members:
+            del state.groups[group]
+            await state.unsubscribe_group(group)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Publish *message* to every process with members in *group*: one ``PUBLISH``."""
+        require_valid_group_name(group)
+        payload = self._serialize(message)
+        state = await self._state()
+        element = pack_element(_now_ms() + self._expiry_ms, None, payload)
+        shard = shard_index(group, len(state.clients))
+        with map_redis_errors(f"sending to the group {group!r}"):
+            await state.calls[shard]("PUBLISH", self._group_publish_name(group), element)
+
+    # -- flush, close ----------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Forget every group and message: backlogs, counts, local messages."""
+        state = await self._state()
+        state.buffer.clear()
+        groups = list(state.groups)
+        state.groups.clear()
+        for group in groups:
+            await state.unsubscribe_group(group)
+        pattern = _glob_escape(self.prefix) + ":*"
+        with map_redis_errors("flushing the layer"):
+            await asyncio.gather(*(_flush_server(client, pattern) for client in state.clients))
+
+    async def close_pools(self) -> None:
+        """Unsubscribe and close this event loop's connections."""
+        await self._loops.close_current()
+
+    async def close(self) -> None:
+        """Same as :meth:`close_pools`."""
+        await self.close_pools()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _publish_name(self, queue: str) -> str:
+        return f"{self.prefix}:pub:{queue}"
+
+    def _group_publish_name(self, group: str) -> str:
+        return f"{self.prefix}:pubgr:{group}"
+
+    def _serialize(self, message: dict[str, Any]) -> bytes:
+        if not isinstance(message, dict):
+            raise TypeError(f"message must be a dict, not {type(message).__name__}")
+        plain = self.serializer.as_bytes(message)
+        limit = self.max_message_size
+        if limit is not None and len(plain) > limit:
+            raise MessageTooLarge(len(plain), limit)
+        return self.serializer.encrypt(plain)
+
+    async def _state(self) -> _PubSubLoopState:
+        return self._loops.peek() or await self._loops.get()
+
+    async def _open_loop(self, loop: asyncio.AbstractEventLoop) -> _PubSubLoopState:
+        topology = self._topology
+        if topology is None:
+            topology = await detect_topology(self.hosts, self.prefix)
+            if topology.cluster:
+                raise InvalidConfiguration(
+                    "RedisPubSubChannelLayer does not support Redis Cluster; use "
+                    "channels_redis.core.RedisChannelLayer, which does"
+                )
+            self._topology = topology
+        self._loop_count += 1
+        client_prefix = (
+            self.client_prefix
+            if self._loop_count == 1
+            else os.urandom(20).hex()[: self.random_prefix_length]
+        )
+        return _PubSubLoopState(self, loop, topology, client_prefix)
+
+
+class _PubSubLoopState:
+    """Connections, subscriptions and local messages of one event loop."""
+
+    def __init__(
+        self,
+        layer: RedisPubSubChannelLayer,
+        loop: asyncio.AbstractEventLoop,
+        topology: Topology,
+        client_prefix: str,
+    ) -> None:
+        self.layer = layer
+        self.loop = loop
+        self.client_prefix = client_prefix
+        self.channel_numbers = itertools.count(1)
+        self.clients: list[Client] = make_clients(topology)
+        self.calls, self.fast = executors(self.clients)
+        self.buffer = LocalBuffer(layer.get_capacity, self.acknowledge)
+        #: group -> {local channel: time of its last group_add (monotonic)}
+        self.groups: dict[str, dict[str, float]] = {}
+        ttl_ms = layer._expiry_ms + 1000
+        self.writers = [ShardWriter(loop, self._sender(call, ttl_ms)) for call in self.calls]
+        # Subscriptions get connections of their own: after an outage the
+        # shared pool may still hold dead connections, and a subscription
+        # made on one would only fail again.
+        self.subscriber_clients: list[Client] = make_clients(topology)
+        self.subscribers = [
+            _ShardSubscriber(self, index, self.calls[index], subscriber_client, spec)
+            for index, (client, subscriber_client, spec) in enumerate(
+                zip(self.clients, self.subscriber_clients, topology.hosts, strict=True)
+            )
+        ]
+        #: Unsubscriptions and callbacks under way.
+        self.tasks: set[asyncio.Task[None]] = set()
+        # Pub/Sub names -> what they carry.
+        self.queue_names: dict[str, str] = {}
+        self.group_names: dict[str, str] = {}
+
+    @staticmethod
+    def _sender(call: Execute, ttl_ms: int) -> Any:
+        async def execute(keys: list[str], args: list[Any]) -> list[int]:
+            with map_redis_errors("publishing messages" if len(keys) > 1 else "acknowledging"):
+                result: list[int] = await PUBSUB_SEND.run(call, keys, [_now_ms(), ttl_ms, *args])
+            return result
+
+        return execute
+
+    def shard_of(self, queue: str) -> int:
+        return shard_index(queue, len(self.clients))
+
+    def acknowledge(self, channel: str, count: int) -> None:
+        queue = queue_name(channel)
+        field = non_local_part(channel) if "!" in channel else channel
+        self.writers[self.shard_of(queue)].acknowledge(
+            self.layer._keys.count_key(queue), field, count
+        )
+
+    async def subscribe_queue(self, queue: str, wait: bool) -> None:
+        name = self.layer._publish_name(queue)
+        if name not in self.queue_names:
+            self.queue_names[name] = queue
+        await self.subscribers[self.shard_of(queue)].subscribe(name, wait=wait)
+
+    async def subscribe_group(self, group: str) -> None:
+        name = self.layer._group_publish_name(group)
+        self.group_names[name] = group
+        subscriber = self.subscribers[shard_index(group, len(self.clients))]
+        await subscriber.subscribe(name, wait=True)
+
+    async def unsubscribe_group(self, group: str) -> None:
+        if self.groups.get(group):
+            return  # a member joined again meanwhile
+        name = self.layer._group_publish_name(group)
+        self.group_names.pop(name, None)
+        await self.subscribers[shard_index(group, len(self.clients))].unsubscribe(name)
+
+    # -- delivery ------------------------------------------------------------------
+
+    def deliver_queue(self, queue: str, element: bytes) -> None:
+        """A message published (or backlogged) on a queue this process reads."""
+        try:
+            deadline, channels, payload = unpack_element(element)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("Dropped a message on %r that is not in this layer's format", queue)
+            return
+        targets = [queue] if channels is None else channels
+        if deadline <= now_ms():
+            self._release(targets)
+            return
+        self._hand_out(targets, deadline, payload, counted=True)
+
+    def deliver_group(self, group: str, element: bytes) -> None:
+        """A group message: every local member that is still a member gets it."""
+        members = self.groups.get(group)
+        if not members:
+            return
+        oldest = time.monotonic() - self.layer.group_expiry
+        for channel, added in list(members.items()):
+            if added < oldest:
+                del members[channel]
+        if not members:
+            del self.groups[group]
+            task = self.loop.create_task(self.unsubscribe_group(group))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
+        try:
+            deadline, _, payload = unpack_element(element)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("Dropped a message of group %r not in this layer's format", group)
+            return
+        self._hand_out(list(members), deadline, payload, counted=False)
+
+    def _hand_out(self, channels: list[str], deadline: int, payload: bytes, counted: bool) -> None:
+        serializer = self.layer.serializer
+        try:
+            plain = serializer.decrypt(payload)
+        except UndecryptableMessage as exc:
+            logger.warning("Dropped a message for %s: %s", channels[0], exc)
+            if counted:
+                self._release(channels)
+            return
+        for position, channel in enumerate(channels):
+            try:
+                message = serializer.from_bytes(plain)
+            except DecodeErrors as exc:
+                logger.warning("Dropped a message for %r that cannot be decoded: %s", channel, exc)
+                if counted:
+                    self._release(channels[position:])
+                return
+            self.buffer.put(channel, deadline, message, counted=counted)
+
+    def _release(self, channels: list[str]) -> None:
+        for channel in channels:
+            self.acknowledge(channel, 1)
+
+    def announce(self, callback: ConnectionCallback) -> None:
+        """Run on_disconnect / on_reconnect."""
+        if callback is None:
+            return
+        if isinstance(callback, str):
+            deadline = now_ms() + self.layer._expiry_ms
+            for channel, box in list(self.buffer.mailboxes.items()):
+                if box.waiters or box.messages:
+                    self.buffer.put(channel, deadline, {"type": callback})
+            return
+        try:
+            result = callback()
+        except Exception:
+            logger.exception("The on_disconnect/on_reconnect callback failed")
+            return
+        if inspect.isawaitable(result):
+            task = self.loop.create_task(_await_callback(result))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(subscriber.stop() for subscriber in self.subscribers), return_exceptions=True
+        )
+        self.buffer.release_counted()
+        await asyncio.gather(*(writer.aclose() for writer in self.writers))
+        for fast in self.fast:
+            await fast.aclose()
+        for client in [*self.clients, *self.subscriber_clients]:
+            await close_client(client)
+
+
+async def _await_callback(result: Any) -> None:
+    try:
+        await result
+    except Exception:
+        logger.exception("The on_disconnect/on_reconnect callback failed")
+
+
+class _ShardSubscriber:
+    """One Pub/Sub connection to one shard, kept subscribed through outages."""
+
+    BACKOFF_MIN = 0.05
+    BACKOFF_MAX = 2.0
+    #: Messages a backlog read takes at a time.
+    DRAIN_BATCH = 1000
+
+    def __init__(
+        self,
+        state: _PubSubLoopState,
+        index: int,
+        call: Execute,
+        subscriber_client: Client,
+        spec: HostSpec,
+    ) -> None:
+        self.state = state
+        self.index = index
+        #: For commands (reading backlogs).
+        self.call = call
+        #: For the subscription alone.
+        self.subscriber_client = subscriber_client
+        self.spec = spec
+        #: The Pub/Sub channels this process wants, subscribed or not yet.
+        self.names: set[str] = set()
+        #: Futures waiting for a subscription's confirmation.
+        self.confirmations: dict[str, list[asyncio.Future[None]]] = {}
+        self.confirmed: set[str] = set()
+        self.pubsub: Any = None
+        self.task: asyncio.Task[None] | None = None
+        self.wakeup = asyncio.Event()
+        self.failing = False
+        self.stopped = False
+        #: Backlogs to read again: reading them failed after a subscription.
+        self.pending_drains: set[str] = set()
+
+    async def subscribe(self, name: str, wait: bool) -> None:
+        if name in self.names and (name in self.confirmed or not wait):
+            return
+        future: asyncio.Future[None] | None = None
+        if wait:
+            future = self.state.loop.create_future()
+            self.confirmations.setdefault(name, []).append(future)
+        new = name not in self.names
+        self.names.add(name)
+        if self.task is None or self.task.done():
+            self.task = self.state.loop.create_task(
+                self.run(), name=f"channels_redis pubsub shard {self.index}"
+            )
+        # The reader may be idle, waiting for something to subscribe to.
+        self.wakeup.set()
+        if new and self.pubsub is not None:
+            try:
+                await self.pubsub.subscribe(name)
+            except (redis.exceptions.RedisError, OSError):
+                pass  # the reader reconnects and subscribes everything
+        if future is not None:
+            if self.failing:
+                self._forget(name, future)
+                raise RedisConnectionError(
+                    f"Redis at {self.spec.address} is unavailable; the subscription is kept "
+                    "and restored when it is back"
+                )
+            timeout = self.spec.options.get("socket_timeout") or 10.0
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                raise RedisConnectionError(
+                    f"Redis at {self.spec.address} did not confirm a subscription in {timeout}s"
+                ) from None
+            finally:
+                self._forget(name, future)
+
+    def _forget(self, name: str, future: asyncio.Future[None]) -> None:
+        waiting = self.confirmations.get(name)
+        if waiting is not None and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del self.confirmations[name]
+
+    async def unsubscribe(self, name: str) -> None:
+        self.names.discard(name)
+        self.confirmed.discard(name)
+        if self.pubsub is not None:
+            try:
+                await self.pubsub.unsubscribe(name)
+            except (redis.exceptions.RedisError, OSError):
+                pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+        await stop_task(self.task)
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        pubsub, self.pubsub = self.pubsub, None
+        self.confirmed.clear()
+        if pubsub is not None:
+            try:
+                await pubsub.aclose()
+            except (redis.exceptions.RedisError, OSError):
+                pass
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self.stopped:
+            if not self.names:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            try:
+                if self.pubsub is None:
+                    await self._connect()
+                if self.pending_drains:
+                    await self._retry_drains()
+                message = await self.pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    await self._handle(message)
+            except (redis.exceptions.RedisError, OSError, ConnectionError) as exc:
+                await self._disconnect()
+                attempt += 1
+                if not self.failing:
+                    self.failing = True
+                    logger.warning(
+                        "Lost Redis at %s (%s); resubscribing in the background",
+                        self.spec.address,
+                        exc,
+                    )
+                    self._fail_waiting()
+                    self.state.announce(self.state.layer.on_disconnect)
+                delay = min(self.BACKOFF_MAX, self.BACKOFF_MIN * 2 ** min(attempt, 10))
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                continue
+            if attempt:
+                attempt = 0
+
+    async def _connect(self) -> None:
+        # Whatever the pool kept from before an outage is dead: start afresh.
+        await self.subscriber_client.connection_pool.disconnect()  # type: ignore[union-attr]
+        pubsub: Any = self.subscriber_client.pubsub(ignore_subscribe_messages=False)
+        subscribed = set(self.names)
+        try:
+            await pubsub.subscribe(*subscribed)
+        except BaseException:
+            await pubsub.aclose()
+            raise
+        self.pubsub = pubsub
+        # Names added while this connection was being made.
+        missing = self.names - subscribed
+        if missing:
+            await pubsub.subscribe(*missing)
+        if self.failing:
+            self.failing = False
+            logger.warning("Redis at %s is back: subscriptions restored", self.spec.address)
+            self.state.announce(self.state.layer.on_reconnect)
+
+    def _fail_waiting(self) -> None:
+        for futures in self.confirmations.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(RedisConnectionError(f"Lost Redis at {self.spec.address}"))
+                    future.exception()  # retrieved: the waiter may have gone
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        state = self.state
+        if kind == "message":
+            queue = state.queue_names.get(name)
+            if queue is not None:
+                state.deliver_queue(queue, message["data"])
+                return
+            group = state.group_names.get(name)
+            if group is not None:
+                state.deliver_group(group, message["data"])
+        elif kind == "subscribe":
+            if name not in self.names:
+                return
+            self.confirmed.add(name)
+            queue = state.queue_names.get(name)
+            if queue is not None:
+                # What was sent while nobody listened; read inline, so that it
+                # is handed out before anything published after it.
+                try:
+                    await self._drain(queue)
+                except (redis.exceptions.RedisError, OSError) as exc:
+                    # The subscription stands; only the backlog read failed.
+                    logger.debug("Reading the backlog of %r failed (%s); retrying", queue, exc)
+                    self.pending_drains.add(queue)
+            for future in self.confirmations.get(name, ()):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _retry_drains(self) -> None:
+        for queue in list(self.pending_drains):
+            try:
+                await self._drain(queue)
+            except (redis.exceptions.RedisError, OSError):
+                return
+            self.pending_drains.discard(queue)
+
+    async def _drain(self, queue: str) -> None:
+        key = self.state.layer._keys.channel_key(queue)
+        while True:
+            elements: list[bytes] = await DRAIN.run(self.call, [key], [self.DRAIN_BATCH])
+            for element in elements:
+                self.state.deliver_queue(queue, element)
+            if len(elements) < self.DRAIN_BATCH:
+                return

@@ -1,0 +1,429 @@
+"""The Lua scripts of :class:`~channels_redis.core.RedisChannelLayer`.
+
+Each operation that touches more than one key, or reads and then writes, is
+one script, so that it costs one round trip and runs atomically. Scripts are
+called by their SHA1 digest (``EVALSHA``); only when Redis answers
+``NOSCRIPT`` (it restarted, failed over, or ran ``SCRIPT FLUSH``) is the text
+sent once with ``EVAL``, which also puts it back in Redis's script cache.
+
+Every key a script touches shares one hash tag in a Cluster (see
+:mod:`channels_redis.wire`), so each call stays within one hash slot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from .connections import Execute
+
+__all__ = ["DRAIN", "GROUP_ADD", "GROUP_SEND", "PUBSUB_SEND", "SEND", "Script"]
+
+# Helpers shared by the scripts that write to queues.
+#
+# queue_of() is the Lua twin of channels_redis.wire.queue_name(): the queue of
+# a process-specific channel, from its non-local part (<process>.<hex>__<n>!
+# queues under <process>.<hex>!). Plain searches and a cache rather than one
+# pattern with backtracking: group_send runs it once per member.
+#
+# Counts live in hashes; the scripts read and write many fields with one
+# HMGET / HSET / HDEL per thousand fields, not one call per field: a call
+# from Lua costs about as much as the work it does.
+#
+# drop_expired() drops expired messages from the head of a queue and returns
+# its new length. Deadlines of one queue grow (one expiry per layer), so
+# expired messages are in front; a message whose header does not parse is
+# left alone. On a process queue (counter given) the channels an expired
+# message was for get their unreceived counts back.
+#
+# apply_acks() applies the acknowledgements at the head of KEYS and ARGV
+# (see SEND) and returns the index of the first ARGV after them.
+_HELPERS = r"""
+local process_prefixes = {}
+local function queue_of(nonlocal)
+  -- The last "__" (names made by new_channel() have one) must be followed
+  -- by digits and the "!" that ends the non-local part ...
+  local at = string.find(nonlocal, '__', 1, true)
+  if at == nil then
+    return nonlocal
+  end
+  local later = string.find(nonlocal, '__', at + 1, true)
+  while later do
+    at = later
+    later = string.find(nonlocal, '__', at + 1, true)
+  end
+  if string.find(nonlocal, '^%d+!$', at + 2) == nil then
+    return nonlocal
+  end
+  -- ... and preceded by ".<hex>"; a group's members share few prefixes.
+  local prefix = string.sub(nonlocal, 1, at - 1)
+  local valid = process_prefixes[prefix]
+  if valid == nil then
+    valid = string.find(prefix, '%.[0-9a-f]+$') ~= nil
+    process_prefixes[prefix] = valid
+  end
+  if valid then
+    return prefix .. '!'
+  end
+  return nonlocal
+end
+
+local function hash_numbers(key, fields)
+  local values = {}
+  for first = 1, #fields, 1000 do
+    local chunk = redis.call('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))
+    for i = 1, #chunk do
+      values[first + i - 1] = tonumber(chunk[i]) or 0
+    end
+  end
+  return values
+end
+
+local function hash_update(key, fields, values)
+  -- Sets each field to its value, or deletes it at zero or below.
+  local sets, deletes = {}, {}
+  for i = 1, #fields do
+    if values[i] > 0 then
+      sets[#sets + 1] = fields[i]
+      sets[#sets + 1] = values[i]
+    else
+      deletes[#deletes + 1] = fields[i]
+    end
+  end
+  for first = 1, #sets, 2000 do
+    redis.call('HSET', key, unpack(sets, first, math.min(first + 1999, #sets)))
+  end
+  for first = 1, #deletes, 1000 do
+    redis.call('HDEL', key, unpack(deletes, first, math.min(first + 999, #deletes)))
+  end
+end
+
+local function uncount_all(counter, amounts)
+  -- amounts: non-local part -> how many to take off
+  local fields = {}
+  for field in pairs(amounts) do
+    fields[#fields + 1] = field
+  end
+  if #fields == 0 then
+    return
+  end
+  local values = hash_numbers(counter, fields)
+  for i = 1, #fields do
+    values[i] = values[i] - amounts[fields[i]]
+  end
+  hash_update(counter, fields, values)
+end
+
+local function drop_expired(key, now, length, counter)
+  local amounts = {}
+  while length > 0 do
+    local head = redis.call('LINDEX', key, 0)
+    local deadline, channels = string.match(head, '^(%d+):([^\n]*)')
+    deadline = tonumber(deadline)
+    if deadline == nil or deadline > now then
+      break
+    end
+    redis.call('LPOP', key)
+    length = length - 1
+    if counter and string.sub(channels, 1, 1) == '!' then
+      for channel in string.gmatch(string.sub(channels, 2), '[^,]+') do
+        local bang = string.find(channel, '!', 1, true)
+        if bang then
+          local field = string.sub(channel, 1, bang)
+          amounts[field] = (amounts[field] or 0) + 1
+        end
+      end
+    end
+  end
+  if counter then
+    uncount_all(counter, amounts)
+  end
+  return length
+end
+
+local function apply_acks()
+  local acks = tonumber(ARGV[3])
+  local by_counter, order = {}, {}
+  for i = 1, acks do
+    local counter = KEYS[i]
+    local amounts = by_counter[counter]
+    if amounts == nil then
+      amounts = {}
+      by_counter[counter] = amounts
+      order[#order + 1] = counter
+    end
+    local field = ARGV[2 + 2 * i]
+    amounts[field] = (amounts[field] or 0) + tonumber(ARGV[3 + 2 * i])
+  end
+  for _, counter in ipairs(order) do
+    uncount_all(counter, by_counter[counter])
+  end
+  return acks, 4 + 2 * acks
+end
+"""
+
+
+class Script:
+    """A Lua script, called by digest with a fallback to its text."""
+
+    __slots__ = ("name", "sha", "source")
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+    def args(self, keys: Sequence[str], args: Sequence[Any]) -> tuple[Any, ...]:
+        """The arguments of ``EVALSHA`` after the digest."""
+        return (len(keys), *keys, *args)
+
+    async def run(self, execute: Execute, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the script with *keys* and *args*; one round trip when cached.
+
+        *execute* sends one command (``client.execute_command``, or a
+        :class:`~channels_redis.connections.FastConnections`' ``execute``).
+        """
+        arguments = self.args(keys, args)
+        try:
+            return await execute("EVALSHA", self.sha, *arguments)
+        except NoScriptError:
+            # EVAL caches the script, so the next EVALSHA finds it.
+            return await execute("EVAL", self.source, *arguments)
+
+    def __repr__(self) -> str:
+        return f"<Script {self.name} {self.sha[:8]}>"
+
+
+#: Appends messages to queues that have room, after applying the receiving
+#: processes' acknowledgements. Called with any number of each at once:
+#: concurrent sends to one shard share one round trip.
+#:
+#: ARGV[1]: now (ms); ARGV[2]: TTL of the keys (ms); ARGV[3]: the number A of
+#: acknowledgements. KEYS[1..A]: their counter hashes; ARGV: A pairs
+#: (channel's non-local part, messages received).
+#: Then, per message, two KEYS (the queue, its counter hash) and three ARGV:
+#: the element, the channel's capacity, and the non-local part whose count
+#: it goes to ('' for an ordinary channel, whose count is its length).
+#: Returns, per message, 1 if it was queued, 0 if the channel was full.
+SEND = Script(
+    "send",
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local acks, base = apply_acks()
+local queued = {}
+for i = 1, (#KEYS - acks) / 2 do
+  local queue = KEYS[acks + 2 * i - 1]
+  local counter = KEYS[acks + 2 * i]
+  local capacity = tonumber(ARGV[base + 3 * i - 2])
+  local field = ARGV[base + 3 * i - 1]
+  local room
+  if field == '' then
+    local length = redis.call('LLEN', queue)
+    if length >= capacity then
+      length = drop_expired(queue, now, length, nil)
+    end
+    room = length < capacity
+  else
+    local count = tonumber(redis.call('HGET', counter, field) or '0')
+    if count >= capacity then
+      drop_expired(queue, now, redis.call('LLEN', queue), counter)
+      count = tonumber(redis.call('HGET', counter, field) or '0')
+    end
+    room = count < capacity
+    if room then
+      redis.call('HINCRBY', counter, field, 1)
+      redis.call('PEXPIRE', counter, ttl)
+    end
+  end
+  if room then
+    redis.call('RPUSH', queue, ARGV[base + 3 * i - 3])
+    redis.call('PEXPIRE', queue, ttl)
+    queued[i] = 1
+  else
+    queued[i] = 0
+  end
+end
+return queued
+""",
+)
+
+#: Adds a member to a group (or refreshes it) and forgets expired members.
+#: KEYS[1]: the group's sorted set. ARGV[1]: the channel; ARGV[2]: its score;
+#: ARGV[3]: TTL of the set (ms); ARGV[4]: the lowest score still alive.
+GROUP_ADD = Script(
+    "group_add",
+    """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+return 1
+""",
+)
+
+#: Sends a message to every member of a group that lives on this shard.
+#: The members a process has in the group get one element that lists them.
+#: Full channels are skipped: the specification forbids ChannelFull here.
+#: KEYS[1]: the group's sorted set. ARGV[1]: now (ms); ARGV[2]: TTL of the
+#: keys (ms); ARGV[3]: the lowest score still alive; ARGV[4]: the prefix of
+#: queue keys; ARGV[5]: the prefix of counter keys; ARGV[6]: the deadline
+#: (ms); ARGV[7]: the payload.
+#: Returns the number of members the message was queued for.
+GROUP_SEND = Script(
+    "group_send",
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local queue_prefix = ARGV[4]
+local counter_prefix = ARGV[5]
+local header = ARGV[6] .. ':'
+local payload = ARGV[7]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local processes = {}
+local order = {}
+local queued = 0
+for i = 1, #members, 2 do
+  local channel = members[i]
+  local capacity = tonumber(members[i + 1]) % 2097152
+  local bang = string.find(channel, '!', 1, true)
+  if bang then
+    local nonlocal = string.sub(channel, 1, bang)
+    local name = queue_of(nonlocal)
+    local process = processes[name]
+    if process == nil then
+      process = {channels = {}, slots = {}, capacities = {}, fields = {}, slot_of = {}}
+      processes[name] = process
+      order[#order + 1] = name
+    end
+    local slot = process.slot_of[nonlocal]
+    if slot == nil then
+      slot = #process.fields + 1
+      process.fields[slot] = nonlocal
+      process.slot_of[nonlocal] = slot
+    end
+    local n = #process.channels + 1
+    process.channels[n] = channel
+    process.slots[n] = slot
+    process.capacities[n] = capacity
+  else
+    local queue = queue_prefix .. channel
+    local length = redis.call('LLEN', queue)
+    if length >= capacity then
+      length = drop_expired(queue, now, length, nil)
+    end
+    if length < capacity then
+      redis.call('RPUSH', queue, header .. '\n' .. payload)
+      redis.call('PEXPIRE', queue, ttl)
+      queued = queued + 1
+    end
+  end
+end
+for _, name in ipairs(order) do
+  local process = processes[name]
+  local queue = queue_prefix .. name
+  local counter = counter_prefix .. name
+  local counts = hash_numbers(counter, process.fields)
+  for n = 1, #process.channels do
+    if counts[process.slots[n]] >= process.capacities[n] then
+      -- Someone is full: expired messages may be what fills it.
+      drop_expired(queue, now, redis.call('LLEN', queue), counter)
+      counts = hash_numbers(counter, process.fields)
+      break
+    end
+  end
+  local recipients = {}
+  local changed = {}
+  for n = 1, #process.channels do
+    local slot = process.slots[n]
+    if counts[slot] < process.capacities[n] then
+      counts[slot] = counts[slot] + 1
+      changed[slot] = true
+      recipients[#recipients + 1] = process.channels[n]
+    end
+  end
+  if #recipients > 0 then
+    redis.call('RPUSH', queue, header .. '!' .. table.concat(recipients, ',') .. '\n' .. payload)
+    redis.call('PEXPIRE', queue, ttl)
+    local fields, values = {}, {}
+    for slot in pairs(changed) do
+      fields[#fields + 1] = process.fields[slot]
+      values[#values + 1] = counts[slot]
+    end
+    hash_update(counter, fields, values)
+    redis.call('PEXPIRE', counter, ttl)
+    queued = queued + #recipients
+  end
+end
+return queued
+""",
+)
+
+#: The send of the Pub/Sub layer: publishes each message to its queue's
+#: Pub/Sub channel, or, when no process is subscribed, appends it to the
+#: queue's backlog list, which a process drains as it subscribes. Every
+#: channel's unreceived messages are counted (ordinary channels under their
+#: own name), so capacities hold whichever way a message went.
+#:
+#: Acknowledgements as for SEND; then, per message, two KEYS (the backlog
+#: list, its counter hash) and four ARGV: the element, the channel's
+#: capacity, the counted field, and the Pub/Sub channel.
+#: Returns, per message, 1 if it was sent, 0 if the channel was full.
+PUBSUB_SEND = Script(
+    "pubsub_send",
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local acks, base = apply_acks()
+local sent = {}
+for i = 1, (#KEYS - acks) / 2 do
+  local backlog = KEYS[acks + 2 * i - 1]
+  local counter = KEYS[acks + 2 * i]
+  local element = ARGV[base + 4 * i - 4]
+  local capacity = tonumber(ARGV[base + 4 * i - 3])
+  local field = ARGV[base + 4 * i - 2]
+  local count = tonumber(redis.call('HGET', counter, field) or '0')
+  if count >= capacity then
+    local length = redis.call('LLEN', backlog)
+    local left = drop_expired(backlog, now, length, counter)
+    if left < length and string.find(field, '!', 1, true) == nil then
+      -- Backlog elements of an ordinary channel name no channel: count them here.
+      uncount_all(counter, {[field] = length - left})
+    end
+    count = tonumber(redis.call('HGET', counter, field) or '0')
+  end
+  if count < capacity then
+    redis.call('HINCRBY', counter, field, 1)
+    redis.call('PEXPIRE', counter, ttl)
+    if redis.call('PUBLISH', ARGV[base + 4 * i - 1], element) == 0 then
+      redis.call('RPUSH', backlog, element)
+      redis.call('PEXPIRE', backlog, ttl)
+    end
+    sent[i] = 1
+  else
+    sent[i] = 0
+  end
+end
+return sent
+""",
+)
+
+#: Takes up to ARGV[1] elements from the head of KEYS[1] without blocking:
+#: with BLPOP, the receive loop's batch read on Redis older than 7.0, which
+#: has no BLMPOP.
+DRAIN = Script(
+    "drain",
+    """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[1], #items, -1)
+end
+return items
+""",
+)

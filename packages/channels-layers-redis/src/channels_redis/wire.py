@@ -1,0 +1,140 @@
+"""How :class:`~channels_redis.core.RedisChannelLayer` lays data out in Redis.
+
+Keys (``prefix`` defaults to ``asgi``; ``{tag}`` appears only in a Cluster)::
+
+    <prefix>:[{tag}:]ch:<queue>    a list: the queue of a channel, or of a process
+    <prefix>:[{tag}:]cnt:<queue>   a hash: unreceived messages per channel of a process
+    <prefix>:[{tag}:]gr:<group>    a sorted set: members of the group whose queue
+                                   lives on this shard or bucket
+
+**Queues.** An ordinary channel (``chat``) has a list of its own, and its
+capacity is the list's length. A process-specific channel
+(``specific.<process>__<n>!<local>``, made by ``new_channel()``) has a
+non-local part of its own, hence a capacity of its own as the specification
+counts it, but its messages go to one list per *process*,
+``ch:specific.<process>!``: one receive loop with one blocking pop serves
+every consumer of a process, and ``group_send`` stores one element for all
+the members a process has in a group. How many messages each channel has
+waiting is counted in the process's ``cnt:`` hash, by non-local part: a send
+adds one, and the receiving process subtracts what its consumers received
+(batched with its next sends). :func:`queue_name` is the rule, the same in
+Python and Lua; a process-specific name that does not have the shape of
+``new_channel()`` names is its own queue.
+
+**Elements.** Each list element is a header line, then the serialized
+message::
+
+    <deadline>:[!<channel>[,<channel>...]]\\n<payload>
+
+``deadline`` is when the message expires, in integer milliseconds since the
+Unix epoch; the Lua scripts read it to drop expired messages. An element on a
+process queue lists the channels it is for. Names cannot hold ``:``, ``,`` or
+a newline, so the header parses without escaping.
+
+**Groups.** The score of a group member packs the time of its last
+``group_add`` (whole seconds) and the member's capacity into one
+exactly-representable number, ``seconds * 2**21 + capacity``: expired
+members are a score range, and ``group_send`` learns each member's capacity
+in the same read.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+__all__ = [
+    "CAPACITY_LIMIT",
+    "KeySpace",
+    "expired_score",
+    "member_score",
+    "non_local_part",
+    "pack_element",
+    "queue_name",
+    "unpack_element",
+]
+
+#: Capacities are stored in the low 21 bits of a group member's score; a
+#: larger capacity is stored as this (two million messages is no limit).
+CAPACITY_LIMIT = 2**21 - 1
+_SCORE_SHIFT = 2**21
+
+#: The non-local part of a name made by new_channel(): the process part,
+#: "__", a counter, "!". The Lua twin is in scripts.py (_QUEUE_OF).
+_PROCESS_CHANNEL = re.compile(r"(.*\.[0-9a-f]+)__[0-9]+!")
+
+
+@lru_cache(maxsize=65536)
+def queue_name(channel: str) -> str:
+    """The name of the Redis list that holds *channel*'s messages.
+
+    An ordinary channel is its own queue. A process-specific channel queues
+    under its process (``specific.ab12__7!x`` under ``specific.ab12!``)
+    when it has the shape of names made by ``new_channel()``, else under its
+    non-local part.
+    """
+    bang = channel.find("!")
+    if bang < 0:
+        return channel
+    remote = channel[: bang + 1]
+    match = _PROCESS_CHANNEL.fullmatch(remote)
+    return remote if match is None else match.group(1) + "!"
+
+
+def non_local_part(channel: str) -> str:
+    """The part of a process-specific name up to and including its ``!``."""
+    return channel[: channel.index("!") + 1]
+
+
+class KeySpace:
+    """The key names of one shard (or one Cluster bucket)."""
+
+    __slots__ = ("base", "channel_prefix", "count_prefix", "group_prefix")
+
+    def __init__(self, prefix: str, tag: str = "") -> None:
+        self.base = f"{prefix}:{{{tag}}}:" if tag else f"{prefix}:"
+        self.channel_prefix = self.base + "ch:"
+        self.count_prefix = self.base + "cnt:"
+        self.group_prefix = self.base + "gr:"
+
+    def channel_key(self, queue: str) -> str:
+        return self.channel_prefix + queue
+
+    def count_key(self, queue: str) -> str:
+        return self.count_prefix + queue
+
+    def group_key(self, group: str) -> str:
+        return self.group_prefix + group
+
+
+def member_score(added_at: float, capacity: int) -> int:
+    """The sorted-set score of a group member added at *added_at* (epoch seconds)."""
+    return int(added_at) * _SCORE_SHIFT + min(capacity, CAPACITY_LIMIT)
+
+
+def expired_score(now: float, group_expiry: float) -> int:
+    """Members with a score below this were last added over *group_expiry* ago."""
+    return int(now - group_expiry) * _SCORE_SHIFT
+
+
+def pack_element(deadline_ms: int, channel: str | None, payload: bytes) -> bytes:
+    """The list element for one message; *channel* is given on process queues."""
+    if channel is None:
+        return b"%d:\n%b" % (deadline_ms, payload)
+    return b"%d:!%b\n%b" % (deadline_ms, channel.encode("ascii"), payload)
+
+
+def unpack_element(element: bytes) -> tuple[int, list[str] | None, bytes]:
+    """``(deadline_ms, channels or None, payload)`` of a list element.
+
+    Raises ``ValueError`` when *element* does not have the layout.
+    """
+    newline = element.index(b"\n")
+    colon = element.index(b":", 0, newline)
+    deadline = int(element[:colon])
+    if colon + 1 == newline:
+        return deadline, None, element[newline + 1 :]
+    if element[colon + 1] != 0x21:  # "!"
+        raise ValueError("the header of a list element has no '!' before its channels")
+    channels = element[colon + 2 : newline].decode("ascii").split(",")
+    return deadline, channels, element[newline + 1 :]

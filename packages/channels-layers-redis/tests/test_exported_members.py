@@ -1,0 +1,56 @@
+"""The public names of the package, in __all__ and sorted."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import channels_redis
+
+MODULES = [
+    "channels_redis",
+    "channels_redis.batching",
+    "channels_redis.connections",
+    "channels_redis.core",
+    "channels_redis.errors",
+    "channels_redis.hosts",
+    "channels_redis.local_buffer",
+    "channels_redis.pubsub",
+    "channels_redis.scripts",
+    "channels_redis.serializers",
+    "channels_redis.sharding",
+    "channels_redis.wire",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_all_is_sorted_and_complete(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported, key=str.casefold) or exported == sorted(exported)
+    for member in exported:
+        assert hasattr(module, member), f"{name}.{member} is in __all__ but missing"
+
+
+def test_package_exports_every_public_member() -> None:
+    public = {
+        member
+        for member in dir(channels_redis)
+        if not member.startswith("_")
+        and member != "annotations"  # from __future__ import annotations
+        and not isinstance(getattr(channels_redis, member), type(channels_redis))
+    }
+    assert public <= set(channels_redis.__all__), public - set(channels_redis.__all__)
+    assert channels_redis.__version__ == "0.1.0"
+
+
+def test_import_paths_of_channels_redis_4_keep_working() -> None:
+    from channels_redis.core import RedisChannelLayer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+    from channels_redis.serializers import BaseMessageSerializer, registry
+
+    assert RedisChannelLayer.extensions == ["groups", "flush"]
+    assert RedisPubSubChannelLayer.extensions == ["groups", "flush"]
+    assert callable(registry.register_serializer)
+    assert issubclass(registry.get_serializer("msgpack").__class__, BaseMessageSerializer)

@@ -1,0 +1,237 @@
+"""RedisPubSubChannelLayer against real Redis servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis.asyncio
+
+from channels_redis.errors import InvalidConfiguration, RedisConnectionError
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+LayerMaker = Callable[..., RedisPubSubChannelLayer]
+
+
+@pytest_asyncio.fixture
+async def make_layer(redis_url: str) -> AsyncIterator[LayerMaker]:
+    made: list[RedisPubSubChannelLayer] = []
+
+    def make(**options: Any) -> RedisPubSubChannelLayer:
+        options.setdefault("hosts", [redis_url])
+        layer = RedisPubSubChannelLayer(**options)
+        made.append(layer)
+        return layer
+
+    yield make
+    for layer in made:
+        await layer.close_pools()
+
+
+async def receive(layer: RedisPubSubChannelLayer, channel: str, timeout: float = 5) -> Any:
+    return await asyncio.wait_for(layer.receive(channel), timeout)
+
+
+def test_configured_by_import_path() -> None:
+    from django.utils.module_loading import import_string
+
+    assert import_string("channels_redis.pubsub.RedisPubSubChannelLayer") is RedisPubSubChannelLayer
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"hosts": "redis://x"}, "wrap it in a list"),
+        ({"on_disconnect": 3}, "on_disconnect must be a message type"),
+        ({"on_reconnect": b"x"}, "on_reconnect must be a message type"),
+        ({"prefix": "a}"}, "without braces"),
+    ],
+)
+def test_invalid_arguments(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidConfiguration, match=message):
+        RedisPubSubChannelLayer(**options)
+
+
+@pytest.mark.asyncio
+async def test_groups_across_processes(make_layer: LayerMaker) -> None:
+    # Three layers stand for three processes sharing one Redis.
+    first, second, sender = make_layer(), make_layer(), make_layer()
+    one = [await first.new_channel() for _ in range(3)]
+    two = [await second.new_channel() for _ in range(2)]
+    for channel in one:
+        await first.group_add("across", channel)
+    for channel in two:
+        await second.group_add("across", channel)
+    await sender.group_send("across", {"type": "hello.all"})
+    for channel in one:
+        assert await receive(first, channel) == {"type": "hello.all"}
+    for channel in two:
+        assert await receive(second, channel) == {"type": "hello.all"}
+
+
+@pytest.mark.asyncio
+async def test_group_send_is_one_publish_whatever_the_size(
+    make_layer: LayerMaker, redis_client: redis.asyncio.Redis
+) -> None:
+    layer = make_layer()
+    members = [await layer.new_channel() for _ in range(500)]
+    for member in members:
+        await layer.group_add("big-room", member)
+    await redis_client.config_resetstat()
+    await layer.group_send("big-room", {"type": "to.everyone"})
+    stats = await redis_client.info("commandstats")
+    assert stats["cmdstat_publish"]["calls"] == 1
+    received = await asyncio.gather(*(receive(layer, member) for member in members))
+    assert received == [{"type": "to.everyone"}] * 500
+    # One subscription for the process's channels and one for the group.
+    channels = await redis_client.pubsub_channels()
+    assert len(channels) == 2
+
+
+@pytest.mark.asyncio
+async def test_messages_wait_for_a_receiver_that_subscribes_later(make_layer: LayerMaker) -> None:
+    sender, receiver = make_layer(), make_layer()
+    await sender.send("task.queue", {"type": "job", "n": 1})
+    await sender.send("task.queue", {"type": "job", "n": 2})
+    await asyncio.sleep(0.1)
+    assert await receive(receiver, "task.queue") == {"type": "job", "n": 1}
+    await sender.send("task.queue", {"type": "job", "n": 3})
+    assert await receive(receiver, "task.queue") == {"type": "job", "n": 2}
+    assert await receive(receiver, "task.queue") == {"type": "job", "n": 3}
+
+
+@pytest.mark.asyncio
+async def test_disconnect_and_reconnect_callbacks_fire_and_subscriptions_come_back(
+    restartable_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="channels_redis")
+    calls: list[str] = []
+
+    async def reconnected() -> None:
+        calls.append("reconnect")
+
+    layer = RedisPubSubChannelLayer(
+        hosts=[restartable_redis.url],
+        on_disconnect=lambda: calls.append("disconnect"),
+        on_reconnect=reconnected,
+    )
+    notified = RedisPubSubChannelLayer(
+        hosts=[restartable_redis.url],
+        on_disconnect="redis.disconnect",
+        on_reconnect="redis.reconnect",
+    )
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("survivors", channel)
+        watcher = await notified.new_channel()
+        await notified.group_add("survivors", watcher)
+        await layer.group_send("survivors", {"type": "before"})
+        assert await receive(layer, channel) == {"type": "before"}
+        assert await receive(notified, watcher) == {"type": "before"}
+        waiting = asyncio.ensure_future(receive(notified, watcher, timeout=15))
+        plain = asyncio.ensure_future(receive(layer, "plain.worker", timeout=15))
+
+        restartable_redis.kill()
+        assert await waiting == {"type": "redis.disconnect"}
+        for _ in range(100):
+            if "disconnect" in calls:
+                break
+            await asyncio.sleep(0.05)
+        assert calls == ["disconnect"]
+        with pytest.raises(RedisConnectionError):
+            await layer.send("plain.worker", {"type": "during"})
+
+        restartable_redis.start()
+        assert await receive(notified, watcher, timeout=10) == {"type": "redis.reconnect"}
+        deadline = time.monotonic() + 10
+        while calls != ["disconnect", "reconnect"]:
+            assert time.monotonic() < deadline, calls
+            await asyncio.sleep(0.05)
+        # Every subscription is back: groups and channels deliver again.
+        await layer.group_send("survivors", {"type": "after"})
+        assert await receive(layer, channel) == {"type": "after"}
+        assert await receive(notified, watcher) == {"type": "after"}
+        await layer.send("plain.worker", {"type": "job"})
+        assert await plain == {"type": "job"}
+    finally:
+        await layer.close_pools()
+        await notified.close_pools()
+    lost = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Lost Redis")]
+    assert len(lost) == 2, lost  # once per layer, not once per retry
+
+
+@pytest.mark.asyncio
+async def test_channel_messages_sent_during_a_resubscription_are_not_lost(
+    restartable_redis: Any,
+) -> None:
+    receiver = RedisPubSubChannelLayer(hosts=[restartable_redis.url])
+    sender = RedisPubSubChannelLayer(hosts=[restartable_redis.url])
+    try:
+        channel = await receiver.new_channel()
+        await sender.send(channel, {"type": "n", "n": 0})
+        assert await receive(receiver, channel) == {"type": "n", "n": 0}
+        restartable_redis.kill()
+        await asyncio.sleep(0.2)
+        restartable_redis.start()
+        # The receiver may not have resubscribed yet: these go to the backlog
+        # or straight through, and arrive in order either way.
+        sent = 0
+        deadline = time.monotonic() + 10
+        while sent < 20:
+            try:
+                await sender.send(channel, {"type": "n", "n": sent + 1})
+                sent += 1
+            except RedisConnectionError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        numbers = [(await receive(receiver, channel, timeout=10))["n"] for _ in range(20)]
+        assert numbers == list(range(1, 21))
+    finally:
+        await receiver.close_pools()
+        await sender.close_pools()
+
+
+@pytest.mark.asyncio
+async def test_group_add_waits_for_the_subscription(make_layer: LayerMaker) -> None:
+    layer = make_layer()
+    for round_number in range(20):
+        channel = await layer.new_channel()
+        await layer.group_add(f"fresh-{round_number}", channel)
+        await layer.group_send(f"fresh-{round_number}", {"type": "first"})
+        assert await receive(layer, channel) == {"type": "first"}
+
+
+@pytest.mark.asyncio
+async def test_last_member_leaving_unsubscribes(
+    make_layer: LayerMaker, redis_client: redis.asyncio.Redis
+) -> None:
+    layer = make_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("short-lived", channel)
+    assert b"asgi:pubgr:short-lived" in await redis_client.pubsub_channels()
+    await layer.group_discard("short-lived", channel)
+    for _ in range(50):
+        if b"asgi:pubgr:short-lived" not in await redis_client.pubsub_channels():
+            break
+        await asyncio.sleep(0.02)
+    assert b"asgi:pubgr:short-lived" not in await redis_client.pubsub_channels()
+
+
+@pytest.mark.asyncio
+async def test_encrypted_pubsub_messages(
+    make_layer: LayerMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    layer = make_layer(symmetric_encryption_keys=["k1"])
+    stranger = make_layer(symmetric_encryption_keys=["other"])
+    channel = await layer.new_channel()
+    await layer.group_add("secret-room", channel)
+    await stranger.group_send("secret-room", {"type": "unreadable"})
+    await stranger.send(channel, {"type": "unreadable"})
+    await layer.group_send("secret-room", {"type": "readable"})
+    assert await receive(layer, channel) == {"type": "readable"}
+    assert sum("cannot be decrypted" in r.getMessage() for r in caplog.records) == 2

@@ -1,0 +1,127 @@
+"""Redis killed and restarted under running consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pytest
+import redis.exceptions
+
+from channels_redis.core import RedisChannelLayer
+from channels_redis.errors import RedisConnectionError, RedisLayerError
+
+
+async def send_until_accepted(
+    layer: RedisChannelLayer, channel: str, message: dict[str, Any], within: float
+) -> float:
+    """Retry ``send()`` until Redis takes it; return how long that took."""
+    started = time.monotonic()
+    while True:
+        try:
+            await layer.send(channel, message)
+        except RedisConnectionError:
+            if time.monotonic() - started > within:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            return time.monotonic() - started
+
+
+@pytest.mark.asyncio
+async def test_consumers_receive_again_after_redis_restarts(
+    restartable_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="channels_redis")
+    layer = RedisChannelLayer(hosts=[restartable_redis.url])
+    try:
+        specific = await layer.new_channel()
+        received: dict[str, list[dict[str, Any]]] = {specific: [], "worker.jobs": []}
+
+        async def consume(channel: str) -> None:
+            while True:
+                received[channel].append(await layer.receive(channel))
+
+        consumers = [asyncio.ensure_future(consume(channel)) for channel in received]
+        for channel in received:
+            await layer.send(channel, {"type": "before"})
+        await asyncio.sleep(0.2)
+        assert all(messages == [{"type": "before"}] for messages in received.values())
+
+        restartable_redis.kill()
+        # send() reports the outage with this package's exception.
+        with pytest.raises(RedisConnectionError) as raised:
+            await layer.send(specific, {"type": "during"})
+        assert isinstance(raised.value, RedisLayerError)
+        assert isinstance(raised.value, ConnectionError)
+        assert not isinstance(raised.value, redis.exceptions.RedisError)
+        with pytest.raises(RedisConnectionError):
+            await layer.group_add("group", specific)
+        await asyncio.sleep(1.0)  # the receive loops fail and back off meanwhile
+
+        restartable_redis.start()
+        for channel in received:
+            took = await send_until_accepted(layer, channel, {"type": "after"}, within=5)
+            assert took < 5
+        deadline = time.monotonic() + 5
+        while any(len(messages) < 2 for messages in received.values()):
+            assert time.monotonic() < deadline, received
+            await asyncio.sleep(0.05)
+        assert all(messages[-1] == {"type": "after"} for messages in received.values())
+        for consumer in consumers:
+            consumer.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+    finally:
+        await layer.close_pools()
+
+    lost = [r for r in caplog.records if r.getMessage().startswith("Lost Redis")]
+    back = [r for r in caplog.records if r.getMessage().startswith("Redis is back")]
+    # One warning per receive loop for the whole outage, and one when it ends.
+    assert len(lost) == 2, [r.getMessage() for r in lost]
+    assert all(record.levelno == logging.WARNING for record in lost)
+    assert len(back) == 2
+
+
+@pytest.mark.asyncio
+async def test_groups_deliver_after_a_restart_once_rejoined(restartable_redis: Any) -> None:
+    # Redis without persistence forgets groups when it restarts; consumers
+    # join again (as Channels consumers do on reconnect) and groups deliver.
+    layer = RedisChannelLayer(hosts=[restartable_redis.url])
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("room", channel)
+        waiting = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0.1)
+        restartable_redis.kill()
+        await asyncio.sleep(0.3)
+        restartable_redis.start()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                await layer.group_add("room", channel)
+                break
+            except RedisConnectionError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        await layer.group_send("room", {"type": "room.back"})
+        assert await asyncio.wait_for(waiting, 5) == {"type": "room.back"}
+    finally:
+        await layer.close_pools()
+
+
+@pytest.mark.asyncio
+async def test_send_to_an_unreachable_server_fails_fast() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on the port any more.
+    layer = RedisChannelLayer(hosts=[("127.0.0.1", port)])
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError, match=f"127.0.0.1:{port}|Connection refused|connect"):
+        await layer.send("nowhere", {"type": "x"})
+    assert time.monotonic() - started < 3
+    await layer.close_pools()
