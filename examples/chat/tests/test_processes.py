@@ -147,3 +147,34 @@ def test_worker_in_its_own_process_counts_messages_sent_through_redis(
         lambda: RoomStats.objects.filter(room_name="café au lait", message_count=5).exists(),
         "the worker to count 5 messages",
     )
+
+
+def test_two_servers_share_rooms_through_redis(start: Callable[..., str]) -> None:
+    """Clients on different server processes chat in one room; other rooms hear nothing."""
+    origins = [
+        start(["-m", "channels_server", "-p", "0", "mysite.asgi:application"], "Listening").split()[
+            -1
+        ]
+        for _ in range(2)
+    ]
+    assert origins[0] != origins[1]
+
+    def connect(origin: str, room: str) -> websocket.WebSocket:
+        url = origin.replace("http://", "ws://") + "/ws/chat/" + quote(room, safe="") + "/"
+        return websocket.create_connection(url, origin=origin, timeout=5)
+
+    on_first = connect(origins[0], "lobby")
+    on_second = connect(origins[1], "lobby")
+    elsewhere = connect(origins[1], "kitchen")
+    try:
+        on_first.send(json.dumps({"message": "hello from the first server"}))
+        assert json.loads(on_second.recv())["message"] == "hello from the first server"
+        assert json.loads(on_first.recv())["message"] == "hello from the first server"
+        on_second.send(json.dumps({"message": "and back from the second"}))
+        assert json.loads(on_first.recv())["message"] == "and back from the second"
+        # The other room got nothing: the next frame it sees is its own message.
+        elsewhere.send(json.dumps({"message": "kitchen only"}))
+        assert json.loads(elsewhere.recv())["message"] == "kitchen only"
+    finally:
+        for client in (on_first, on_second, elsewhere):
+            client.close()
