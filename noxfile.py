@@ -49,12 +49,16 @@ PACKAGES = {
     "channels-core": [("3.10", "4.2"), ("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")],
     "channels-testing": [("3.11", "5.2"), ("3.13", "6.1")],
     "channels-layers-redis": [("3.10", "4.2"), ("3.13", "6.1")],
+    "channels-server": [("3.10", "4.2"), ("3.12", "6.0")],
 }
+# Every package, for the sessions that install them all together.
+ALL_PACKAGES = ["channels-core", "channels-testing", "channels-layers-redis", "channels-server"]
 # What each package may import, to prove it installs alone.
 IMPORT_NAMES = {
     "channels-core": "channels",
     "channels-testing": "channels_testing",
     "channels-layers-redis": "channels_redis",
+    "channels-server": "channels_server",
 }
 
 
@@ -101,9 +105,10 @@ SIBLING_DEPENDENCIES = {
     "channels-core": [],
     "channels-testing": [],
     "channels-layers-redis": ["channels-core"],
+    "channels-server": ["channels-core"],
 }
 # The extras each package's own tests need.
-TEST_EXTRAS = {"channels-layers-redis": "[cryptography]"}
+TEST_EXTRAS = {"channels-layers-redis": "[cryptography]", "channels-server": "[fast]"}
 
 
 def _local_packages(*names: str, extras: bool = False) -> list[str]:
@@ -193,12 +198,85 @@ def docs(session: nox.Session) -> None:
     )
 
 
+# The integration suite: every package together, with the chat example.
+INTEGRATION = [("3.10", "4.2"), ("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")]
+BROWSER = ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Install Debian's chromium and chromium-driver when missing; fail if impossible."""
+    if all(Path(path).exists() for path in BROWSER):
+        return
+    if shutil.which("apt-get") is None:
+        session.error("chromium and chromium-driver are missing and apt-get is not available")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run(*sudo, "apt-get", "update", "-q", external=True, env=env)
+    session.run(
+        *sudo,
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "chromium",
+        "chromium-driver",
+        external=True,
+        env=env,
+    )
+    missing = [path for path in BROWSER if not Path(path).exists()]
+    if missing:
+        session.error(f"apt-get ran, but these are still missing: {missing}")
+
+
+@nox.session(tags=["ci"])
+@nox.parametrize(
+    ("python", "django"),
+    [nox.param(python, django, id=f"py{python}-django{django}") for python, django in INTEGRATION],
+)
+def integration(session: nox.Session, django: str) -> None:
+    """The chat example over every package, installed from its folder, in a real browser."""
+    _ensure_chromium(session)
+    session.install(
+        *_local_packages(*ALL_PACKAGES, extras=True),
+        _django(django),
+        *_group("test"),
+        *_group("integration"),
+    )
+    session.chdir(ROOT / "examples" / "chat")
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python="3.11", default=False)
+def chat(session: nox.Session) -> None:
+    """Serve the chat example at http://127.0.0.1:8000 (CONTROL-C to stop)."""
+    session.install(*_local_packages(*ALL_PACKAGES))
+    session.chdir(ROOT / "examples" / "chat")
+    session.run("python", "manage.py", "migrate", "--no-input", "-v", "0")
+    session.run("channels-server", "-b", "127.0.0.1", "-p", "8000", "mysite.asgi:application")
+
+
 @nox.session(python="3.11", default=False)
 def echo(session: nox.Session) -> None:
     """Serve the echo example at http://127.0.0.1:8000 (CONTROL-C to stop)."""
     session.install(*_local_packages("channels-core"), "uvicorn>=0.30", "websockets>=13")
     session.chdir(ROOT / "examples" / "echo")
     session.run("uvicorn", "echo_project.asgi:application", "--host", "127.0.0.1", "--port", "8000")
+
+
+@nox.session(python="3.11", tags=["ci"])
+def autobahn(session: nox.Session) -> None:
+    """The Autobahn|Testsuite fuzzing client (cases 1-10) against channels-server.
+
+    wstest needs Python 2.7; the script finds it (pyenv's or python2.7 on
+    PATH), builds its virtualenv, and says plainly when there is none.
+    """
+    session.install(*_local_packages("channels-core", "channels-server"))
+    session.run(
+        "python",
+        str(ROOT / "packages" / "channels-server" / "tests" / "autobahn" / "run.py"),
+        *session.posargs,
+    )
 
 
 @nox.session(python="3.11", default=False)

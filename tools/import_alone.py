@@ -21,10 +21,13 @@ DECLARED = {
     "channels_redis": ["channels"],
     "channels_server": ["channels"],
 }
-# Modules that exist to say a sibling is missing: checked separately below.
+# Modules that need a sibling or an extra: importing them must fail with an
+# ImportError that says what to install (checked separately below).
 NEEDS_SIBLING = {
+    "channels_server.protocol.fast_http11": "httptools",
     "channels.testing": "pip install channels-testing",
     "channels_testing.conformance": "pip install channels-testing[conformance]",
+    "channels_testing.live": "pip install channels-testing[live]",
 }
 
 

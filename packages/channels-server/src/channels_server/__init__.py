@@ -1,0 +1,45 @@
+"""channels-server: an ASGI HTTP/1.1 and WebSocket server for Django Channels.
+
+Run it with ``channels-server myproject.asgi:application`` (daphne's flags
+work unchanged), or from Python::
+
+    from channels_server import Config, Server
+
+    server = Server(application, Config(endpoints=("tcp:port=8000:interface=127.0.0.1",)))
+    await server.serve()
+
+Add ``"channels_server"`` to ``INSTALLED_APPS`` and ``manage.py runserver``
+serves ``ASGI_APPLICATION`` with it.
+"""
+
+from __future__ import annotations
+
+from .config import Config, Endpoint, parse_endpoint
+from .errors import (
+    ApplicationError,
+    ClientDisconnected,
+    ConfigurationError,
+    HTTPProtocolError,
+    LifespanFailure,
+    ProtocolError,
+    ServerError,
+)
+from .server import Server, run
+
+__all__ = [
+    "ApplicationError",
+    "ClientDisconnected",
+    "Config",
+    "ConfigurationError",
+    "Endpoint",
+    "HTTPProtocolError",
+    "LifespanFailure",
+    "ProtocolError",
+    "Server",
+    "ServerError",
+    "__version__",
+    "parse_endpoint",
+    "run",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Translation between the protocol engines and ASGI messages: one stream per scope."""

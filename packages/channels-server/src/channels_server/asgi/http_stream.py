@@ -1,0 +1,393 @@
+"""One HTTP request as an ASGI connection scope: ``receive`` and ``send``.
+
+Request body flow control: body bytes are queued until the application
+calls ``receive()``; once more than :data:`BODY_HIGH_WATER` bytes wait, the
+connection stops reading from the socket, and it resumes when the
+application has taken them. A slow application is never handed (and the
+server never holds) an unbounded body.
+
+Response back-pressure: ``send()`` returns once the bytes are queued on the
+socket, and waits first whenever the socket's write buffer is over its
+limit, so a fast application cannot fill memory with a slow client's
+response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApplicationError, ClientDisconnected
+from ..protocol.http11 import CONTINUE_RESPONSE, HTTPEngine, RequestHead, error_response
+from ..protocol.state import (
+    HTTP_RESPONSE_TRANSITIONS,
+    ResponseEvent,
+    ResponseState,
+)
+
+if TYPE_CHECKING:
+    from channels.asgi_types import ASGIApplication, Message, Scope
+
+    from .connection import StreamConnection
+
+__all__ = ["BODY_HIGH_WATER", "HTTPStream"]
+
+logger = logging.getLogger("channels_server")
+
+#: Request body bytes queued for the application before reading pauses.
+BODY_HIGH_WATER = 65536
+
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+
+
+class HTTPStream:
+    """Serves one HTTP request to the application.
+
+    The connection feeds it the body (:meth:`feed_body`, :meth:`feed_end`)
+    and tells it when the client goes (:meth:`disconnect`); the application
+    task runs :meth:`run`.
+    """
+
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_continue_sent",
+        "_final_delivered",
+        "_more_body",
+        "_paused",
+        "_start_message",
+        "_state",
+        "_timer",
+        "_trailers_expected",
+        "_waiter",
+        "connection",
+        "disconnected",
+        "engine",
+        "head",
+        "response_size",
+        "scope",
+        "started_at",
+        "status",
+        "task",
+    )
+
+    def __init__(
+        self,
+        connection: StreamConnection,
+        engine: HTTPEngine,
+        head: RequestHead,
+        scope: Scope,
+        started_at: float,
+    ) -> None:
+        self.connection = connection
+        self.engine = engine
+        self.head = head
+        self.scope = scope
+        self.started_at = started_at
+        self.task: asyncio.Task[None] | None = None
+        #: The response status once sent, for the access log.
+        self.status: int | None = None
+        self.response_size = 0
+        self.disconnected = False
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._more_body = True
+        self._final_delivered = False
+        self._continue_sent = False
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._state = ResponseState.WAITING
+        self._trailers_expected = False
+        self._start_message: tuple[int, Any] = (0, ())
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- from the connection ------------------------------------------------------
+
+    def feed_body(self, data: bytes) -> None:
+        if not data:
+            return
+        self._body.append(data)
+        self._body_size += len(data)
+        if self._body_size > BODY_HIGH_WATER and not self._paused:
+            self._paused = True
+            self.connection.pause_reading()
+        self._wake()
+
+    def feed_end(self) -> None:
+        self._more_body = False
+        self._wake()
+
+    def disconnect(self) -> None:
+        """The client went away: ``receive()`` returns ``http.disconnect`` from now on."""
+        if self.disconnected:
+            return
+        self.disconnected = True
+        self._wake()
+        task = self.task
+        if task is not None and not task.done():
+            self._start_close_timer()
+        if self._state is not ResponseState.COMPLETE:
+            self._log()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    @property
+    def response_started(self) -> bool:
+        return self._state is not ResponseState.WAITING
+
+    @property
+    def response_complete(self) -> bool:
+        return self._state is ResponseState.COMPLETE
+
+    # -- the ASGI callables -------------------------------------------------------
+
+    async def receive(self) -> Message:
+        while True:
+            if self._body:
+                body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+                self._body.clear()
+                self._body_size = 0
+                if self._paused:
+                    self._paused = False
+                    self.connection.resume_reading()
+                more_body = self._more_body
+                if not more_body:
+                    self._final_delivered = True
+                return {"type": "http.request", "body": body, "more_body": more_body}
+            if not self._more_body and not self._final_delivered:
+                self._final_delivered = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if self.disconnected or self._state is ResponseState.COMPLETE:
+                return dict(_DISCONNECT)
+            if (
+                self.head.expect_continue
+                and not self._continue_sent
+                and self._state is ResponseState.WAITING
+            ):
+                # RFC 9110 §10.1.1: the client waits for 100 before sending the
+                # body; send it only once the application asks for the body.
+                self._continue_sent = True
+                self.connection.write(CONTINUE_RESPONSE)
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    async def send(self, message: Message) -> None:
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise ApplicationError(
+                f"ASGI message must be a dict with a 'type', not {message!r}"
+            ) from None
+        if kind == "http.response.body":
+            more_body = message.get("more_body", False)
+            if more_body:
+                event = ResponseEvent.BODY
+            elif self._trailers_expected:
+                event = ResponseEvent.LAST_BODY_BEFORE_TRAILERS
+            else:
+                event = ResponseEvent.LAST_BODY
+        elif kind == "http.response.start":
+            event = ResponseEvent.START
+        elif kind == "http.response.trailers":
+            event = (
+                ResponseEvent.TRAILERS
+                if message.get("more_trailers", False)
+                else ResponseEvent.LAST_TRAILERS
+            )
+        else:
+            raise ApplicationError(
+                f"Unexpected ASGI message type {kind!r} in an http scope (expected "
+                "'http.response.start', 'http.response.body' or 'http.response.trailers')"
+            )
+        if self.disconnected:
+            raise ClientDisconnected(f"Cannot send {kind!r}: the client has disconnected")
+        state = self._state
+        if state is ResponseState.COMPLETE:
+            return  # www spec: messages after the response is complete are ignored.
+        new_state = HTTP_RESPONSE_TRANSITIONS.get((state, event))
+        if new_state is None:
+            raise ApplicationError(f"Cannot send {event.value!r} now: response is {state.value}")
+        connection = self.connection
+        if event is ResponseEvent.START:
+            self._state = new_state
+            self._on_response_start(message)
+            return
+        if event is ResponseEvent.TRAILERS or event is ResponseEvent.LAST_TRAILERS:
+            self._state = new_state
+            if new_state is ResponseState.COMPLETE:
+                connection.write(self.engine.end_response(message.get("headers", ())))
+                self._finish()
+            return
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            if not isinstance(body, (bytearray, memoryview)):
+                raise ApplicationError(
+                    f"http.response.body 'body' must be bytes, not {type(body).__name__}"
+                )
+            body = bytes(body)
+        last = new_state is not ResponseState.STREAMING
+        if state is ResponseState.STARTED:
+            start = self._start_message
+            data = self.engine.start_response(
+                start[0],
+                start[1],
+                body,
+                more_body=new_state is not ResponseState.COMPLETE,
+                close=connection.context.shutting_down,
+            )
+            self.status = start[0]
+        else:
+            data = self.engine.send_body(body)
+            if new_state is ResponseState.COMPLETE:
+                data += self.engine.end_response()
+        self._state = new_state
+        self.response_size += len(body)
+        if data:
+            connection.write(data)
+        if last and new_state is ResponseState.COMPLETE:
+            self._finish()
+            return
+        waiter = connection.drain_waiter()
+        if waiter is not None:
+            await waiter
+            if self.disconnected:
+                raise ClientDisconnected("The client disconnected while the response was sent")
+
+    def _on_response_start(self, message: Message) -> None:
+        status = message.get("status")
+        if type(status) is not int:
+            raise ApplicationError(f"http.response.start 'status' must be an int, not {status!r}")
+        headers = message.get("headers", ())
+        self._trailers_expected = bool(message.get("trailers", False))
+        # Kept until the first body: the head is written with it (www spec allows it).
+        self._start_message = (status, headers)
+
+    def _finish(self) -> None:
+        self._cancel_timer()
+        self._wake()
+        self._log()
+        finished = getattr(self.connection, "response_complete", None)
+        if finished is not None:
+            finished(self)
+
+    # -- running the application ---------------------------------------------------
+
+    async def run(self, application: ASGIApplication) -> None:
+        """The body of the application task."""
+        try:
+            await application(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            logger.exception(
+                "Exception inside application handling %s %s",
+                self.scope["method"],
+                self.scope["path"],
+            )
+            self._respond_to_failure()
+        else:
+            if self._state is not ResponseState.COMPLETE and not self.disconnected:
+                logger.error(
+                    "Application returned without completing the response to %s %s",
+                    self.scope["method"],
+                    self.scope["path"],
+                )
+                self._respond_to_failure()
+        finally:
+            self._cancel_timer()
+            task = self.task
+            if task is not None:
+                self.connection.context.tasks.discard(task)
+
+    def _respond_to_failure(self) -> None:
+        connection = self.connection
+        if self.disconnected or connection.closed:
+            return
+        if self._state is ResponseState.WAITING or self._state is ResponseState.STARTED:
+            self._state = ResponseState.COMPLETE
+            self.status = 500
+            connection.write(error_response(500, "", connection.context.server_header))
+            self._log()
+            self._cancel_timer()
+            connection.close()
+        else:
+            # Part of the response is on the wire: the client must see it cut short.
+            self._state = ResponseState.COMPLETE
+            self._log()
+            connection.abort()
+
+    def on_http_timeout(self) -> None:
+        """``--http-timeout`` expired before the response was complete."""
+        self._timer = None
+        if self._state is ResponseState.COMPLETE or self.disconnected:
+            return
+        connection = self.connection
+        if self._state is ResponseState.WAITING or self._state is ResponseState.STARTED:
+            logger.warning(
+                "Application did not respond to %s %s within the HTTP timeout",
+                self.scope["method"],
+                self.scope["path"],
+            )
+            self._state = ResponseState.COMPLETE
+            self.status = 503
+            connection.write(
+                error_response(
+                    503,
+                    "Application failed to respond within time limit.",
+                    connection.context.server_header,
+                )
+            )
+            self._log()
+            connection.close()
+        else:
+            connection.abort()
+
+    def start_timer(self, delay: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(delay, self.on_http_timeout)
+
+    def _start_close_timer(self) -> None:
+        self._cancel_timer()
+        delay = self.connection.context.config.application_close_timeout
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_close_timeout)
+
+    def _on_close_timeout(self) -> None:
+        self._timer = None
+        task = self.task
+        if task is not None and not task.done():
+            logger.warning(
+                "Application for %s %s was still running %ss after the client went away; "
+                "cancelling it",
+                self.scope["method"],
+                self.scope["path"],
+                self.connection.context.config.application_close_timeout,
+            )
+            task.cancel()
+
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+
+    def _log(self) -> None:
+        access = self.connection.context.access_log
+        if not access.enabled:
+            return
+        scope = self.scope
+        access.http(
+            self.connection.client,
+            scope["method"],
+            self.head.target,
+            scope["http_version"],
+            self.status,
+            self.response_size,
+            asyncio.get_running_loop().time() - self.started_at,
+        )

@@ -1,0 +1,533 @@
+"""One WebSocket connection as an ASGI connection scope: ``receive`` and ``send``.
+
+The stream drives the state machine of ``protocol/state.py``
+(``WEBSOCKET_TRANSITIONS``): the handshake is answered only once the
+application accepts (101), closes (403) or sends its own HTTP response (the
+``websocket.http.response`` extension); then messages flow both ways until
+either side closes.
+
+Received messages are queued for the application; past
+:data:`QUEUE_HIGH_WATER` bytes or :data:`QUEUE_MAX_MESSAGES` messages the
+connection stops reading until the application catches up. ``send()`` waits
+whenever the socket's write buffer is over its limit.
+
+One timer per connection covers, in turn: the handshake deadline
+(``websocket_connect_timeout``), keep-alive pings (``ping_interval`` /
+``ping_timeout``), the connection's maximum lifetime (``websocket_timeout``),
+the wait for the client's close frame, and finally the application close
+timeout. It is re-armed only when it fires, never per frame: activity is
+counted, and the timer compares counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApplicationError, ClientDisconnected
+from ..protocol.http11 import error_response, simple_response
+from ..protocol.state import WEBSOCKET_TRANSITIONS, WebSocketEvent, WebSocketState
+from ..protocol.websocket import (
+    CloseReceived,
+    ConnectionFailed,
+    Handshake,
+    WebSocketConnection,
+    accept_response,
+    validate_close_code,
+)
+
+if TYPE_CHECKING:
+    from channels.asgi_types import ASGIApplication, Message, Scope
+
+    from .connection import StreamConnection
+
+__all__ = ["QUEUE_HIGH_WATER", "QUEUE_MAX_MESSAGES", "WebSocketStream"]
+
+logger = logging.getLogger("channels_server")
+
+#: Bytes of received messages queued for the application before reading pauses.
+QUEUE_HIGH_WATER = 1024 * 1024
+#: Received messages queued for the application before reading pauses.
+QUEUE_MAX_MESSAGES = 64
+
+_ABNORMAL_CLOSURE = 1006  # RFC 6455 §7.1.5: closed without a close frame.
+_SERVICE_RESTART = 1012
+_INTERNAL_ERROR = 1011
+
+_WS = WebSocketState
+_EV = WebSocketEvent
+
+
+class WebSocketStream:
+    """Serves one WebSocket connection to the application.
+
+    :param connection: the connection carrying it.
+    :param handshake: the validated opening handshake.
+    :param scope: the websocket scope.
+    :param pending: bytes received after the handshake request.
+    :param started_at: the loop time of the handshake, for the access log.
+    """
+
+    __slots__ = (
+        "_activity",
+        "_activity_seen",
+        "_close_code",
+        "_close_reason",
+        "_connect_delivered",
+        "_denial",
+        "_disconnect_delivered",
+        "_engine",
+        "_messages",
+        "_opened_at",
+        "_paused",
+        "_pending",
+        "_ping_sent_at",
+        "_queued_bytes",
+        "_timer",
+        "_waiter",
+        "connection",
+        "handshake",
+        "scope",
+        "started_at",
+        "state",
+        "task",
+    )
+
+    def __init__(
+        self,
+        connection: StreamConnection,
+        handshake: Handshake,
+        scope: Scope,
+        pending: bytes,
+        started_at: float,
+    ) -> None:
+        self.connection = connection
+        self.handshake = handshake
+        self.scope = scope
+        self.started_at = started_at
+        self.state = _WS.CONNECTING
+        self.task: asyncio.Task[None] | None = None
+        self._pending: bytes | None = pending
+        self._engine: WebSocketConnection | None = None
+        self._connect_delivered = False
+        # Made on the first message: an idle connection does without a deque.
+        self._messages: deque[str | bytes] | None = None
+        self._queued_bytes = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._close_code = _ABNORMAL_CLOSURE
+        self._close_reason = ""
+        self._disconnect_delivered = False
+        self._denial: tuple[int, Any, list[bytes]] | None = None
+        self._opened_at = 0.0
+        self._activity = 0
+        self._activity_seen = 0
+        self._ping_sent_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        connection.context.access_log.websocket(
+            "WSCONNECTING", connection.client, scope["path"], 0.0
+        )
+        self._arm(connection.context.config.websocket_connect_timeout)
+
+    # -- state ------------------------------------------------------------------------
+
+    def _transition(self, event: WebSocketEvent, kind: str) -> WebSocketState:
+        new_state = WEBSOCKET_TRANSITIONS.get((self.state, event))
+        if new_state is None:
+            if self.state is _WS.CLOSED or self.state is _WS.CLOSING:
+                raise ClientDisconnected(f"Cannot send {kind!r}: the WebSocket is closed")
+            raise ApplicationError(f"Cannot send {kind!r} now: the WebSocket is {self.state.value}")
+        return new_state
+
+    def _closed(self, code: int, reason: str) -> None:
+        """The connection is over, whichever side ended it."""
+        was_open = self.state is _WS.OPEN or self.state is _WS.CLOSING
+        if self.state is not _WS.CLOSED:
+            self.state = _WS.CLOSED
+            self._close_code = code
+            self._close_reason = reason
+        self._cancel_timer()
+        self._wake()
+        connection = self.connection
+        if was_open:
+            connection.context.access_log.websocket(
+                "WSDISCONNECT",
+                connection.client,
+                self.scope["path"],
+                asyncio.get_running_loop().time() - self.started_at,
+            )
+        task = self.task
+        if task is not None and not task.done():
+            self._arm(connection.context.config.application_close_timeout)
+
+    # -- from the connection -------------------------------------------------------------
+
+    def feed_data(self, data: bytes) -> None:
+        """Bytes from the client."""
+        self._activity += 1
+        engine = self._engine
+        if engine is None:
+            if self.state is _WS.CONNECTING or self.state is _WS.DENIAL:
+                # Frames sent before the handshake is answered wait for it,
+                # up to one frame's worth.
+                pending = (self._pending or b"") + data
+                if len(pending) > self.connection.context.config.websocket_max_frame_size + 14:
+                    self.connection.abort()
+                    return
+                self._pending = pending
+            return
+        events, reply = engine.receive_data(data)
+        if reply:
+            self.connection.write(reply)
+        if not events:
+            return
+        messages = self._messages
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                if self.state is _WS.OPEN:
+                    if messages is None:
+                        messages = self._messages = deque()
+                    messages.append(event)  # type: ignore[arg-type]
+                    self._queued_bytes += len(event)  # type: ignore[arg-type]
+            elif kind is CloseReceived:
+                self._closed(event.code, event.reason)  # type: ignore[union-attr]
+                self.connection.close()
+            else:
+                assert isinstance(event, ConnectionFailed)
+                logger.info(
+                    "Closing WebSocket %s with %d: %s", self.scope["path"], event.code, event.reason
+                )
+                self._closed(event.code, event.reason)
+                # The client may still be sending the rest of what was refused.
+                self.connection.close_lingering()
+        if messages:
+            if (
+                self._queued_bytes > QUEUE_HIGH_WATER or len(messages) > QUEUE_MAX_MESSAGES
+            ) and not self._paused:
+                self._paused = True
+                self.connection.pause_reading()
+            self._wake()
+
+    def connection_lost(self) -> None:
+        engine = self._engine
+        if engine is not None:
+            engine.connection_lost()
+        if self.state is not _WS.CLOSED:
+            if self.state is _WS.CONNECTING or self.state is _WS.DENIAL:
+                self._log("WSREJECT")
+            self._closed(_ABNORMAL_CLOSURE, "")
+
+    def server_close(self, code: int = _SERVICE_RESTART, reason: str = "") -> None:
+        """The server ends the connection (shutdown: 1012, Service Restart)."""
+        state = self.state
+        if state is _WS.OPEN:
+            self.state = _WS.CLOSING
+            self._close_code = code
+            self._send_close(code, reason)
+        elif state is _WS.CONNECTING or state is _WS.DENIAL:
+            self._reject(503 if code == _SERVICE_RESTART else 403)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the ASGI callables -----------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        while True:
+            if not self._connect_delivered:
+                self._connect_delivered = True
+                return {"type": "websocket.connect"}
+            messages = self._messages
+            if messages:
+                message = messages.popleft()
+                self._queued_bytes -= len(message)
+                if (
+                    self._paused
+                    and len(messages) <= QUEUE_MAX_MESSAGES // 2
+                    and self._queued_bytes <= QUEUE_HIGH_WATER // 2
+                ):
+                    self._paused = False
+                    self.connection.resume_reading()
+                if type(message) is str:
+                    return {"type": "websocket.receive", "text": message}
+                return {"type": "websocket.receive", "bytes": message}
+            if self.state is _WS.CLOSED:
+                self._disconnect_delivered = True
+                return {
+                    "type": "websocket.disconnect",
+                    "code": self._close_code,
+                    "reason": self._close_reason,
+                }
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    async def send(self, message: Message) -> None:
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise ApplicationError(
+                f"ASGI message must be a dict with a 'type', not {message!r}"
+            ) from None
+        if kind == "websocket.send":
+            self._transition(_EV.SEND, kind)
+            engine = self._engine
+            assert engine is not None
+            text = message.get("text")
+            data = message.get("bytes")
+            if text is not None:
+                if data is not None or type(text) is not str:
+                    raise ApplicationError(
+                        "websocket.send needs exactly one of 'text' (str) or 'bytes' (bytes)"
+                    )
+                frame = engine.send_text(text)
+            elif data is not None and isinstance(data, (bytes, bytearray, memoryview)):
+                frame = engine.send_bytes(bytes(data))
+            else:
+                raise ApplicationError(
+                    "websocket.send needs exactly one of 'text' (str) or 'bytes' (bytes)"
+                )
+            connection = self.connection
+            connection.write(frame)
+            waiter = connection.drain_waiter()
+            if waiter is not None:
+                await waiter
+            return
+        if kind == "websocket.accept":
+            self._transition(_EV.ACCEPT, kind)
+            self._accept(message)
+        elif kind == "websocket.close":
+            new_state = self._transition(_EV.CLOSE, kind)
+            code = validate_close_code(message.get("code", 1000))
+            reason = message.get("reason") or ""
+            if not isinstance(reason, str):
+                raise ApplicationError(f"websocket.close 'reason' must be a str, not {reason!r}")
+            if self.state is _WS.CONNECTING:
+                self._reject(403)
+            elif self.state is _WS.OPEN:
+                self.state = new_state
+                self._close_code = code
+                self._close_reason = reason
+                self._send_close(code, reason)
+        elif kind == "websocket.http.response.start":
+            self._transition(_EV.DENIAL_START, kind)
+            status = message.get("status")
+            if type(status) is not int or not 200 <= status <= 599:
+                raise ApplicationError(
+                    f"websocket.http.response.start 'status' must be an int from 200 to 599, "
+                    f"not {status!r}"
+                )
+            self._denial = (status, message.get("headers", ()), [])
+            self.state = _WS.DENIAL
+        elif kind == "websocket.http.response.body":
+            more_body = bool(message.get("more_body", False))
+            self._transition(_EV.DENIAL_BODY if more_body else _EV.DENIAL_LAST_BODY, kind)
+            body = message.get("body", b"")
+            if not isinstance(body, (bytes, bytearray, memoryview)):
+                raise ApplicationError(
+                    f"websocket.http.response.body 'body' must be bytes, not {type(body).__name__}"
+                )
+            assert self._denial is not None
+            self._denial[2].append(bytes(body))
+            if not more_body:
+                self._send_denial()
+        else:
+            raise ApplicationError(
+                f"Unexpected ASGI message type {kind!r} in a websocket scope (expected "
+                "'websocket.accept', 'websocket.send', 'websocket.close' or "
+                "'websocket.http.response.start'/'.body')"
+            )
+
+    # -- handshake outcomes -------------------------------------------------------------------
+
+    def _accept(self, message: Message) -> None:
+        connection = self.connection
+        config = connection.context.config
+        response = accept_response(
+            self.handshake,
+            message.get("subprotocol"),
+            message.get("headers", ()),
+            connection.context.server_header,
+        )
+        self.state = _WS.OPEN
+        self._engine = WebSocketConnection(
+            config.websocket_max_message_size, config.websocket_max_frame_size
+        )
+        connection.write(response)
+        loop = asyncio.get_running_loop()
+        self._opened_at = loop.time()
+        self._log("WSCONNECT")
+        self._cancel_timer()
+        self._arm(config.ping_interval)
+        pending = self._pending
+        self._pending = None
+        if pending:
+            self.feed_data(pending)
+
+    def _reject(self, status: int) -> None:
+        connection = self.connection
+        self.state = _WS.CLOSED
+        self._pending = None
+        connection.write(error_response(status, "", connection.context.server_header))
+        self._log("WSREJECT")
+        self._closed(_ABNORMAL_CLOSURE, "")
+        connection.close()
+
+    def _send_denial(self) -> None:
+        connection = self.connection
+        denial = self._denial
+        assert denial is not None
+        status, headers, body = denial
+        self._denial = None
+        try:
+            response = simple_response(
+                status, headers, b"".join(body), connection.context.server_header
+            )
+        except ApplicationError:
+            self.state = _WS.DENIAL
+            raise
+        self.state = _WS.CLOSED
+        connection.write(response)
+        self._log("WSREJECT")
+        self._closed(_ABNORMAL_CLOSURE, "")
+        connection.close()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        engine = self._engine
+        assert engine is not None
+        frame = engine.close(code, reason)
+        if frame:
+            self.connection.write(frame)
+        self._cancel_timer()
+        self._arm(self.connection.context.config.websocket_close_timeout)
+
+    # -- running the application ------------------------------------------------------------
+
+    async def run(self, application: ASGIApplication) -> None:
+        """The body of the application task."""
+        try:
+            await application(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            logger.exception(
+                "Exception inside application handling WebSocket %s", self.scope["path"]
+            )
+            self._end_after_application(failed=True)
+        else:
+            self._end_after_application(failed=False)
+        finally:
+            if self.state is _WS.CLOSED:
+                self._cancel_timer()
+            task = self.task
+            if task is not None:
+                self.connection.context.tasks.discard(task)
+
+    def _end_after_application(self, *, failed: bool) -> None:
+        state = self.state
+        if state is _WS.CONNECTING:
+            if not failed:
+                logger.warning(
+                    "Application returned without accepting or rejecting WebSocket %s",
+                    self.scope["path"],
+                )
+            self._reject(500 if failed else 403)
+        elif state is _WS.DENIAL:
+            self.state = _WS.CLOSED
+            self._closed(_ABNORMAL_CLOSURE, "")
+            self.connection.abort()
+        elif state is _WS.OPEN:
+            # The scope lives as long as the socket: the application is gone, so is the socket.
+            code = _INTERNAL_ERROR if failed else 1000
+            self.state = _WS.CLOSING
+            self._close_code = code
+            self._send_close(code, "")
+
+    # -- the timer ---------------------------------------------------------------------------
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        state = self.state
+        config = self.connection.context.config
+        if state is _WS.CONNECTING:
+            logger.warning(
+                "Application did not accept or reject WebSocket %s within %ss; rejecting it",
+                self.scope["path"],
+                config.websocket_connect_timeout,
+            )
+            self._reject(403)
+        elif state is _WS.OPEN:
+            self._keepalive(config.ping_interval, config.ping_timeout, config.websocket_timeout)
+        elif state is _WS.CLOSING:
+            # The client never answered our close frame.
+            self.connection.abort()
+        elif state is _WS.CLOSED:
+            task = self.task
+            if task is not None and not task.done():
+                logger.warning(
+                    "Application for WebSocket %s was still running %ss after the connection "
+                    "closed; cancelling it",
+                    self.scope["path"],
+                    config.application_close_timeout,
+                )
+                task.cancel()
+
+    def _keepalive(self, interval: float, timeout: float, lifetime: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if lifetime is not None and now - self._opened_at >= lifetime:
+            self.server_close(1000, "")
+            return
+        active = self._activity != self._activity_seen
+        self._activity_seen = self._activity
+        ping_sent_at = self._ping_sent_at
+        if ping_sent_at is not None:
+            if active:
+                # Anything received since the ping (its pong, or data) will do.
+                self._ping_sent_at = None
+                delay = interval
+            elif now - ping_sent_at >= timeout:
+                logger.info("WebSocket %s did not answer a ping; dropping it", self.scope["path"])
+                self.connection.abort()
+                return
+            else:
+                # Woken early (for the lifetime limit): the ping still has time.
+                delay = timeout - (now - ping_sent_at)
+        elif active:
+            delay = interval
+        else:
+            engine = self._engine
+            assert engine is not None
+            self.connection.write(engine.ping())
+            self._ping_sent_at = now
+            delay = timeout
+        if lifetime is not None:
+            delay = min(delay, max(self._opened_at + lifetime - now, 0.0))
+        self._arm(delay)
+
+    def _log(self, action: str) -> None:
+        connection = self.connection
+        connection.context.access_log.websocket(
+            action,
+            connection.client,
+            self.scope["path"],
+            asyncio.get_running_loop().time() - self.started_at,
+        )

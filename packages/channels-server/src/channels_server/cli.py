@@ -1,0 +1,361 @@
+"""The ``channels-server`` command (also ``python -m channels_server``).
+
+It takes daphne's flags, with daphne's defaults, so that a daphne command
+line keeps working when ``daphne`` is replaced by ``channels-server``::
+
+    channels-server -b 0.0.0.0 -p 8001 myproject.asgi:application
+    channels-server -u /run/app/app.sock --access-log - --proxy-headers myproject.asgi:application
+
+and adds ``--forwarded-allow-ips``, ``--lifespan``, ``--version``, the
+request limits and timeouts, and ``--port 0`` (a free port, printed on
+standard output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .config import DEFAULT_HOST, DEFAULT_PORT, Config, tcp_endpoint_description
+from .errors import ConfigurationError
+from .logging import DEFAULT_LOG_FORMAT, configure_logging
+from .server import run
+
+__all__ = ["build_parser", "config_from_arguments", "import_application", "main"]
+
+logger = logging.getLogger("channels_server")
+
+_MiB = 1024 * 1024
+
+
+def _websocket_timeout(value: str) -> float | None:
+    seconds = float(value)
+    # daphne: -1 means no timeout.
+    return None if seconds == -1 else seconds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (daphne's flags first, then the additions)."""
+    parser = argparse.ArgumentParser(
+        prog="channels-server",
+        description="Serve an ASGI application over HTTP/1.1 and WebSocket.",
+    )
+    parser.add_argument(
+        "application",
+        help="The application to serve, as path.to.module:instance.path",
+    )
+    parser.add_argument(
+        "-p",
+        "--port",
+        type=int,
+        default=None,
+        help="Port number to listen on (0: any free port, printed on start)",
+    )
+    parser.add_argument(
+        "-b", "--bind", dest="host", default=None, help="The host/address to bind to"
+    )
+    parser.add_argument(
+        "-u",
+        "--unix-socket",
+        dest="unix_socket",
+        default=None,
+        help="Bind to a UNIX socket rather than a TCP host/port",
+    )
+    parser.add_argument(
+        "--fd",
+        type=int,
+        dest="file_descriptor",
+        default=None,
+        help="Bind to a file descriptor rather than a TCP host/port or named socket",
+    )
+    parser.add_argument(
+        "-e",
+        "--endpoint",
+        dest="socket_strings",
+        action="append",
+        default=[],
+        help="An endpoint description (tcp:, unix:, fd:) to listen on; repeatable",
+    )
+    parser.add_argument(
+        "-v", "--verbosity", type=int, default=1, help="How verbose to make the output (0-2)"
+    )
+    parser.add_argument(
+        "-t",
+        "--http-timeout",
+        type=float,
+        default=None,
+        help="Seconds the application has to respond before the client gets 503 (default: none)",
+    )
+    parser.add_argument(
+        "--access-log",
+        default=None,
+        help="Where to write the access log (- for stdout); no access log by default",
+    )
+    parser.add_argument("--log-fmt", default=DEFAULT_LOG_FORMAT, help="Log format to use")
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20,
+        help="Seconds a WebSocket must be idle before a keepalive ping is sent",
+    )
+    parser.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=30,
+        help="Seconds before a WebSocket is closed if no response to a keepalive ping",
+    )
+    parser.add_argument(
+        "--websocket_timeout",
+        "--websocket-timeout",
+        dest="websocket_timeout",
+        type=_websocket_timeout,
+        default=86400,
+        help="Maximum seconds to allow a WebSocket to be connected; -1 for infinite",
+    )
+    parser.add_argument(
+        "--websocket_connect_timeout",
+        "--websocket-connect-timeout",
+        dest="websocket_connect_timeout",
+        type=float,
+        default=5,
+        help="Maximum seconds the application may take to accept or reject a WebSocket",
+    )
+    parser.add_argument(
+        "--websocket-max-message-size",
+        "--websocket_max_message_size",
+        dest="websocket_max_message_size",
+        type=int,
+        default=_MiB,
+        help="Largest WebSocket message in bytes; larger ones close the connection with 1009",
+    )
+    parser.add_argument(
+        "--websocket-max-frame-size",
+        "--websocket_max_frame_size",
+        dest="websocket_max_frame_size",
+        type=int,
+        default=_MiB,
+        help="Largest WebSocket frame in bytes; larger ones close the connection with 1009",
+    )
+    parser.add_argument(
+        "--application-close-timeout",
+        type=float,
+        default=10,
+        help="Seconds an application may run after its client disconnected before it is cancelled",
+    )
+    parser.add_argument(
+        "--root-path",
+        default="",
+        help="The setting for the ASGI root_path variable (a mount point such as /app)",
+    )
+    parser.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        default=False,
+        help="Take the client address and scheme from X-Forwarded-For, X-Forwarded-Port and "
+        "X-Forwarded-Proto (from the peers of --forwarded-allow-ips only)",
+    )
+    parser.add_argument(
+        "--proxy-headers-host",
+        default=None,
+        help="Header to take the client address from (with --proxy-headers; X-Forwarded-For)",
+    )
+    parser.add_argument(
+        "--proxy-headers-port",
+        default=None,
+        help="Header to take the client port from (with --proxy-headers; X-Forwarded-Port)",
+    )
+    parser.add_argument(
+        "-s",
+        "--server-name",
+        default="channels-server",
+        help="Specify which value should be passed to response header Server",
+    )
+    parser.add_argument(
+        "--no-server-name",
+        action="store_true",
+        default=False,
+        help="Send no Server response header",
+    )
+    # Beyond daphne.
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+        help="Comma-separated addresses or networks whose forwarded headers are trusted, or * "
+        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1,::1)",
+    )
+    parser.add_argument(
+        "--lifespan",
+        choices=("on", "off", "auto"),
+        default="auto",
+        help="Run the ASGI lifespan protocol (auto: when the application supports it)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="Event loop (auto: uvloop when installed)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="HTTP/1.1 parser (auto: httptools when installed)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30,
+        help="Seconds in-flight HTTP responses have to finish on SIGTERM/SIGINT",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10,
+        help="Seconds a client has to send a complete request head once it started one",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=75,
+        help="Seconds an idle keep-alive connection stays open",
+    )
+    parser.add_argument(
+        "--max-request-line",
+        type=int,
+        default=8190,
+        help="Longest request line in bytes (longer: 414)",
+    )
+    parser.add_argument(
+        "--max-header-size",
+        type=int,
+        default=16384,
+        help="Largest request head in bytes (larger: 431)",
+    )
+    parser.add_argument(
+        "--max-header-count", type=int, default=100, help="Most request header fields (more: 431)"
+    )
+    parser.add_argument("--version", action="version", version=f"channels-server {__version__}")
+    return parser
+
+
+def config_from_arguments(arguments: argparse.Namespace) -> Config:
+    """The :class:`~channels_server.config.Config` for parsed command-line arguments.
+
+    Follows daphne: with no endpoint at all, 127.0.0.1:8000; a host without a
+    port gets 8000 and a port without a host 127.0.0.1.
+    """
+    host, port = arguments.host, arguments.port
+    if not any(
+        [
+            host,
+            port is not None,
+            arguments.unix_socket,
+            arguments.file_descriptor is not None,
+            arguments.socket_strings,
+        ]
+    ):
+        host, port = DEFAULT_HOST, DEFAULT_PORT
+    elif host and port is None:
+        port = DEFAULT_PORT
+    elif port is not None and not host:
+        host = DEFAULT_HOST
+    endpoints: list[str] = []
+    if host and port is not None:
+        endpoints.append(tcp_endpoint_description(host, port))
+    if arguments.unix_socket:
+        endpoints.append(f"unix:{arguments.unix_socket.replace(':', chr(92) + ':')}")
+    if arguments.file_descriptor is not None:
+        endpoints.append(f"fd:fileno={arguments.file_descriptor}")
+    endpoints.extend(arguments.socket_strings)
+    if not arguments.proxy_headers and (
+        arguments.proxy_headers_host or arguments.proxy_headers_port
+    ):
+        raise ConfigurationError(
+            "--proxy-headers-host and --proxy-headers-port need --proxy-headers"
+        )
+    extra: dict[str, Any] = {}
+    if arguments.proxy_headers_host:
+        extra["proxy_headers_host"] = arguments.proxy_headers_host
+    if arguments.proxy_headers_port:
+        extra["proxy_headers_port"] = arguments.proxy_headers_port
+    return Config(
+        endpoints=tuple(endpoints),
+        http_timeout=arguments.http_timeout,
+        ping_interval=arguments.ping_interval,
+        ping_timeout=arguments.ping_timeout,
+        websocket_timeout=arguments.websocket_timeout,
+        websocket_connect_timeout=arguments.websocket_connect_timeout,
+        websocket_max_message_size=arguments.websocket_max_message_size,
+        websocket_max_frame_size=arguments.websocket_max_frame_size,
+        application_close_timeout=arguments.application_close_timeout,
+        root_path=arguments.root_path,
+        proxy_headers=arguments.proxy_headers,
+        forwarded_allow_ips=tuple(
+            item.strip() for item in arguments.forwarded_allow_ips.split(",") if item.strip()
+        ),
+        server_name=None if arguments.no_server_name else arguments.server_name,
+        lifespan=arguments.lifespan,
+        loop=arguments.loop,
+        http=arguments.http,
+        shutdown_timeout=arguments.shutdown_timeout,
+        header_timeout=arguments.header_timeout,
+        keep_alive_timeout=arguments.keep_alive_timeout,
+        max_request_line_size=arguments.max_request_line,
+        max_header_size=arguments.max_header_size,
+        max_header_count=arguments.max_header_count,
+        **extra,
+    )
+
+
+def import_application(path: str) -> Any:
+    """Import ``module.path:attribute.path`` (the current directory is importable, as in daphne)."""
+    module_name, sep, attributes = path.partition(":")
+    if not sep or not module_name or not attributes:
+        raise ConfigurationError(
+            f"application must be given as path.to.module:instance.path, not {path!r}"
+        )
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigurationError(f"Cannot import module {module_name!r}: {exc}") from exc
+        raise
+    for attribute in attributes.split("."):
+        try:
+            target = getattr(target, attribute)
+        except AttributeError:
+            raise ConfigurationError(
+                f"Module {module_name!r} has no attribute {attributes!r}"
+            ) from None
+    if not callable(target):
+        raise ConfigurationError(f"{path!r} is not callable, so it is not an ASGI application")
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        config = config_from_arguments(arguments)
+    except ConfigurationError as exc:
+        parser.error(str(exc))
+    configure_logging(arguments.verbosity, arguments.log_fmt, arguments.access_log)
+    try:
+        application = import_application(arguments.application)
+    except ConfigurationError as exc:
+        print(f"channels-server: {exc}", file=sys.stderr)
+        return 1
+    logger.info("Starting channels-server %s on %s", __version__, ", ".join(config.endpoints))
+    random_port = any(
+        endpoint.kind == "tcp" and endpoint.port == 0 for endpoint in config.parsed_endpoints
+    )
+    return run(application, config, announce=sys.stdout if random_port else None)

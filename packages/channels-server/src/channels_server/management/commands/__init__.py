@@ -1,0 +1,1 @@
+"""``runserver``, on channels-server."""

@@ -1,0 +1,736 @@
+"""The HTTP/1.1 engine, without I/O: bytes in, events out; responses out as bytes.
+
+Requests are parsed by h11, one ``h11.Connection`` per request: when a
+response is complete the bytes h11 has not consumed yet (a pipelined
+request) seed the next one. Responses are written here rather than through
+h11, so that the framing decisions the ASGI specification leaves to the
+server (a Content-Length for a single-message body, chunked encoding for a
+stream, none for HEAD, 1xx, 204 and 304) are made in one readable place and
+cost no more than building the bytes.
+
+On top of h11's own checks, the engine enforces the server's limits and the
+rules that keep requests from being read two ways by two parties (request
+smuggling and header injection):
+
+* a request line over ``max_request_line_size``: 414 (RFC 9112 §3: "A server
+  that receives a request-target longer than any URI it wishes to parse MUST
+  respond with a 414");
+* a head over ``max_header_size`` or with more than ``max_header_count``
+  fields: 431 (RFC 6585 §5);
+* ``Content-Length`` together with ``Transfer-Encoding``: 400 (RFC 9112 §6.1:
+  "ought to be handled as an error");
+* ``Transfer-Encoding`` in an HTTP/1.0 request: 400 (RFC 9112 §6.1, the framing
+  is faulty);
+* control characters in a header value: 400. RFC 9110 §5.5 lets a recipient
+  reject CTLs; the server must, because the ones Python's ``str.splitlines``
+  treats as line breaks (``\\x0b \\x0c \\x1c \\x1d \\x1e \\x85`` once decoded as
+  Latin-1, which is how Django reads headers) let a value smuggle a second
+  header past a framework (the class of CVE-2026-44546);
+* an HTTP version other than 1.0 or 1.1: 505.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Final, NamedTuple
+
+import h11
+
+from ..errors import ApplicationError, HTTPProtocolError
+from .state import RequestPhase
+
+__all__ = [
+    "CONTINUE_RESPONSE",
+    "END_OF_REQUEST",
+    "KNOWN_METHODS",
+    "NEED_DATA",
+    "PAUSED",
+    "PEER_CLOSED",
+    "HTTP11Connection",
+    "HTTPEngine",
+    "HTTPLimits",
+    "RequestHead",
+    "Sentinel",
+    "error_response",
+    "header_tokens",
+    "simple_response",
+    "status_line",
+    "validate_request_head",
+]
+
+
+class Sentinel:
+    """A named marker returned by :meth:`HTTP11Connection.next_event`."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: More bytes are needed before anything else can be parsed.
+NEED_DATA: Final = Sentinel("NEED_DATA")
+#: The request is complete; the next one is not parsed until the response is.
+PAUSED: Final = Sentinel("PAUSED")
+#: The whole request body has been returned.
+END_OF_REQUEST: Final = Sentinel("END_OF_REQUEST")
+#: The client closed its side of the connection.
+PEER_CLOSED: Final = Sentinel("PEER_CLOSED")
+
+#: Sent when the application first reads the body of an ``Expect: 100-continue`` request.
+CONTINUE_RESPONSE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class HTTPLimits(NamedTuple):
+    max_request_line_size: int = 8190
+    max_header_size: int = 16384
+    max_header_count: int = 100
+
+
+_DEFAULT_LIMITS = HTTPLimits()
+
+
+class RequestHead:
+    """A parsed request line and header block."""
+
+    __slots__ = (
+        "expect_continue",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "target",
+        "upgrade",
+    )
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        http_version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        expect_continue: bool,
+        upgrade: bytes | None,
+    ) -> None:
+        #: Upper-cased method, such as ``b"GET"``.
+        self.method = method
+        #: The request target exactly as sent (``b"/path?query"``).
+        self.target = target
+        #: ``b"1.1"`` or ``b"1.0"``.
+        self.http_version = http_version
+        #: (lower-cased name, value) pairs in the order received.
+        self.headers = headers
+        #: Whether the client allows the connection to be reused after this request.
+        self.keep_alive = keep_alive
+        #: The client waits for ``100 Continue`` before sending the body.
+        self.expect_continue = expect_continue
+        #: The lower-cased ``Upgrade`` protocol when ``Connection: upgrade`` asks for one.
+        self.upgrade = upgrade
+
+
+Event = RequestHead | bytes | Sentinel
+
+# Control characters that RFC 9110 §5.5 lets a recipient reject, plus NEL
+# (0x85), a line break for str.splitlines() once the value is decoded as
+# Latin-1. h11 has already refused NUL, CR, LF, VT and FF; this catches the
+# rest (including \x1c-\x1e) in one search over all values.
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]").search
+# In responses CR and LF would split the header; other CTLs are refused too
+# (RFC 9110 §5.5). Bytes above 0x7f are obs-text and pass, as h11 lets them.
+_FORBIDDEN_IN_RESPONSE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
+_FRAMING_HEADERS = frozenset(
+    {b"connection", b"content-length", b"expect", b"host", b"transfer-encoding", b"upgrade"}
+)
+
+
+def header_tokens(value: bytes) -> list[bytes]:
+    """The comma-separated, case-insensitive tokens of a header value (lower-cased)."""
+    return [token.strip().lower() for token in value.split(b",") if token.strip()]
+
+
+#: The methods both parsers accept (llhttp, under the fast extra, knows no
+#: others). Any other method is answered 501 (RFC 9110 §9.1: "An origin server
+#: that receives a request method that is unrecognized ... SHOULD respond with
+#: the 501 (Not Implemented) status code"). Methods are case-sensitive, so
+#: "get" is not GET.
+_METHOD_NAMES = """
+    GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH
+    COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL
+    REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE
+    PURGE MKCALENDAR LINK UNLINK SOURCE QUERY
+"""
+KNOWN_METHODS = frozenset(name.encode("ascii") for name in _METHOD_NAMES.split())
+
+
+def validate_request_head(
+    method: bytes,
+    target: bytes,
+    version: bytes,
+    headers: list[tuple[bytes, bytes]],
+    limits: HTTPLimits,
+) -> RequestHead:
+    """Check a parsed request head against the server's rules; the :class:`RequestHead`.
+
+    Both parsers call this with what they parsed, so that a request is
+    accepted or refused the same way whichever parser read it. *headers*
+    are (lower-cased name, value) pairs.
+    """
+    if version != b"1.1" and version != b"1.0":
+        raise HTTPProtocolError(
+            505, f"HTTP version {version.decode('ascii', 'replace')} not supported"
+        )
+    if len(method) + len(target) + 10 > limits.max_request_line_size:
+        raise HTTPProtocolError(414, "Request line too long")
+    if method not in KNOWN_METHODS:
+        raise HTTPProtocolError(
+            501, f"Method {method.decode('ascii', 'replace')!r} not implemented"
+        )
+    if len(headers) > limits.max_header_count:
+        raise HTTPProtocolError(431, f"More than {limits.max_header_count} header fields")
+    values = b"".join([value for _, value in headers])
+    # A head that arrives whole in one read is measured here (": " and CRLF
+    # per field); the parsers bound the bytes of a head still arriving.
+    head_size = len(values) + len(b"".join([name for name, _ in headers])) + 4 * len(headers)
+    if head_size + len(method) + len(target) + 12 > limits.max_header_size:
+        raise HTTPProtocolError(431, "Request header fields too large")
+    if _FORBIDDEN_IN_VALUE(values):
+        raise HTTPProtocolError(400, "Control character in a header value")
+    keep_alive = version == b"1.1"
+    expect_continue = False
+    upgrade: bytes | None = None
+    connection_upgrade = False
+    lengths: list[bytes] = []
+    encodings = 0
+    hosts = 0
+    for name, value in headers:
+        if name in _FRAMING_HEADERS:
+            if name == b"host":
+                hosts += 1
+            elif name == b"connection":
+                tokens = header_tokens(value)
+                if b"close" in tokens:
+                    keep_alive = False
+                if b"upgrade" in tokens:
+                    connection_upgrade = True
+            elif name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                encodings += 1
+                if value.strip().lower() != b"chunked":
+                    # RFC 9112 §6.1: a transfer coding the server does not understand.
+                    raise HTTPProtocolError(501, "Only Transfer-Encoding: chunked is supported")
+            elif name == b"expect":
+                expect_continue = value.lower() == b"100-continue"
+            else:
+                upgrade = value.strip().lower()
+    if encodings and (lengths or version == b"1.0"):
+        raise HTTPProtocolError(
+            400,
+            "Transfer-Encoding in an HTTP/1.0 request"
+            if version == b"1.0"
+            else "Content-Length together with Transfer-Encoding",
+        )
+    if encodings > 1:
+        raise HTTPProtocolError(501, "More than one Transfer-Encoding header")
+    if lengths:
+        values_seen = {part.strip() for value in lengths for part in value.split(b",")}
+        if len(values_seen) != 1 or not next(iter(values_seen)).isdigit():
+            raise HTTPProtocolError(400, "Invalid or conflicting Content-Length")
+    # RFC 9112 §3.2: a 1.1 request needs exactly one Host; none may have two.
+    if hosts > 1 or (hosts == 0 and version == b"1.1"):
+        raise HTTPProtocolError(400, "A request needs exactly one Host header")
+    if not connection_upgrade:
+        upgrade = None
+    if method == b"CONNECT":
+        # After a CONNECT response the bytes on the wire are a tunnel's, not HTTP.
+        keep_alive = False
+    return RequestHead(
+        method,
+        target,
+        version,
+        headers,
+        keep_alive,
+        expect_continue and version == b"1.1",
+        upgrade,
+    )
+
+
+_STATUS_LINES: dict[int, bytes] = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("ascii")
+    for status in HTTPStatus
+}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <status> <reason>\\r\\n`` (an empty reason for codes without a name)."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d \r\n" % status
+    return line
+
+
+class _DateCache:
+    # Formatting the Date header costs microseconds; it changes once a second.
+    __slots__ = ("line", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.line = b""
+
+    def get(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.second = second
+            self.line = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+        return self.line
+
+
+_date = _DateCache()
+
+
+def error_response(
+    status: int, reason: str, server_header: bytes = b"", extra_headers: bytes = b""
+) -> bytes:
+    """A complete plain-text error response that closes the connection."""
+    body = f"{status} {HTTPStatus(status).phrase if status in _STATUS_LINES else ''}\n"
+    if reason:
+        body += reason + "\n"
+    payload = body.encode("utf-8", "replace")
+    return b"".join(
+        (
+            status_line(status),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(payload),
+            b"connection: close\r\n",
+            extra_headers,
+            _date.get(),
+            server_header,
+            b"\r\n",
+            payload,
+        )
+    )
+
+
+# Checked response header pairs and their serialised lines (see _check_response_head).
+_HEADER_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_HEADER_CACHE_SIZE = 512
+
+
+class _CheckedHead(NamedTuple):
+    lines: list[bytes]
+    content_length: int | None
+    close: bool
+    has_date: bool
+    has_server: bool
+
+
+def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]]) -> _CheckedHead:
+    """The status line and header lines of a response, checked.
+
+    Drops the ``Transfer-Encoding`` and ``Connection`` headers an
+    application gives (the www spec leaves framing to the server) and
+    remembers what they asked for. Raises
+    :class:`~channels_server.errors.ApplicationError` for what cannot be sent.
+    """
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ApplicationError(f"Response status must be an int from 200 to 599, not {status!r}")
+    lines = [status_line(status)]
+    content_length: int | None = None
+    close = has_date = has_server = False
+    try:
+        items = iter(headers)
+    except TypeError:
+        raise ApplicationError(
+            f"Response headers must be an iterable of (name, value) pairs, not {headers!r}"
+        ) from None
+    cache = _HEADER_LINES
+    for item in items:
+        if type(item) is tuple:
+            # Most responses repeat the same few headers: skip the checks for
+            # a pair already checked (never one of the framing headers below).
+            line = cache.get(item)
+            if line is not None:
+                lines.append(line)
+                continue
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise ApplicationError(
+                f"Each response header must be a (name, value) pair, not {item!r}"
+            ) from None
+        if type(name) is not bytes or type(value) is not bytes:
+            raise ApplicationError(f"Response header names and values must be bytes, not {item!r}")
+        if not _TOKEN(name):
+            raise ApplicationError(f"Invalid response header name {name!r}")
+        if _FORBIDDEN_IN_RESPONSE(value):
+            raise ApplicationError(
+                f"Response header {name!r} has a control character in its value {value!r}"
+            )
+        lower = name.lower()
+        cacheable = False
+        if lower == b"content-length":
+            if not value.strip().isdigit():
+                raise ApplicationError(f"Invalid Content-Length response header {value!r}")
+            length = int(value)
+            if content_length is not None:
+                if content_length != length:
+                    raise ApplicationError("Conflicting Content-Length response headers")
+                continue
+            content_length = length
+        elif lower == b"transfer-encoding":
+            # www spec: the server must ignore it and frame the body itself.
+            continue
+        elif lower == b"connection":
+            if b"close" in header_tokens(value):
+                close = True
+            continue
+        elif lower == b"date":
+            has_date = True
+        elif lower == b"server":
+            has_server = True
+        else:
+            # Only headers that change nothing in the framing are remembered.
+            cacheable = type(item) is tuple
+        line = name + b": " + value + b"\r\n"
+        lines.append(line)
+        if cacheable:
+            if len(cache) >= _HEADER_CACHE_SIZE:
+                cache.clear()
+            cache[item] = line
+    return _CheckedHead(lines, content_length, close, has_date, has_server)
+
+
+def simple_response(
+    status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes, server_header: bytes = b""
+) -> bytes:
+    """A complete response with a Content-Length that closes the connection.
+
+    Used for the WebSocket denial response, where the application gives the
+    whole response and the connection ends with it.
+    """
+    checked = _check_response_head(status, headers)
+    parts = checked.lines
+    if checked.content_length is not None and checked.content_length != len(body):
+        raise ApplicationError(
+            f"Content-Length {checked.content_length} does not match the {len(body)}-byte body"
+        )
+    if checked.content_length is None:
+        parts.append(b"content-length: %d\r\n" % len(body))
+    parts.append(b"connection: close\r\n")
+    if not checked.has_date:
+        parts.append(_date.get())
+    if not checked.has_server and server_header:
+        parts.append(server_header)
+    parts.append(b"\r\n")
+    parts.append(body)
+    return b"".join(parts)
+
+
+# How the body of the response in progress is delimited.
+_NO_BODY = 0  # HEAD, 1xx, 204, 304: nothing after the head
+_CONTENT_LENGTH = 1
+_CHUNKED = 2
+_UNTIL_CLOSE = 3  # an HTTP/1.0 client with no Content-Length: the close ends it
+
+
+class HTTPEngine:
+    """What both HTTP/1.1 engines offer: requests parsed, responses framed.
+
+    Subclasses parse requests (:class:`HTTP11Connection` with h11,
+    :class:`~channels_server.protocol.fast_http11.HTTPToolsConnection` with
+    httptools) and set :attr:`head`, :attr:`keep_alive` and :attr:`phase`;
+    the responses are framed here, the same way for both.
+
+    Feed bytes with :meth:`receive_data` and read events with
+    :meth:`next_event` until it returns :data:`NEED_DATA`. Events are a
+    :class:`RequestHead`, ``bytes`` of body, :data:`END_OF_REQUEST`,
+    :data:`PAUSED` (the request is complete; call :meth:`start_next_request`
+    once the response is) and :data:`PEER_CLOSED`. A request the server
+    refuses raises :class:`~channels_server.errors.HTTPProtocolError`, whose
+    status the caller answers with :func:`error_response`.
+    """
+
+    __slots__ = (
+        "_body_remaining",
+        "_framing",
+        "_limits",
+        "_server_header",
+        "head",
+        "keep_alive",
+        "phase",
+    )
+
+    #: The request being served.
+    head: RequestHead | None
+    #: Whether the connection can serve another request after this response.
+    keep_alive: bool
+    phase: RequestPhase
+
+    def __init__(self, limits: HTTPLimits = _DEFAULT_LIMITS, server_header: bytes = b"") -> None:
+        self._limits = limits
+        self._server_header = server_header
+        self._framing = _NO_BODY
+        self._body_remaining = 0
+        self.phase = RequestPhase.IDLE
+        self.head = None
+        self.keep_alive = True
+
+    # -- requests (the parser's side) ---------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes received from the client; ``b""`` means the client closed its side."""
+        raise NotImplementedError
+
+    def next_event(self) -> Event:
+        """The next event from the bytes received so far."""
+        raise NotImplementedError
+
+    def upgrade(self) -> bytes:
+        """Switch to another protocol; returns the bytes received after the request."""
+        raise NotImplementedError
+
+    def start_next_request(self) -> None:
+        """Get ready for the next request on a kept-alive connection."""
+        raise NotImplementedError
+
+    @property
+    def request_complete(self) -> bool:
+        """Whether the whole current request (head and body) has been read."""
+        return self.phase is RequestPhase.COMPLETE
+
+    @property
+    def buffered_size(self) -> int:
+        """Bytes received and held for requests not served yet (about; for diagnostics)."""
+        raise NotImplementedError
+
+    # -- responses -------------------------------------------------------------------
+
+    def start_response(
+        self,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        more_body: bool,
+        *,
+        close: bool = False,
+    ) -> bytes:
+        """The response head followed by the first part of the body.
+
+        The head is held back until the first body message so that a body
+        sent in one message gets a Content-Length instead of chunked encoding.
+        Raises :class:`~channels_server.errors.ApplicationError` for a status
+        or header that cannot be sent.
+
+        :param close: close the connection after this response (server shutdown).
+        """
+        head = self.head
+        if head is None:
+            raise ApplicationError("No request to respond to")
+        checked = _check_response_head(status, headers)
+        parts = checked.lines
+        content_length = checked.content_length
+        # A response that starts before the request body has been read ends
+        # the connection: the unread rest cannot be told from a next request.
+        keep_alive = (
+            self.keep_alive
+            and not close
+            and not checked.close
+            and self.phase is RequestPhase.COMPLETE
+        )
+
+        is_head = head.method == b"HEAD"
+        if status < 200 or status == 204 or status == 304:
+            framing = _NO_BODY
+            if status != 304 and content_length is not None:
+                # RFC 9110 §8.6: no Content-Length in a 1xx or 204 response.
+                parts = [part for part in parts if not part.lower().startswith(b"content-length:")]
+        elif content_length is not None:
+            framing = _NO_BODY if is_head else _CONTENT_LENGTH
+        elif not more_body:
+            framing = _NO_BODY if is_head else _CONTENT_LENGTH
+            content_length = len(body)
+            if body or not is_head:
+                parts.append(b"content-length: %d\r\n" % content_length)
+        elif is_head:
+            framing = _NO_BODY
+        elif head.http_version == b"1.1":
+            framing = _CHUNKED
+            parts.append(b"transfer-encoding: chunked\r\n")
+        else:
+            framing = _UNTIL_CLOSE
+            keep_alive = False
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        if not checked.has_date:
+            parts.append(_date.get())
+        if not checked.has_server and self._server_header:
+            parts.append(self._server_header)
+        parts.append(b"\r\n")
+        self.keep_alive = keep_alive
+        self._framing = framing
+        self._body_remaining = content_length or 0
+        if body:
+            parts.append(self.send_body(body))
+        if not more_body:
+            parts.append(self.end_response())
+        return b"".join(parts)
+
+    def send_body(self, data: bytes) -> bytes:
+        """Frame one part of the response body."""
+        framing = self._framing
+        if framing == _CONTENT_LENGTH:
+            remaining = self._body_remaining - len(data)
+            if remaining < 0:
+                raise ApplicationError(
+                    f"Response body longer than its Content-Length ({-remaining} bytes too many)"
+                )
+            self._body_remaining = remaining
+            return data
+        if framing == _CHUNKED:
+            if not data:
+                return b""  # An empty chunk would end the body.
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        if framing == _UNTIL_CLOSE:
+            return data
+        return b""
+
+    def end_response(self, trailers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
+        """The bytes that end the response (the last chunk and any trailers)."""
+        framing = self._framing
+        if framing == _CHUNKED:
+            lines = [b"0\r\n"]
+            for name, value in trailers:
+                if type(name) is not bytes or type(value) is not bytes or not _TOKEN(name):
+                    raise ApplicationError(f"Invalid response trailer {(name, value)!r}")
+                if _FORBIDDEN_IN_RESPONSE(value):
+                    raise ApplicationError(f"Control character in response trailer {name!r}")
+                lines.append(name + b": " + value + b"\r\n")
+            lines.append(b"\r\n")
+            return b"".join(lines)
+        if framing == _CONTENT_LENGTH and self._body_remaining:
+            # The application promised more than it sent: the client cannot
+            # find the end of this response, so the connection cannot be reused.
+            self.keep_alive = False
+        return b""
+
+    @property
+    def body_shortfall(self) -> int:
+        """Bytes of a declared Content-Length the application never sent."""
+        return self._body_remaining if self._framing == _CONTENT_LENGTH else 0
+
+
+class HTTP11Connection(HTTPEngine):
+    """The HTTP/1.1 engine on h11, one request at a time (see :class:`HTTPEngine`).
+
+    :param limits: the request size limits.
+    :param server_header: a complete ``server: ...\\r\\n`` line, or ``b""``.
+    """
+
+    __slots__ = ("_parser",)
+
+    def __init__(self, limits: HTTPLimits = _DEFAULT_LIMITS, server_header: bytes = b"") -> None:
+        super().__init__(limits, server_header)
+        self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_size)
+
+    # -- requests ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes received from the client; ``b""`` means the client closed its side."""
+        if self.phase is RequestPhase.CLOSED:
+            return
+        if data and self.phase is RequestPhase.IDLE:
+            self.phase = RequestPhase.HEAD
+        self._parser.receive_data(data)
+
+    def next_event(self) -> Event:
+        """The next event from the bytes received so far."""
+        if self.phase is RequestPhase.CLOSED:
+            return PEER_CLOSED
+        try:
+            event = self._parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            return self._refuse(exc)
+        kind = type(event)
+        if kind is h11.Data:
+            data = event.data  # type: ignore[union-attr]
+            # h11 hands out bytearray slices of its buffer; ASGI bodies are bytes.
+            return data if type(data) is bytes else bytes(data)
+        if kind is h11.Request:
+            return self._on_request(event)  # type: ignore[arg-type]
+        if kind is h11.EndOfMessage:
+            self.phase = RequestPhase.COMPLETE
+            return END_OF_REQUEST
+        if event is h11.NEED_DATA:
+            return NEED_DATA
+        if event is h11.PAUSED:
+            return PAUSED
+        # ConnectionClosed: a clean close between requests.
+        self.phase = RequestPhase.CLOSED
+        return PEER_CLOSED
+
+    def _refuse(self, exc: h11.RemoteProtocolError) -> Sentinel:
+        buffered, closed = self._parser.trailing_data
+        if closed:
+            # The client went away mid-request: there is nobody to answer.
+            self.phase = RequestPhase.CLOSED
+            return PEER_CLOSED
+        self.phase = RequestPhase.CLOSED
+        self.keep_alive = False
+        status = exc.error_status_hint
+        if status == 431:
+            line_end = buffered.find(b"\n")
+            if line_end == -1 or line_end > self._limits.max_request_line_size:
+                raise HTTPProtocolError(414, "Request line too long") from None
+            raise HTTPProtocolError(431, "Request header fields too large") from None
+        raise HTTPProtocolError(status, f"Invalid HTTP request: {exc}") from None
+
+    def _on_request(self, event: h11.Request) -> RequestHead:
+        self.phase = RequestPhase.BODY
+        try:
+            head = validate_request_head(
+                event.method, event.target, event.http_version, list(event.headers), self._limits
+            )
+        except HTTPProtocolError:
+            self._fail()
+            raise
+        self.head = head
+        self.keep_alive = head.keep_alive
+        return head
+
+    def _fail(self) -> None:
+        self.phase = RequestPhase.CLOSED
+        self.keep_alive = False
+
+    @property
+    def buffered_size(self) -> int:
+        return len(self._parser.trailing_data[0])
+
+    def upgrade(self) -> bytes:
+        """Switch to another protocol; returns the bytes received after the request."""
+        self.phase = RequestPhase.UPGRADED
+        data, _closed = self._parser.trailing_data
+        return data
+
+    def start_next_request(self) -> None:
+        """Get ready for the next request on a kept-alive connection."""
+        data, closed = self._parser.trailing_data
+        self._parser = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self._limits.max_header_size
+        )
+        self.head = None
+        self.keep_alive = True
+        self.phase = RequestPhase.HEAD if data else RequestPhase.IDLE
+        if data:
+            self._parser.receive_data(data)
+        if closed:
+            self._parser.receive_data(b"")

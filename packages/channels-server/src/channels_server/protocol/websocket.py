@@ -1,0 +1,342 @@
+"""The WebSocket engine, without I/O (RFC 6455), on wsproto.
+
+The opening handshake is checked on the request the HTTP engine already
+parsed (:func:`validate_handshake`), and the bytes that followed the request
+seed the frame parser: nothing is parsed twice. wsproto's frame-level
+``Connection`` parses frames, validates UTF-8 and close codes and tracks the
+close handshake; this module adds what an ASGI server needs on top:
+
+* whole messages: fragments are joined, and a message (or a single frame)
+  over the size limit fails the connection with close code 1009 *before* it
+  is buffered any further (the class of CVE-2026-44545);
+* pings are answered, and a close frame from the client is echoed (§5.5.1);
+* a protocol violation becomes a close frame with the code §7.4.1 names
+  (1002, or 1007 for invalid UTF-8).
+
+Data frames the server sends are unmasked and never fragmented, so they are
+written here directly: it costs a tenth of going through wsproto's generic
+frame builder, and wsproto's outbound state only matters for fragmentation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import struct
+from collections.abc import Iterable
+from typing import Final
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+
+from ..errors import ApplicationError, HTTPProtocolError
+from .http11 import RequestHead, status_line
+
+__all__ = [
+    "MESSAGE_TOO_BIG",
+    "CloseReceived",
+    "ConnectionFailed",
+    "Handshake",
+    "WebSocketConnection",
+    "accept_response",
+    "validate_close_code",
+    "validate_handshake",
+]
+
+#: RFC 6455 §7.4.1: "a message that is too big for it to process".
+MESSAGE_TOO_BIG: Final = 1009
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
+_FORBIDDEN_IN_RESPONSE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+
+
+class Handshake:
+    """A valid opening handshake."""
+
+    __slots__ = ("key", "subprotocols")
+
+    def __init__(self, key: bytes, subprotocols: list[str]) -> None:
+        #: The client's Sec-WebSocket-Key.
+        self.key = key
+        #: The subprotocols the client offered, in its order of preference.
+        self.subprotocols = subprotocols
+
+
+def validate_handshake(head: RequestHead) -> Handshake:
+    """Check an upgrade request against RFC 6455 §4.2.1.
+
+    Raises :class:`~channels_server.errors.HTTPProtocolError` with 400, or
+    with 426 for a version other than 13 (§4.4: the response names the
+    version the server speaks).
+    """
+    if head.method != b"GET":
+        raise HTTPProtocolError(400, "WebSocket handshake must use GET")
+    if head.http_version != b"1.1":
+        raise HTTPProtocolError(400, "WebSocket handshake needs HTTP/1.1")
+    keys: list[bytes] = []
+    versions: list[bytes] = []
+    offered: list[str] = []
+    for name, value in head.headers:
+        if name.startswith(b"sec-websocket-"):
+            if name == b"sec-websocket-key":
+                keys.append(value.strip())
+            elif name == b"sec-websocket-version":
+                versions.append(value.strip())
+            elif name == b"sec-websocket-protocol":
+                for token in value.split(b","):
+                    token = token.strip()
+                    if not token:
+                        continue
+                    if not _TOKEN(token):
+                        raise HTTPProtocolError(400, f"Invalid WebSocket subprotocol {token!r}")
+                    offered.append(token.decode("ascii"))
+    if versions != [b"13"]:
+        raise HTTPProtocolError(426, "Unsupported Sec-WebSocket-Version (this server speaks 13)")
+    if len(keys) != 1:
+        raise HTTPProtocolError(400, "WebSocket handshake needs exactly one Sec-WebSocket-Key")
+    try:
+        nonce = base64.b64decode(keys[0], validate=True)
+    except (binascii.Error, ValueError):
+        nonce = b""
+    if len(nonce) != 16:
+        # §4.1: the key is a base64-encoded 16-byte nonce.
+        raise HTTPProtocolError(400, "Invalid Sec-WebSocket-Key")
+    return Handshake(keys[0], offered)
+
+
+def accept_response(
+    handshake: Handshake,
+    subprotocol: str | None,
+    headers: Iterable[tuple[bytes, bytes]],
+    server_header: bytes = b"",
+) -> bytes:
+    """The 101 response that completes the handshake.
+
+    Raises :class:`~channels_server.errors.ApplicationError` for a subprotocol
+    the client did not offer (clients fail such a connection, §4.1) or an
+    invalid extra header.
+    """
+    accept = base64.b64encode(hashlib.sha1(handshake.key + _GUID).digest())
+    parts = [
+        status_line(101),
+        b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
+        accept,
+        b"\r\n",
+    ]
+    if subprotocol is not None:
+        if not isinstance(subprotocol, str):
+            raise ApplicationError(f"subprotocol must be a str or None, not {subprotocol!r}")
+        if subprotocol not in handshake.subprotocols:
+            raise ApplicationError(
+                f"subprotocol {subprotocol!r} was not offered by the client "
+                f"(offered: {handshake.subprotocols!r})"
+            )
+        parts += (b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n")
+    has_server = False
+    for item in headers:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise ApplicationError(
+                f"Each websocket.accept header must be a (name, value) pair, not {item!r}"
+            ) from None
+        if type(name) is not bytes or type(value) is not bytes:
+            raise ApplicationError(f"websocket.accept headers must be bytes pairs, not {item!r}")
+        if not _TOKEN(name) or _FORBIDDEN_IN_RESPONSE(value):
+            raise ApplicationError(f"Invalid websocket.accept header {item!r}")
+        lower = name.lower()
+        if lower == b"sec-websocket-protocol":
+            raise ApplicationError(
+                "websocket.accept headers must not include sec-websocket-protocol; "
+                "use the 'subprotocol' key"
+            )
+        if lower in (b"upgrade", b"connection", b"sec-websocket-accept"):
+            raise ApplicationError(f"websocket.accept headers must not set {name!r}")
+        if lower == b"server":
+            has_server = True
+        parts += (name, b": ", value, b"\r\n")
+    if server_header and not has_server:
+        parts.append(server_header)
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def validate_close_code(code: object) -> int:
+    """Check a close code an application wants to send (RFC 6455 §7.4)."""
+    if type(code) is not int:
+        raise ApplicationError(f"WebSocket close code must be an int, not {code!r}")
+    # 1004-1006 and 1015 are reserved for reporting, never sent; 1016-2999
+    # are reserved for future RFCs; 3000-4999 are for libraries and apps.
+    if code in (1004, 1005, 1006, 1015) or not (1000 <= code <= 1014 or 3000 <= code <= 4999):
+        raise ApplicationError(
+            f"WebSocket close code {code} cannot be sent (use 1000-1003, 1007-1014 or 3000-4999)"
+        )
+    return code
+
+
+class CloseReceived:
+    """The client sent a close frame (already answered if it started the handshake)."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        # wsproto gives IntEnum members for known codes; ASGI messages carry plain ints.
+        self.code = int(code)
+        self.reason = reason
+
+
+class ConnectionFailed:
+    """The client broke the protocol or a limit; a close frame with ``code`` was produced."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        # wsproto gives IntEnum members for known codes; ASGI messages carry plain ints.
+        self.code = int(code)
+        self.reason = reason
+
+
+#: An event from :meth:`WebSocketConnection.receive_data`: a text message
+#: (``str``), a binary message (``bytes``), or the end of the connection.
+WebSocketEvent = str | bytes | CloseReceived | ConnectionFailed
+
+_pack_short = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+
+
+def _frame(opcode_byte: int, payload: bytes) -> bytes:
+    # RFC 6455 §5.2: FIN set, no RSV bits, unmasked (server to client).
+    length = len(payload)
+    if length < 126:
+        return bytes((opcode_byte, length)) + payload
+    if length < 65536:
+        return _pack_short(opcode_byte, 126, length) + payload
+    return _pack_long(opcode_byte, 127, length) + payload
+
+
+class WebSocketConnection:
+    """The server side of an established WebSocket connection.
+
+    :param max_message_size: largest message accepted, in bytes (text counted as UTF-8).
+    :param max_frame_size: largest single frame accepted, in bytes.
+
+    Bytes that arrived after the handshake request are fed with
+    :meth:`receive_data` like any others.
+    """
+
+    __slots__ = (
+        "_connection",
+        "_frame_size",
+        "_max_frame",
+        "_max_message",
+        "_message_size",
+        "_parts",
+    )
+
+    def __init__(self, max_message_size: int, max_frame_size: int) -> None:
+        self._connection = Connection(ConnectionType.SERVER)
+        self._max_message = max_message_size
+        self._max_frame = max_frame_size
+        self._parts: list[str] | list[bytes] | None = None
+        self._message_size = 0
+        self._frame_size = 0
+
+    @property
+    def open(self) -> bool:
+        """Whether data frames may still be sent (no close frame sent or received)."""
+        return self._connection.state is ConnectionState.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """Whether the close handshake is complete in both directions."""
+        return self._connection.state is ConnectionState.CLOSED
+
+    def receive_data(self, data: bytes) -> tuple[list[WebSocketEvent], bytes]:
+        """Parse received bytes: the events, and bytes to send back (pongs, close replies)."""
+        connection = self._connection
+        state = connection.state
+        if state is not ConnectionState.OPEN and state is not ConnectionState.LOCAL_CLOSING:
+            return [], b""  # Nothing the client sends after a close matters (§5.5.1).
+        connection.receive_data(data)
+        events: list[WebSocketEvent] = []
+        reply = b""
+        for event in connection.events():
+            kind = type(event)
+            if kind is TextMessage or kind is BytesMessage:
+                payload = event.data  # type: ignore[attr-defined]
+                if kind is BytesMessage or payload.isascii():
+                    size = len(payload)
+                else:
+                    size = len(payload.encode("utf-8"))
+                frame_size = self._frame_size + size
+                message_size = self._message_size + size
+                if frame_size > self._max_frame or message_size > self._max_message:
+                    what = "frame" if frame_size > self._max_frame else "message"
+                    limit = self._max_frame if what == "frame" else self._max_message
+                    self._parts = None
+                    return self._fail(events, reply, MESSAGE_TOO_BIG, f"{what} over {limit} bytes")
+                self._frame_size = 0 if event.frame_finished else frame_size  # type: ignore[attr-defined]
+                if event.message_finished:  # type: ignore[attr-defined]
+                    parts = self._parts
+                    if parts is not None:
+                        parts.append(payload)
+                        payload = "".join(parts) if kind is TextMessage else b"".join(parts)  # type: ignore[arg-type]
+                        self._parts = None
+                    events.append(payload)
+                    self._message_size = 0
+                else:
+                    if self._parts is None:
+                        self._parts = []
+                    self._parts.append(payload)
+                    self._message_size = message_size
+            elif kind is Ping:
+                reply += connection.send(event.response())  # type: ignore[attr-defined]
+            elif kind is CloseConnection:
+                code, reason = event.code, event.reason or ""  # type: ignore[attr-defined]
+                if connection.state is ConnectionState.REMOTE_CLOSING:
+                    # §5.5.1: answer with a close frame echoing the status code.
+                    reply += connection.send(CloseConnection(code=code))
+                    events.append(CloseReceived(code, reason))
+                elif connection.state is ConnectionState.CLOSED:
+                    events.append(CloseReceived(code, reason))
+                else:
+                    # wsproto reports a frame it cannot parse as a close event
+                    # without leaving OPEN: the client broke the protocol.
+                    return self._fail(events, reply, code, reason)
+                break
+            elif kind is not Pong:  # pragma: no cover - wsproto has no other events
+                raise AssertionError(f"unexpected wsproto event {event!r}")
+        return events, reply
+
+    def _fail(
+        self, events: list[WebSocketEvent], reply: bytes, code: int, reason: str
+    ) -> tuple[list[WebSocketEvent], bytes]:
+        if self._connection.state is ConnectionState.OPEN:
+            reply += self._connection.send(CloseConnection(code=code, reason=reason))
+        events.append(ConnectionFailed(code, reason))
+        return events, reply
+
+    def send_text(self, text: str) -> bytes:
+        """A text frame (FIN, opcode 0x1)."""
+        return _frame(0x81, text.encode("utf-8"))
+
+    def send_bytes(self, data: bytes) -> bytes:
+        """A binary frame (FIN, opcode 0x2)."""
+        return _frame(0x82, data)
+
+    def ping(self, payload: bytes = b"") -> bytes:
+        return self._connection.send(Ping(payload=payload))
+
+    def close(self, code: int, reason: str = "") -> bytes:
+        """The close frame that starts (or completes) the close handshake, or ``b""``."""
+        state = self._connection.state
+        if state is not ConnectionState.OPEN and state is not ConnectionState.REMOTE_CLOSING:
+            return b""
+        return self._connection.send(CloseConnection(code=code, reason=reason or None))
+
+    def connection_lost(self) -> None:
+        """The TCP connection ended: no close frame can be sent or received any more."""
+        if self._connection.state is not ConnectionState.CLOSED:
+            self._connection.receive_data(None)

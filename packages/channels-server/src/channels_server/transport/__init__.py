@@ -1,0 +1,1 @@
+"""Sockets: binding endpoints and the asyncio protocol of each connection."""

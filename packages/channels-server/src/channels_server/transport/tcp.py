@@ -1,0 +1,552 @@
+"""The one module that touches sockets.
+
+:func:`bind` turns endpoint descriptions into listening sockets (TCP, unix,
+or a descriptor inherited from a process manager), and
+:class:`ServerProtocol` is the asyncio protocol of one accepted connection:
+it moves bytes between the socket and the sans-IO engines, and between the
+engines and the ASGI streams. It owns the connection's one timer (idle
+keep-alive and the header-read deadline) and its flow control in both
+directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import stat
+
+from ..asgi.http_stream import HTTPStream
+from ..asgi.scope import build_scope
+from ..asgi.websocket_stream import WebSocketStream
+from ..config import Endpoint
+from ..context import ConnectionHandle, ServerContext
+from ..errors import ConfigurationError, HTTPProtocolError
+from ..protocol.http11 import (
+    END_OF_REQUEST,
+    NEED_DATA,
+    PAUSED,
+    HTTPEngine,
+    RequestHead,
+    error_response,
+)
+from ..protocol.state import RequestPhase
+from ..protocol.websocket import Handshake, validate_handshake
+
+__all__ = ["ServerProtocol", "bind", "describe_socket"]
+
+logger = logging.getLogger("channels_server")
+
+# After a response that leaves part of the request body unread, how long to
+# keep reading (and discarding) before closing, so that the kernel does not
+# answer the unread bytes with a reset that destroys the response in flight.
+_LINGER_SECONDS = 2.0
+
+
+def bind(endpoint: Endpoint, default_backlog: int) -> socket.socket:
+    """A listening, non-blocking socket for *endpoint*.
+
+    Raises :class:`~channels_server.errors.ConfigurationError` when the
+    address is taken or the descriptor is not a listening stream socket.
+    """
+    backlog = endpoint.backlog or default_backlog
+    if endpoint.kind == "fd":
+        assert endpoint.fileno is not None
+        try:
+            sock = socket.socket(fileno=endpoint.fileno)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"--fd {endpoint.fileno}: not a socket ({exc.strerror}); a process manager "
+                "must pass a listening socket on this descriptor"
+            ) from None
+        if sock.type != socket.SOCK_STREAM:
+            sock.detach()
+            raise ConfigurationError(f"--fd {endpoint.fileno}: not a stream socket")
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen(backlog)
+    elif endpoint.kind == "unix":
+        assert endpoint.path is not None
+        path = endpoint.path
+        with contextlib.suppress(FileNotFoundError):
+            # A socket file left by a previous run would make bind() fail;
+            # anything else at that path is not ours to remove.
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+        except OSError as exc:
+            sock.close()
+            raise ConfigurationError(
+                f"Cannot listen on unix socket {path}: {exc.strerror}"
+            ) from exc
+        if endpoint.mode is not None:
+            os.chmod(path, endpoint.mode)
+        sock.listen(backlog)
+    else:
+        host = endpoint.host or ""
+        try:
+            infos = socket.getaddrinfo(
+                host or None, endpoint.port or 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except socket.gaierror as exc:
+            raise ConfigurationError(f"Cannot resolve interface {host!r}: {exc}") from None
+        family, kind, proto, _, address = infos[0]
+        # The protocol number matters: asyncio only sets TCP_NODELAY on accepted
+        # sockets whose proto is IPPROTO_TCP, and without it Nagle's algorithm
+        # and delayed ACKs add up to 40 ms to every keep-alive response.
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+        except OSError as exc:
+            sock.close()
+            message = exc.strerror
+            if exc.errno == errno.EADDRINUSE:
+                message = "address already in use"
+            raise ConfigurationError(f"Cannot listen on {endpoint.describe()}: {message}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def describe_socket(sock: socket.socket) -> str:
+    """A human description of where *sock* listens (for logs and --port 0)."""
+    address = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix socket {address}"
+    host, port = address[0], address[1]
+    if sock.family == socket.AF_INET6:
+        return f"http://[{host}]:{port}"
+    return f"http://{host}:{port}"
+
+
+class ServerProtocol(asyncio.Protocol, ConnectionHandle):
+    """One client connection: HTTP/1.1 requests, possibly upgraded to a WebSocket."""
+
+    __slots__ = (
+        "_body_paused",
+        "_closed",
+        "_deadline",
+        "_drain_waiter",
+        "_lingering",
+        "_pipeline_paused",
+        "_read_paused",
+        "_timer",
+        "_trusted",
+        "_upgrade",
+        "_write_paused",
+        "client",
+        "context",
+        "http",
+        "server",
+        "stream",
+        "transport",
+        "websocket",
+    )
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int | None] | None = None
+        self.http: HTTPEngine | None = None
+        self.stream: HTTPStream | None = None
+        self.websocket: WebSocketStream | None = None
+        self._upgrade: tuple[RequestHead, Handshake] | None = None
+        self._closed = False
+        self._trusted = False
+        # Reading stops while either holds: a stream has enough unread body
+        # (or WebSocket messages) queued, or a pipelined request waits for
+        # the response in progress.
+        self._body_paused = False
+        self._pipeline_paused = False
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._lingering = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport; both behave as one.
+        self.transport = transport  # type: ignore[assignment]
+        context = self.context
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple) and peer:
+            self.client = (peer[0], peer[1])
+            self._trusted = peer[0] in context.config.trusted_peers
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # For descriptors inherited from a process manager, whose
+                # sockets asyncio may not recognise as TCP (see bind()).
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            # A unix socket: the peer is the local reverse proxy.
+            self._trusted = True
+        if isinstance(local, tuple):
+            self.server = (local[0], local[1])
+        elif local:
+            self.server = (str(local), None)
+        context.add_connection(self)
+        self.http = context.http_engine(context.limits, context.server_header)
+        if context.shutting_down:
+            self.transport.close()
+            return
+        # A new connection gets the header timeout to send its first request.
+        self._wait_for_request(context.config.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        websocket = self.websocket
+        if websocket is not None:
+            websocket.feed_data(data)
+            return
+        http = self.http
+        if http is None:
+            return
+        if http.phase is RequestPhase.IDLE:
+            # The first byte of a request: from now on the header timeout runs.
+            # The pending timer fires no later than this new deadline (see
+            # _wait_for_request), so it need not be rescheduled here.
+            self._deadline = asyncio.get_running_loop().time() + self.context.config.header_timeout
+        http.receive_data(data)
+        self._handle_events(http)
+
+    def eof_received(self) -> bool | None:
+        if self._lingering:
+            self.transport.close()
+            return None
+        http = self.http
+        if http is not None and self.websocket is None:
+            http.receive_data(b"")
+            self._handle_events(http)
+        # The client closed its side: an HTTP/1.1 or WebSocket client that does
+        # that is gone, so the connection closes (the default).
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self.context.remove_connection(self)
+        stream = self.stream
+        if stream is not None:
+            stream.disconnect()
+        websocket = self.websocket
+        if websocket is not None:
+            websocket.connection_lost()
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- what the streams use ------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, data: bytes) -> None:
+        if not self._closed and not self._lingering:
+            self.transport.write(data)
+
+    def drain_waiter(self) -> asyncio.Future[None] | None:
+        if not self._write_paused or self._closed:
+            return None
+        waiter = self._drain_waiter
+        if waiter is None:
+            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    def pause_reading(self) -> None:
+        """Stop reading until the stream has taken what is queued (flow control)."""
+        self._body_paused = True
+        self._update_reading()
+
+    def resume_reading(self) -> None:
+        self._body_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        paused = self._body_paused or self._pipeline_paused
+        if paused is not self._read_paused and not self._closed:
+            self._read_paused = paused
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        # Also after close(): bytes still queued are dropped.
+        self._closed = True
+        self.transport.abort()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: idle connections close now, busy ones after their response."""
+        websocket = self.websocket
+        if websocket is not None:
+            websocket.server_close()
+            return
+        stream = self.stream
+        if self._upgrade is not None or stream is None or stream.response_complete:
+            self.close()
+        # Otherwise the response in flight ends with "connection: close" (or,
+        # if its head is already out, the connection closes when it completes).
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _handle_events(self, http: HTTPEngine) -> None:
+        while True:
+            try:
+                event = http.next_event()
+            except HTTPProtocolError as exc:
+                self._refuse(exc)
+                return
+            if type(event) is bytes:
+                stream = self.stream
+                if stream is not None and self._upgrade is None:
+                    stream.feed_body(event)
+                continue
+            if event is NEED_DATA:
+                if self._pipeline_paused:
+                    # The pipelined requests buffered so far are all parsed.
+                    self._pipeline_paused = False
+                    self._update_reading()
+                return
+            if type(event) is RequestHead:
+                if not self._on_request(http, event):
+                    return
+                continue
+            if event is END_OF_REQUEST:
+                if self._upgrade is not None:
+                    self._start_websocket(http)
+                    return
+                stream = self.stream
+                if stream is not None:
+                    stream.feed_end()
+                continue
+            if event is PAUSED:
+                # A pipelined request waits until the current response is done.
+                if not self._pipeline_paused:
+                    self._pipeline_paused = True
+                    self._update_reading()
+                return
+            # PEER_CLOSED: the client closed its side between requests or mid-request.
+            self.close()
+            return
+
+    def _on_request(self, http: HTTPEngine, head: RequestHead) -> bool:
+        context = self.context
+        if context.shutting_down:
+            self._refuse(HTTPProtocolError(503, "Server is shutting down"))
+            return False
+        loop = asyncio.get_running_loop()
+        if head.upgrade == b"websocket":
+            try:
+                handshake = validate_handshake(head)
+            except HTTPProtocolError as exc:
+                self._refuse(exc)
+                return False
+            self._upgrade = (head, handshake)
+            return True
+        try:
+            scope = build_scope(
+                head,
+                websocket=False,
+                client=self.client,
+                server=self.server,
+                trusted=self._trusted,
+                config=context.config,
+                state=context.state,
+            )
+        except HTTPProtocolError as exc:
+            self._refuse(exc)
+            return False
+        stream = HTTPStream(self, http, head, scope, loop.time())
+        self.stream = stream
+        stream.task = context.spawn(stream.run(context.application))
+        timeout = context.config.http_timeout
+        if timeout is not None:
+            stream.start_timer(timeout)
+        return True
+
+    def _refuse(self, error: HTTPProtocolError) -> None:
+        """Answer a request the server will not pass to the application, then close."""
+        logger.debug("Refused request from %s: %s", self.client, error)
+        stream = self.stream
+        if stream is not None and not stream.response_complete:
+            # The body of a request being served turned out malformed.
+            started = stream.response_started
+            stream.disconnect()
+            if started:
+                self.abort()
+                return
+        extra = b"sec-websocket-version: 13\r\n" if error.status_code == 426 else b""
+        self.write(
+            error_response(error.status_code, error.reason, self.context.server_header, extra)
+        )
+        http = self.http
+        head = http.head if http is not None else None
+        self.context.access_log.http(
+            self.client,
+            head.method.decode("ascii", "replace") if head is not None else "-",
+            head.target if head is not None else b"-",
+            head.http_version.decode("ascii") if head is not None else "1.1",
+            error.status_code,
+            0,
+            0.0,
+        )
+        self.close_lingering()
+
+    def response_complete(self, stream: HTTPStream) -> None:
+        """Called by the stream when the last byte of its response is queued."""
+        if stream is not self.stream or self._closed:
+            return
+        http = self.http
+        assert http is not None
+        if not http.keep_alive or self.context.shutting_down:
+            if http.request_complete and not self._pipeline_paused:
+                self.close()
+            else:
+                # The client may still be sending (a body, pipelined requests).
+                self.close_lingering()
+            return
+        if not http.request_complete:
+            # The application answered without reading the whole body (or
+            # before a 100-continue client sent it): the rest of the body
+            # cannot be told apart from a next request without reading it.
+            self.close_lingering()
+            return
+        http.start_next_request()
+        self.stream = None
+        self._wait_for_request(self.context.config.keep_alive_timeout)
+        # The finished stream's flow control no longer applies.
+        self._body_paused = False
+        if http.phase is not RequestPhase.IDLE:
+            # A pipelined request is already buffered; reading resumes once
+            # the buffered requests are parsed (NEED_DATA), not before.
+            self._deadline = asyncio.get_running_loop().time() + self.context.config.header_timeout
+            self._handle_events(http)
+        else:
+            self._pipeline_paused = False
+            self._update_reading()
+
+    def close_lingering(self) -> None:
+        """Close after the queued bytes, reading and discarding what the client still sends.
+
+        Closing a socket with unread bytes makes the kernel answer with a
+        reset, and a reset can destroy the last response (or close frame) on
+        its way to the client. So the server ends its side (FIN) and reads
+        until the client closes too, for at most two seconds.
+        """
+        if self._closed or self._lingering:
+            return
+        self._lingering = True
+        self._body_paused = self._pipeline_paused = False
+        self._update_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(_LINGER_SECONDS, self.abort)
+
+    # -- WebSocket ------------------------------------------------------------------------------
+
+    def _start_websocket(self, http: HTTPEngine) -> None:
+        assert self._upgrade is not None
+        head, handshake = self._upgrade
+        self._upgrade = None
+        context = self.context
+        try:
+            scope = build_scope(
+                head,
+                websocket=True,
+                client=self.client,
+                server=self.server,
+                trusted=self._trusted,
+                config=context.config,
+                state=context.state,
+            )
+        except HTTPProtocolError as exc:
+            self._refuse(exc)
+            return
+        scope["subprotocols"] = handshake.subprotocols
+        pending = http.upgrade()
+        # The HTTP engine is done with this connection; frames go to wsproto.
+        self.http = None
+        self._cancel_timer()
+        self._body_paused = self._pipeline_paused = False
+        self._update_reading()
+        websocket = WebSocketStream(
+            self, handshake, scope, pending, asyncio.get_running_loop().time()
+        )
+        self.websocket = websocket
+        websocket.task = context.spawn(websocket.run(context.application))
+
+    # -- the connection timer -----------------------------------------------------------------
+
+    def _wait_for_request(self, timeout: float) -> None:
+        # The timer fires at least every header_timeout while the connection
+        # waits for a request, so that when the first byte arrives and the
+        # deadline moves to "now + header_timeout", the timer already pending
+        # fires no later than it and can reschedule itself to the exact time.
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        if self._timer is None:
+            delay = min(timeout, self.context.config.header_timeout)
+            self._timer = loop.call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        http = self.http
+        if http is None or self._closed:
+            return
+        phase = http.phase
+        if phase is not RequestPhase.IDLE and phase is not RequestPhase.HEAD:
+            return  # A request is being served; the timer is re-armed after it.
+        loop = asyncio.get_running_loop()
+        remaining = self._deadline - loop.time()
+        if remaining > 0:
+            delay = min(remaining, self.context.config.header_timeout)
+            self._timer = loop.call_later(delay, self._on_timer)
+            return
+        if phase is RequestPhase.HEAD:
+            logger.info(
+                "Closing connection from %s: request head not received in time", self.client
+            )
+            self.write(
+                error_response(408, "Request head not received in time", self.context.server_header)
+            )
+        self.close()
