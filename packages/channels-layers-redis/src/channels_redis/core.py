@@ -45,9 +45,10 @@ from .connections import (
     executors,
     make_clients,
 )
-from .errors import InvalidConfiguration, MessageTooLarge, RedisLayerError, map_redis_errors
+from .errors import MessageTooLarge, RedisLayerError, map_redis_errors
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, QueueReader
+from .options import check_shared_options
 from .scripts import GROUP_ADD, GROUP_SEND, SEND
 from .serializers import BaseMessageSerializer, registry
 from .sharding import shard_index
@@ -107,27 +108,7 @@ class RedisChannelLayer(BaseChannelLayer):
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         group_expiry = require_positive_seconds("group_expiry", group_expiry)
-        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
-            raise InvalidConfiguration(
-                f"prefix must be a non-empty string without braces (Redis Cluster hash tags), "
-                f"not {prefix!r}"
-            )
-        if isinstance(random_prefix_length, bool) or not isinstance(random_prefix_length, int):
-            raise InvalidConfiguration(
-                f"random_prefix_length must be an integer, not {random_prefix_length!r}"
-            )
-        if not 4 <= random_prefix_length <= 40:
-            raise InvalidConfiguration(
-                f"random_prefix_length must be between 4 and 40, not {random_prefix_length}"
-            )
-        if max_message_size is not None and (
-            isinstance(max_message_size, bool)
-            or not isinstance(max_message_size, int)
-            or max_message_size < 1
-        ):
-            raise InvalidConfiguration(
-                f"max_message_size must be a positive integer or None, not {max_message_size!r}"
-            )
+        check_shared_options(prefix, random_prefix_length, max_message_size)
         self.hosts: list[HostSpec] = parse_hosts(hosts)
         self.prefix = prefix
         self.group_expiry = group_expiry

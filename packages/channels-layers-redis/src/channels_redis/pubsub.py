@@ -69,6 +69,7 @@ from .errors import (
 )
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, now_ms, stop_task
+from .options import check_shared_options
 from .scripts import DRAIN, PUBSUB_SEND
 from .serializers import BaseMessageSerializer, DecodeErrors, registry
 from .sharding import shard_index
@@ -115,26 +116,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = require_positive_seconds("group_expiry", group_expiry)
-        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
-            raise InvalidConfiguration(
-                f"prefix must be a non-empty string without braces, not {prefix!r}"
-            )
-        if isinstance(random_prefix_length, bool) or not isinstance(random_prefix_length, int):
-            raise InvalidConfiguration(
-                f"random_prefix_length must be an integer, not {random_prefix_length!r}"
-            )
-        if not 4 <= random_prefix_length <= 40:
-            raise InvalidConfiguration(
-                f"random_prefix_length must be between 4 and 40, not {random_prefix_length}"
-            )
-        if max_message_size is not None and (
-            isinstance(max_message_size, bool)
-            or not isinstance(max_message_size, int)
-            or max_message_size < 1
-        ):
-            raise InvalidConfiguration(
-                f"max_message_size must be a positive integer or None, not {max_message_size!r}"
-            )
+        check_shared_options(prefix, random_prefix_length, max_message_size)
         for name, callback in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
             if callback is not None and not isinstance(callback, str) and not callable(callback):
                 raise InvalidConfiguration(

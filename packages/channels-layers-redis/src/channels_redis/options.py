@@ -1,0 +1,35 @@
+"""Checks of the options both Redis layers take, in one place."""
+
+from __future__ import annotations
+
+from .errors import InvalidConfiguration
+
+__all__ = ["check_shared_options"]
+
+
+def check_shared_options(
+    prefix: object, random_prefix_length: object, max_message_size: object
+) -> None:
+    """Raise ``InvalidConfiguration`` for a bad ``prefix``, ``random_prefix_length``
+    or ``max_message_size``, naming the value and the rule."""
+    if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+        raise InvalidConfiguration(
+            f"prefix must be a non-empty string without braces (Redis Cluster hash tags), "
+            f"not {prefix!r}"
+        )
+    if isinstance(random_prefix_length, bool) or not isinstance(random_prefix_length, int):
+        raise InvalidConfiguration(
+            f"random_prefix_length must be an integer, not {random_prefix_length!r}"
+        )
+    if not 4 <= random_prefix_length <= 40:
+        raise InvalidConfiguration(
+            f"random_prefix_length must be between 4 and 40, not {random_prefix_length}"
+        )
+    if max_message_size is not None and (
+        isinstance(max_message_size, bool)
+        or not isinstance(max_message_size, int)
+        or max_message_size < 1
+    ):
+        raise InvalidConfiguration(
+            f"max_message_size must be a positive integer or None, not {max_message_size!r}"
+        )
