@@ -23,6 +23,8 @@ import shutil
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -47,10 +49,12 @@ DJANGO_PYTHONS = {
 # Each package's tests, and the (python, django) pairs of the default run.
 PACKAGES = {
     "channels-core": [("3.10", "4.2"), ("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")],
-    "channels-testing": [("3.11", "5.2"), ("3.13", "6.1")],
+    "channels-testing": [("3.11", ""), ("3.13", "")],
     "channels-layers-redis": [("3.10", "4.2"), ("3.13", "6.1")],
     "channels-server": [("3.10", "4.2"), ("3.12", "6.0")],
 }
+# Packages whose tests run without Django (channels-testing drives any ASGI app).
+WITHOUT_DJANGO = {"channels-testing"}
 # Every package, for the sessions that install them all together.
 ALL_PACKAGES = ["channels-core", "channels-testing", "channels-layers-redis", "channels-server"]
 # What each package may import, to prove it installs alone.
@@ -99,52 +103,84 @@ def _django(version: str) -> str:
     return f"Django>={major}.{minor},<{major}.{int(minor) + 1}"
 
 
-# The sibling packages each package declares it depends on (installed from
-# their folders, as they are not on PyPI yet).
-SIBLING_DEPENDENCIES = {
-    "channels-core": [],
-    "channels-testing": [],
-    "channels-layers-redis": ["channels-core"],
-    "channels-server": ["channels-core"],
-}
-# The extras each package's own tests need.
-TEST_EXTRAS = {"channels-layers-redis": "[cryptography]", "channels-server": "[fast]"}
+def _declared_siblings(package: str, extras: frozenset[str]) -> dict[str, set[str]]:
+    """Our packages that *package* (with *extras*) declares, transitively, with their extras.
+
+    Read from the ``pyproject.toml`` files, so that what the sessions install
+    is exactly what a user's ``pip install`` would pull in.
+    """
+    found: dict[str, set[str]] = {package: set(extras)}
+    pending = [(package, extras)]
+    while pending:
+        name, wanted = pending.pop()
+        project = nox.project.load_toml(ROOT / "packages" / name / "pyproject.toml")["project"]
+        requirements = list(project.get("dependencies", []))
+        for extra in wanted:
+            requirements += project.get("optional-dependencies", {}).get(extra, [])
+        for line in requirements:
+            requirement = Requirement(line)
+            sibling = canonicalize_name(requirement.name)
+            if sibling not in ALL_PACKAGES:
+                continue
+            new = set(requirement.extras) - found.get(sibling, set())
+            if sibling not in found or new:
+                found.setdefault(sibling, set()).update(new)
+                pending.append((sibling, frozenset(found[sibling])))
+    return found
 
 
-def _local_packages(*names: str, extras: bool = False) -> list[str]:
+def _local_packages(*names: str, extras: tuple[str, ...] = ()) -> list[str]:
+    """Install arguments for *names* and every sibling they declare, from their folders."""
+    wanted: dict[str, set[str]] = {}
+    for name in names:
+        for sibling, sibling_extras in _declared_siblings(name, frozenset(extras)).items():
+            wanted.setdefault(sibling, set()).update(sibling_extras)
     return [
-        str(ROOT / "packages" / name) + (TEST_EXTRAS.get(name, "") if extras else "")
-        for name in names
+        str(ROOT / "packages" / name) + (f"[{','.join(sorted(chosen))}]" if chosen else "")
+        for name, chosen in sorted(wanted.items())
     ]
 
 
 def _test_params() -> list[object]:
     params = []
     for package, ci_pairs in PACKAGES.items():
-        for django, pythons in DJANGO_PYTHONS.items():
-            for python in pythons:
-                tags = ["ci"] if (python, django) in ci_pairs else []
-                params.append(
-                    nox.param(
-                        python,
-                        django,
-                        package,
-                        id=f"{package}-py{python}-django{django}",
-                        tags=tags,
-                    )
-                )
+        if package in WITHOUT_DJANGO:
+            combinations = [(python, "") for python in PYTHONS]
+        else:
+            combinations = [
+                (python, django)
+                for django, pythons in DJANGO_PYTHONS.items()
+                for python in pythons
+            ]
+        for python, django in combinations:
+            tags = ["ci"] if (python, django) in ci_pairs else []
+            suffix = f"-django{django}" if django else ""
+            params.append(
+                nox.param(python, django, package, id=f"{package}-py{python}{suffix}", tags=tags)
+            )
     return params
 
 
 @nox.session
 @nox.parametrize(("python", "django", "package"), _test_params())
 def tests(session: nox.Session, django: str, package: str) -> None:
-    """Run one package's tests on one Python and one Django release."""
-    # channels-testing is a test dependency of every package.
-    packages = ["channels-core", "channels-testing"]
-    if package not in packages:
-        packages.append(package)
-    session.install(*_local_packages(*packages, extras=True), _django(django), *_group("test"))
+    """Run one package's tests, with only what it declares, on one Python and Django.
+
+    The virtualenv gets the package with its ``tests`` extra and nothing else
+    of ours beyond what those declarations pull in: channels-core's tests run
+    without channels-server or channels-layers-redis installed, and
+    channels-testing's without Django. The session checks that before running.
+    """
+    siblings = _declared_siblings(package, frozenset({"tests"}))
+    arguments = _local_packages(package, extras=("tests",))
+    if django:
+        # A constraint, not a requirement: Django comes only through the
+        # declared dependencies, at the release this session tests.
+        constraints = Path(session.virtualenv.location) / "django-constraint.txt"
+        constraints.write_text(_django(django) + "\n")
+        arguments += ["-c", str(constraints)]
+    session.install(*arguments)
+    session.run("python", str(ROOT / "tools" / "only_declared.py"), *sorted(siblings))
     env = {}
     args = list(session.posargs)
     if "--postgres" in args:
@@ -167,7 +203,7 @@ def tests(session: nox.Session, django: str, package: str) -> None:
 @nox.parametrize("package", list(IMPORT_NAMES))
 def isolated(session: nox.Session, package: str) -> None:
     """Install one package alone and import every module it ships."""
-    session.install(*_local_packages(package, *SIBLING_DEPENDENCIES[package]))
+    session.install(*_local_packages(package))
     session.run("python", str(ROOT / "tools" / "import_alone.py"), IMPORT_NAMES[package])
 
 
@@ -182,7 +218,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11", tags=["ci"])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources."""
-    session.install(*_local_packages(*PACKAGES, extras=True), *_group("typecheck"))
+    session.install(*_local_packages(*PACKAGES, extras=("tests",)), *_group("typecheck"))
     sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
     session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
 
@@ -238,9 +274,8 @@ def integration(session: nox.Session, django: str) -> None:
     """The chat example over every package, installed from its folder, in a real browser."""
     _ensure_chromium(session)
     session.install(
-        *_local_packages(*ALL_PACKAGES, extras=True),
+        *_local_packages(*ALL_PACKAGES, extras=("tests",)),
         _django(django),
-        *_group("test"),
         *_group("integration"),
     )
     session.chdir(ROOT / "examples" / "chat")

@@ -161,7 +161,10 @@ class RedisProcess:
 
 @pytest.fixture(scope="session")
 def redis_directory() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="channels-redis-tests-"))
+    # Unix socket paths must stay under 108 bytes: a deep TMPDIR (nox sets
+    # one inside the session's virtualenv) would make redis-server refuse.
+    parent = None if len(tempfile.gettempdir()) < 40 else "/tmp"
+    directory = Path(tempfile.mkdtemp(prefix="channels-redis-tests-", dir=parent))
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 
