@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,11 +28,14 @@ from typing import Any, Generic, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import ConnectionPool, SSLConnection
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionLost
+from redis.exceptions import ReadOnlyError
 
 from .errors import InvalidConfiguration, map_redis_errors
 from .hosts import HostSpec, SentinelSpec, ServerSpec
+from .link import Link, open_link
+from .resp import pack_command
 from .sharding import bucket_hash_tags
 from .wire import KeySpace
 
@@ -177,97 +179,94 @@ async def close_client(client: Client) -> None:
 #: Sends one command and returns its reply: ``await execute("GET", "key")``.
 Execute = Callable[..., Awaitable[Any]]
 
-
-def pack_command(args: Sequence[Any]) -> bytes:
-    """One command in RESP, the Redis protocol: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode("utf-8")
-        elif isinstance(arg, int):
-            data = b"%d" % arg
-        elif isinstance(arg, float):
-            data = repr(arg).encode("ascii")
-        else:
-            raise TypeError(f"cannot send {type(arg).__name__} to Redis: {arg!r}")
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+#: Commands that block, and where their timeout (in seconds) is among the arguments.
+_BLOCKING = {"BLMPOP": 1, "BLPOP": -1}
 
 
 class FastConnections:
-    """Connections of a client's kind, driven without redis-py's client layer.
+    """Commands to one server over :class:`~channels_redis.link.Link`\\ s.
 
-    The hot paths (sends, receive loops, group changes) spend most of their
-    time in redis-py's command machinery: argument encoding, retry and
-    observability wrappers, pool bookkeeping. Here a command is packed in one
-    pass and written to a connection of the client's own class (plain, TLS,
-    Unix socket, Sentinel-managed), and redis-py's parser reads the reply.
-    Connections are reused one command at a time; one that sat idle for
-    :attr:`CHECK_AFTER` seconds is checked first, so a connection that a Redis
-    restart broke is replaced rather than failing a command.
+    The hot paths (sends, receive loops, group changes) would spend most of
+    their time in redis-py's command machinery. Here every command that
+    answers at once shares one pipelined link; a blocking command
+    (``BLMPOP``, ``BLPOP``) gets a link of its own for as long as it waits.
+    A link that broke (Redis restarted, failed over, timed out) is replaced
+    by a new one on the next command.
     """
-
-    #: Seconds of idleness after which a connection is checked before use.
-    CHECK_AFTER = 1.0
 
     def __init__(self, client: Redis) -> None:
         self.pool = client.connection_pool
-        #: (connection, when it was last used), the most recent last
-        self.idle: list[tuple[Any, float]] = []
-        self.every: set[Any] = set()
+        # After a failover the old master answers writes with READONLY: the
+        # link must go, so that the next one asks the Sentinels again.
+        self.sentinel = isinstance(self.pool, SentinelConnectionPool)
+        self.shared: Link | None = None
+        self.opening: asyncio.Future[Link] | None = None
+        #: Links for blocking commands that are not in use.
+        self.idle: list[Link] = []
+        self.every: set[Link] = set()
 
     async def execute(self, *args: Any) -> Any:
         packed = pack_command(args)
-        connection = await self._take()
+        position = _BLOCKING.get(args[0])
+        if position is not None:
+            return await self._blocking(packed, float(args[position]))
+        link = self.shared
+        if link is None or link.failure is not None:
+            link = await self._shared_link()
+        reply = link.send(packed)
+        if link.drained is not None:
+            await link.drain()
         try:
-            await connection.send_packed_command(packed, check_health=False)
-            response = await connection.read_response()
-        except BaseException:
-            # read_response() disconnected it on any error; it reconnects on reuse.
-            await connection.disconnect()
-            self.idle.append((connection, 0.0))
+            return await reply
+        except ReadOnlyError:
+            if self.sentinel:
+                link.close()
+                raise RedisConnectionLost("The Sentinel master is now a replica") from None
             raise
-        self.idle.append((connection, time.monotonic()))
-        return response
 
-    async def _take(self) -> Any:
+    async def _shared_link(self) -> Link:
+        opening = self.opening
+        if opening is None:
+            opening = self.opening = asyncio.ensure_future(self._open())
+            opening.add_done_callback(self._opened)
+        return await asyncio.shield(opening)
+
+    def _opened(self, opening: asyncio.Future[Link]) -> None:
+        self.opening = None
+        if not opening.cancelled() and opening.exception() is None:
+            self.shared = opening.result()
+
+    async def _blocking(self, packed: bytes, seconds: float) -> Any:
+        link = None
         while self.idle:
-            connection, used = self.idle.pop()
-            if not connection.is_connected:
-                await connection.connect()
-                return connection
-            if time.monotonic() - used < self.CHECK_AFTER:
-                # Just answered a command: alive. (Skipping the check also
-                # skips redis-py's zero-timeout read, which can swallow a
-                # cancellation that arrives at the same moment.)
-                return connection
-            # redis-py 8 renamed can_read_destructive() to can_read().
-            can_read = getattr(type(connection), "can_read", None)
-            try:
-                if can_read is not None:
-                    pending = await connection.can_read()
-                else:
-                    pending = await connection.can_read_destructive()
-                if not pending:
-                    return connection
-            except (ConnectionError, OSError, RedisConnectionLost):
-                pass
-            # Data nobody asked for, or a closed socket: start afresh.
-            await connection.disconnect()
-            await connection.connect()
-            return connection
-        connection = self.pool.make_connection()  # type: ignore[no-untyped-call]
-        self.every.add(connection)
-        await connection.connect()
-        return connection
+            candidate = self.idle.pop()
+            if candidate.failure is None:
+                link = candidate
+                break
+            self.every.discard(candidate)
+        if link is None:
+            link = await self._open()
+        try:
+            reply = await link.send(packed, extra_seconds=seconds)
+        except BaseException:
+            # A reply still to come could carry messages popped for nobody.
+            link.close()
+            self.every.discard(link)
+            raise
+        self.idle.append(link)
+        return reply
+
+    async def _open(self) -> Link:
+        link = await open_link(self.pool)
+        self.every.add(link)
+        return link
 
     async def aclose(self) -> None:
-        for connection in self.every:
-            await connection.disconnect()
+        for link in self.every:
+            link.close()
         self.every.clear()
         self.idle.clear()
+        self.shared = None
 
 
 def executors(clients: Sequence[Client]) -> tuple[list[Execute], list[FastConnections]]:
