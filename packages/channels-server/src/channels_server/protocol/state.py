@@ -39,7 +39,15 @@ __all__ = [
 ]
 
 
-class RequestPhase(enum.Enum):
+class _Enum(enum.Enum):
+    """Members hash by identity: they key the transition tables on every
+    message, and ``Enum.__hash__`` is Python code, identity hashing is not.
+    (Members are singletons, and equality is identity already.)"""
+
+    __hash__ = object.__hash__
+
+
+class RequestPhase(_Enum):
     """Where the HTTP engine is in reading the current request."""
 
     #: Waiting for the first byte of a request (a new or idle keep-alive connection).
@@ -56,7 +64,7 @@ class RequestPhase(enum.Enum):
     CLOSED = "closed"
 
 
-class ResponseState(enum.Enum):
+class ResponseState(_Enum):
     #: No ``http.response.start`` yet.
     WAITING = "waiting"
     #: ``http.response.start`` received; the head waits for the first body so
@@ -70,7 +78,7 @@ class ResponseState(enum.Enum):
     COMPLETE = "complete"
 
 
-class ResponseEvent(enum.Enum):
+class ResponseEvent(_Enum):
     START = "http.response.start"
     BODY = "http.response.body (more_body)"
     LAST_BODY = "http.response.body"
@@ -92,7 +100,7 @@ HTTP_RESPONSE_TRANSITIONS: dict[tuple[ResponseState, ResponseEvent], ResponseSta
 }
 
 
-class WebSocketState(enum.Enum):
+class WebSocketState(_Enum):
     #: ``websocket.connect`` delivered; waiting for accept, close or a denial response.
     CONNECTING = "connecting"
     #: The application is sending an HTTP denial response (``websocket.http.response``).
@@ -103,7 +111,7 @@ class WebSocketState(enum.Enum):
     CLOSED = "closed"
 
 
-class WebSocketEvent(enum.Enum):
+class WebSocketEvent(_Enum):
     # From the application.
     ACCEPT = "websocket.accept"
     SEND = "websocket.send"
