@@ -1,8 +1,11 @@
 """Development tasks: ``nox`` runs what CI runs; ``nox -l`` lists every session.
 
-* ``tests``: each package's own tests, over Python and Django versions. The
-  full matrix is ``nox -s tests``; plain ``nox`` runs the subset tagged
-  ``ci``, which still covers every Django release and every Python version.
+* ``tests``: each package's own tests, over Python and Django versions, in a
+  fresh virtualenv holding that package with its ``tests`` extra and nothing
+  else of ours beyond what those declarations pull in (checked before the
+  tests run). The full matrix is ``nox -s tests``; plain ``nox`` runs the
+  subset tagged ``ci``, which still covers every Django release and every
+  Python version.
 * ``isolated``: each package installed alone, with only its declared
   dependencies, into a fresh virtualenv; every module must import.
 * ``lint``, ``typecheck``, ``docs``: ruff, mypy --strict, Sphinx with
@@ -148,9 +151,7 @@ def _test_params() -> list[object]:
             combinations = [(python, "") for python in PYTHONS]
         else:
             combinations = [
-                (python, django)
-                for django, pythons in DJANGO_PYTHONS.items()
-                for python in pythons
+                (python, django) for django, pythons in DJANGO_PYTHONS.items() for python in pythons
             ]
         for python, django in combinations:
             tags = ["ci"] if (python, django) in ci_pairs else []
