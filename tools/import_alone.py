@@ -28,6 +28,8 @@ NEEDS_SIBLING = {
     "channels.testing": "pip install channels-testing",
     "channels_testing.conformance": "pip install channels-testing[conformance]",
     "channels_testing.live": "pip install channels-testing[live]",
+    # The pytest plugin is only ever imported by pytest.
+    "channels_testing.plugin": "pytest",
 }
 
 

@@ -45,10 +45,9 @@ clocks may lower it. A ``receive()`` that gets nothing within
 instead of hanging it.
 
 The suite needs pytest, pytest-asyncio (its tests are marked
-``@pytest.mark.asyncio``, so strict mode works) and channels-core. For
-pytest's detailed assertion messages inside the suite, call
-``pytest.register_assert_rewrite("channels_testing.conformance")`` in a
-``conftest.py`` before the suite is imported.
+``@pytest.mark.asyncio``, so strict mode works) and channels-core. The
+package's pytest plugin has pytest rewrite the suite's asserts, so a failure
+shows the values compared.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by tools/import_alone.py
     raise ImportError(_HINT) from exc
 
-__all__ = ["ChannelsLiveServerTestCase"]
+__all__ = ["ChannelsLiveServerTestCase", "project_application", "start_server"]
 
 
 def _uses_in_memory_sqlite() -> bool:
@@ -49,6 +49,55 @@ def _uses_in_memory_sqlite() -> bool:
         if connection.vendor == "sqlite" and in_memory is not None and in_memory():
             return True
     return False
+
+
+def require_shared_database(what: str) -> None:
+    """Refuse an in-memory SQLite database, which the server's thread cannot see."""
+    if _uses_in_memory_sqlite():
+        raise ImproperlyConfigured(
+            f"{what} cannot use an in-memory SQLite database: the server runs in another "
+            "thread. Set DATABASES['default']['TEST']['NAME'] to a file."
+        )
+
+
+def project_application(serve_static: bool) -> Any:
+    """``ASGI_APPLICATION``, behind the staticfiles handler if *serve_static*."""
+    from channels.routing import get_default_application
+
+    application: Any = get_default_application()
+    if serve_static:
+        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+        application = ASGIStaticFilesHandler(application)
+    return application
+
+
+def start_server(
+    application: Any, host: str, port: int, options: dict[str, Any]
+) -> tuple[Any, int]:
+    """Run channels-server in a background thread; (the thread, the port it listens on).
+
+    Stop it with ``thread.stop()``.
+    """
+    try:
+        from channels_server import Config
+        from channels_server.config import tcp_endpoint_description
+        from channels_server.server import ServerThread
+    except ImportError as exc:  # pragma: no cover - exercised without channels-server
+        raise ImproperlyConfigured(
+            "A live server needs channels-server: pip install channels-server"
+        ) from exc
+    options = {"lifespan": "auto", "shutdown_timeout": 5, **options}
+    config = Config(endpoints=(tcp_endpoint_description(host, port),), **options)
+    thread = ServerThread(application, config)
+    thread.start()
+    try:
+        addresses = thread.wait_ready()
+    except BaseException:
+        thread.join(5)
+        raise
+    address = addresses[0]
+    return thread, address[1] if isinstance(address, tuple) else 0
 
 
 class ChannelsLiveServerTestCase(TransactionTestCase):
@@ -79,11 +128,7 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        if _uses_in_memory_sqlite():
-            raise ImproperlyConfigured(
-                "ChannelsLiveServerTestCase cannot use an in-memory SQLite database: the server "
-                "runs in another thread. Set DATABASES['default']['TEST']['NAME'] to a file."
-            )
+        require_shared_database("ChannelsLiveServerTestCase")
         modified = modify_settings(ALLOWED_HOSTS={"append": cls.host})
         modified.enable()
         cls.addClassCleanup(modified.disable)
@@ -92,37 +137,13 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     @classmethod
     def get_application(cls) -> Any:
         """The application to serve: ``ASGI_APPLICATION``, with static files if asked."""
-        from channels.routing import get_default_application
-
-        application: Any = get_default_application()
-        if cls.serve_static:
-            from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-            application = ASGIStaticFilesHandler(application)
-        return application
+        return project_application(cls.serve_static)
 
     @classmethod
     def _start_server(cls) -> None:
-        try:
-            from channels_server import Config
-            from channels_server.config import tcp_endpoint_description
-            from channels_server.server import ServerThread
-        except ImportError as exc:  # pragma: no cover - exercised without channels-server
-            raise ImproperlyConfigured(
-                "ChannelsLiveServerTestCase needs channels-server: pip install channels-server"
-            ) from exc
-        options = {"lifespan": "auto", "shutdown_timeout": 5, **cls.server_options}
-        config = Config(endpoints=(tcp_endpoint_description(cls.host, cls.port),), **options)
-        thread = ServerThread(cls.get_application(), config)
-        thread.start()
-        try:
-            addresses = thread.wait_ready()
-        except BaseException:
-            thread.join(5)
-            raise
-        address = addresses[0]
-        cls._server_port = address[1] if isinstance(address, tuple) else 0
-        cls._server_thread = thread
+        cls._server_thread, cls._server_port = start_server(
+            cls.get_application(), cls.host, cls.port, cls.server_options
+        )
         cls.addClassCleanup(cls._stop_server)
 
     @classmethod
