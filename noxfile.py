@@ -52,12 +52,10 @@ DJANGO_PYTHONS = {
 # Each package's tests, and the (python, django) pairs of the default run.
 PACKAGES = {
     "channels-core": [("3.10", "4.2"), ("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")],
-    "channels-testing": [("3.11", ""), ("3.13", "")],
+    "channels-testing": [("3.11", "5.2"), ("3.13", "6.1")],
     "channels-layers-redis": [("3.10", "4.2"), ("3.13", "6.1")],
     "channels-server": [("3.10", "4.2"), ("3.12", "6.0")],
 }
-# Packages whose tests run without Django (channels-testing drives any ASGI app).
-WITHOUT_DJANGO = {"channels-testing"}
 # Every package, for the sessions that install them all together.
 ALL_PACKAGES = ["channels-core", "channels-testing", "channels-layers-redis", "channels-server"]
 # What each package may import, to prove it installs alone.
@@ -147,18 +145,18 @@ def _local_packages(*names: str, extras: tuple[str, ...] = ()) -> list[str]:
 def _test_params() -> list[object]:
     params = []
     for package, ci_pairs in PACKAGES.items():
-        if package in WITHOUT_DJANGO:
-            combinations = [(python, "") for python in PYTHONS]
-        else:
-            combinations = [
-                (python, django) for django, pythons in DJANGO_PYTHONS.items() for python in pythons
-            ]
-        for python, django in combinations:
-            tags = ["ci"] if (python, django) in ci_pairs else []
-            suffix = f"-django{django}" if django else ""
-            params.append(
-                nox.param(python, django, package, id=f"{package}-py{python}{suffix}", tags=tags)
-            )
+        for django, pythons in DJANGO_PYTHONS.items():
+            for python in pythons:
+                tags = ["ci"] if (python, django) in ci_pairs else []
+                params.append(
+                    nox.param(
+                        python,
+                        django,
+                        package,
+                        id=f"{package}-py{python}-django{django}",
+                        tags=tags,
+                    )
+                )
     return params
 
 
@@ -169,17 +167,16 @@ def tests(session: nox.Session, django: str, package: str) -> None:
 
     The virtualenv gets the package with its ``tests`` extra and nothing else
     of ours beyond what those declarations pull in: channels-core's tests run
-    without channels-server or channels-layers-redis installed, and
-    channels-testing's without Django. The session checks that before running.
+    without channels-server or channels-layers-redis installed. The session
+    checks that before running.
     """
     siblings = _declared_siblings(package, frozenset({"tests"}))
     arguments = _local_packages(package, extras=("tests",))
-    if django:
-        # A constraint, not a requirement: Django comes only through the
-        # declared dependencies, at the release this session tests.
-        constraints = Path(session.virtualenv.location) / "django-constraint.txt"
-        constraints.write_text(_django(django) + "\n")
-        arguments += ["-c", str(constraints)]
+    # A constraint, not a requirement: Django comes only through the
+    # declared dependencies, at the release this session tests.
+    constraints = Path(session.virtualenv.location) / "django-constraint.txt"
+    constraints.write_text(_django(django) + "\n")
+    arguments += ["-c", str(constraints)]
     session.install(*arguments)
     session.run("python", str(ROOT / "tools" / "only_declared.py"), *sorted(siblings))
     env = {}

@@ -262,8 +262,14 @@ class FastConnections:
         return link
 
     async def aclose(self) -> None:
-        for link in self.every:
+        links = list(self.every)
+        for link in links:
             link.close()
+        # The sockets close on the loop's next turn; wait for it, so that
+        # close_pools() returns with the connections gone.
+        if links:
+            closing = [asyncio.ensure_future(link.wait_closed()) for link in links]
+            await asyncio.wait(closing, timeout=5)
         self.every.clear()
         self.idle.clear()
         self.shared = None

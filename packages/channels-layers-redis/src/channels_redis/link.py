@@ -52,6 +52,8 @@ class Link(asyncio.Protocol):
         self.failure: Exception | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.drained: asyncio.Future[None] | None = None
+        #: Done once the socket is closed.
+        self.lost: asyncio.Future[None] = loop.create_future()
         #: The stream writer the socket came from: when collected it would
         #: close the socket, so the link holds it for as long as it lives.
         self.writer: asyncio.StreamWriter | None = None
@@ -92,6 +94,8 @@ class Link(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc is not None else ""
         self.fail(RedisConnectionError(f"Connection closed by server{reason}."))
+        if not self.lost.done():
+            self.lost.set_result(None)
 
     def pause_writing(self) -> None:
         if self.drained is None:
@@ -145,6 +149,10 @@ class Link(asyncio.Protocol):
 
     def close(self) -> None:
         self.fail(RedisConnectionError("The connection was closed."))
+
+    async def wait_closed(self) -> None:
+        """Wait until the socket is closed (after :meth:`close` or a failure)."""
+        await asyncio.shield(self.lost)
 
     def _check_overdue(self) -> None:
         self.timer = None
