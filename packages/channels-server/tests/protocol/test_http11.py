@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -480,6 +481,41 @@ def test_invalid_responses_are_application_errors(
     feed(engine, GET)
     with pytest.raises(ApplicationError, match=match):
         engine.start_response(status, headers, b"", more_body=False)
+
+
+def test_repeated_heads_are_answered_alike_and_invalid_ones_never_slip_through(
+    engine: Any, http: SimpleNamespace
+) -> None:
+    """Checked heads are remembered: repeats must be identical, and a remembered
+    valid head must not vouch for an invalid one that compares equal to it."""
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+    responses = []
+    for status in (200, 404, 200, 404):
+        server = engine()
+        feed(server, GET)
+        responses.append(server.start_response(status, list(headers), b"ok", more_body=False))
+
+    def undated(data: bytes) -> bytes:
+        return re.sub(rb"date: [^\r]*\r\n", b"", data)
+
+    assert [http.parse(data)[0].status for data in responses] == [200, 404, 200, 404]
+    assert undated(responses[0]) == undated(responses[2])
+    # 200.0 == 200 and (b"x", b"y") pairs as lists are equal to remembered keys.
+    for status, pairs in [(200.0, headers), (200, [list(pair) for pair in headers])]:
+        server = engine()
+        feed(server, GET)
+        if isinstance(status, float):
+            with pytest.raises(ApplicationError, match="status must be an int"):
+                server.start_response(status, pairs, b"ok", more_body=False)
+        else:
+            data = server.start_response(status, pairs, b"ok", more_body=False)
+            assert undated(data) == undated(responses[0])
+    # The framing decided from a remembered head follows this request (HEAD: no body).
+    server = engine()
+    feed(server, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = server.start_response(200, list(headers), b"", more_body=False)
+    assert data.endswith(b"\r\n\r\n")
+    assert b"content-length: 2\r\n" in data
 
 
 def test_error_response_closes(http: SimpleNamespace) -> None:

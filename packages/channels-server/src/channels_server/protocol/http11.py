@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import h11
 
@@ -334,6 +334,13 @@ class _CheckedHead(NamedTuple):
     has_server: bool
 
 
+# Whole checked heads by (status, header pairs), lines as a tuple: an
+# application tends to send the same few heads over and over.
+_Remembered = tuple[tuple[bytes, ...], int | None, bool, bool, bool]
+_HEADS: dict[tuple[int, tuple[Any, ...]], _Remembered] = {}
+_HEAD_CACHE_SIZE = 256
+
+
 def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]]) -> _CheckedHead:
     """The status line and header lines of a response, checked.
 
@@ -342,6 +349,15 @@ def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]])
     remembers what they asked for. Raises
     :class:`~channels_server.errors.ApplicationError` for what cannot be sent.
     """
+    key: tuple[int, tuple[Any, ...]] | None = None
+    if type(status) is int and (type(headers) is list or type(headers) is tuple):
+        try:
+            key = (status, tuple(headers))
+            known = _HEADS.get(key)
+        except TypeError:  # pairs that are lists: not cached
+            key = known = None
+        if known is not None:
+            return _CheckedHead(list(known[0]), known[1], known[2], known[3], known[4])
     if type(status) is not int or not 200 <= status <= 599:
         raise ApplicationError(f"Response status must be an int from 200 to 599, not {status!r}")
     lines = [status_line(status)]
@@ -407,6 +423,10 @@ def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]])
             if len(cache) >= _HEADER_CACHE_SIZE:
                 cache.clear()
             cache[item] = line
+    if key is not None and all(type(item) is tuple for item in key[1]):
+        if len(_HEADS) >= _HEAD_CACHE_SIZE:
+            _HEADS.clear()
+        _HEADS[key] = (tuple(lines), content_length, close, has_date, has_server)
     return _CheckedHead(lines, content_length, close, has_date, has_server)
 
 

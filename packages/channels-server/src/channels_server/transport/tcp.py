@@ -134,7 +134,9 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         "_closed",
         "_deadline",
         "_drain_waiter",
+        "_header_timeout",
         "_lingering",
+        "_loop",
         "_pipeline_paused",
         "_read_paused",
         "_timer",
@@ -152,6 +154,8 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._header_timeout = context.config.header_timeout
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
@@ -178,6 +182,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; both behave as one.
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         context = self.context
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
@@ -219,7 +224,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             # The first byte of a request: from now on the header timeout runs.
             # The pending timer fires no later than this new deadline (see
             # _wait_for_request), so it need not be rescheduled here.
-            self._deadline = asyncio.get_running_loop().time() + self.context.config.header_timeout
+            self._deadline = self._loop.time() + self._header_timeout
         http.receive_data(data)
         self._handle_events(http)
 
@@ -367,7 +372,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         if context.shutting_down:
             self._refuse(HTTPProtocolError(503, "Server is shutting down"))
             return False
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if head.upgrade == b"websocket":
             try:
                 handshake = validate_handshake(head)
@@ -452,7 +457,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         if http.phase is not RequestPhase.IDLE:
             # A pipelined request is already buffered; reading resumes once
             # the buffered requests are parsed (NEED_DATA), not before.
-            self._deadline = asyncio.get_running_loop().time() + self.context.config.header_timeout
+            self._deadline = self._loop.time() + self._header_timeout
             self._handle_events(http)
         else:
             self._pipeline_paused = False
@@ -516,7 +521,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         # waits for a request, so that when the first byte arrives and the
         # deadline moves to "now + header_timeout", the timer already pending
         # fires no later than it and can reschedule itself to the exact time.
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._deadline = loop.time() + timeout
         if self._timer is None:
             delay = min(timeout, self.context.config.header_timeout)
