@@ -193,6 +193,67 @@ urlpatterns = [path("hello/", hello)]
 """
 
 
+# The Django row's ceiling: the same application driven in-process, with no
+# server and no sockets, 100 requests at a time, on the server's CPU. No
+# server can serve the row faster than this.
+DJANGO_ALONE = """
+import asyncio, json, os, sys, time
+
+os.environ["DJANGO_SETTINGS_MODULE"] = "benchsettings"
+from benchapp import django_application as app
+
+SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+         "scheme": "http", "path": "/hello/", "raw_path": b"/hello/", "query_string": b"",
+         "root_path": "", "headers": [(b"host", b"localhost")], "client": ("127.0.0.1", 1),
+         "server": ("127.0.0.1", 80), "state": {}}
+
+
+async def one():
+    done = asyncio.Event()
+    requested = False
+
+    async def receive():
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await app(dict(SCOPE), receive, send)
+
+
+async def main(seconds):
+    for _ in range(3):
+        await asyncio.gather(*(one() for _ in range(100)))
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        await asyncio.gather(*(one() for _ in range(100)))
+        count += 100
+    print(json.dumps({"rate": count / (time.perf_counter() - started)}))
+
+
+asyncio.run(main(float(sys.argv[1])))
+"""
+
+
+def django_alone(project: Path, duration: float) -> float | None:
+    """Requests per second of the Django row's application without a server."""
+    environment = dict(os.environ, PYTHONPATH=str(project), DJANGO_SETTINGS_MODULE="benchsettings")
+    command = pinned(SERVER_CPU, [str(python_of("ours")), "-c", DJANGO_ALONE, str(duration)])
+    done = subprocess.run(
+        command, cwd=project, env=environment, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        say(f"  the Django application alone failed: {done.stderr.strip()[-300:]}")
+        return None
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"])
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 
@@ -537,7 +598,10 @@ def format_cell(row_name: str, result: dict[str, Any] | None) -> str:
 
 
 def report(
-    results: dict[str, dict[str, dict[str, Any]]], servers: list[str], rows: list[str]
+    results: dict[str, dict[str, dict[str, Any]]],
+    servers: list[str],
+    rows: list[str],
+    django_ceiling: float | None = None,
 ) -> None:
     width = 18
     say("")
@@ -571,6 +635,14 @@ def report(
             ratio = mine / theirs
             say(f"  {row_name}: {ours} / {other} = {ratio:.2f}x (target >= {target})  "
                 f"{'OK' if ratio >= target else 'MISSED'}")  # fmt: skip
+    if django_ceiling is not None:
+        say(f"  django: the application alone, with no server at all, does {django_ceiling:,.0f}/s "
+            "on the server's CPU; no server can beat that")  # fmt: skip
+        for other in ("uvicorn", "daphne"):
+            theirs = rate(other, "django")
+            if theirs:
+                say(f"    1.5x {other} would be {1.5 * theirs:,.0f}/s "
+                    f"({1.5 * theirs / django_ceiling:.2f}x that ceiling)")  # fmt: skip
 
 
 def main() -> int:
@@ -637,7 +709,14 @@ def main() -> int:
                 else:
                     say(f"  {format_cell(row_name, result)}")
                 results.setdefault(name, {})[row_name] = result
-    report(results, servers, rows)
+        django_ceiling = None
+        if "django" in rows and "ours" in servers:
+            say("django / the application alone, no server ...")
+            django_ceiling = django_alone(project, arguments.duration)
+            if django_ceiling is not None:
+                say(f"  {django_ceiling:,.0f}/s")
+                results.setdefault("no-server", {})["django"] = {"rate": django_ceiling}
+    report(results, servers, rows, django_ceiling)
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2))
     return 0
