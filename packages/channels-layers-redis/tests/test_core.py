@@ -216,12 +216,49 @@ async def test_group_send_stores_one_element_per_process(
     received = await asyncio.gather(*(receive(layer, member) for member in members))
     assert received == [{"type": "crowd.hello"}] * 1000
     assert await receive(layer, "ordinary.member") == {"type": "crowd.hello"}
-    # Received messages are counted back, so the counts go away.
+    # Received messages are counted back: nothing is counted any more.
     for _ in range(50):
-        if not await redis_client.exists(f"asgi:cnt:{process}"):
+        if not await counted(redis_client, f"asgi:cnt:{process}"):
             break
         await asyncio.sleep(0.02)
-    assert not await redis_client.exists(f"asgi:cnt:{process}")
+    assert not await counted(redis_client, f"asgi:cnt:{process}")
+
+
+async def counted(client: redis.asyncio.Redis, key: str) -> dict[bytes, int]:
+    """The channels a counter hash counts messages for (fields above zero)."""
+    return {field: int(value) for field, value in (await client.hgetall(key)).items() if int(value)}
+
+
+@pytest.mark.asyncio
+async def test_counts_at_zero_stay_until_the_hash_is_large(
+    make_layer: LayerMaker, redis_client: redis.asyncio.Redis
+) -> None:
+    """A channel's count at zero is kept (the next message updates it rather than
+    creating it) until the process's hash grows past 4096 fields; then every
+    field at zero goes at once, so channels that came and went leave nothing."""
+    layer = make_layer()
+    channels = [await layer.new_channel() for _ in range(4200)]
+    key = f"asgi:cnt:{channels[0].split('__')[0]}!"
+    for start in range(0, 4000, 500):
+        batch = channels[start : start + 500]
+        await asyncio.gather(*(layer.send(channel, {"type": "one"}) for channel in batch))
+        await asyncio.gather(*(receive(layer, channel) for channel in batch))
+    for _ in range(100):
+        if not await counted(redis_client, key):
+            break
+        await asyncio.sleep(0.02)
+    assert await redis_client.hlen(key) == 4000
+    assert not await counted(redis_client, key)
+    # 200 more channels, one still holding a message: past 4096 fields, the
+    # zeros are swept and only the channel with something unreceived stays.
+    await asyncio.gather(*(layer.send(channel, {"type": "one"}) for channel in channels[4000:]))
+    await asyncio.gather(*(receive(layer, channel) for channel in channels[4000:4199]))
+    for _ in range(100):
+        if await redis_client.hlen(key) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert await counted(redis_client, key) == {channels[4199].split("!")[0].encode() + b"!": 1}
+    assert await redis_client.hlen(key) == 1
 
 
 @pytest.mark.asyncio
@@ -372,10 +409,10 @@ async def test_message_with_an_unknown_key_is_dropped_with_a_warning(
     # (acknowledgements reach Redis a few milliseconds later).
     counts = f"asgi:cnt:{channel.split('__')[0]}!"
     for _ in range(100):
-        if not await redis_client.exists(counts):
+        if not await counted(redis_client, counts):
             break
         await asyncio.sleep(0.01)
-    assert not await redis_client.exists(counts), await redis_client.hgetall(counts)
+    assert not await counted(redis_client, counts), await redis_client.hgetall(counts)
     small = make_layer(symmetric_encryption_keys=["mine"], capacity=1)
     await small.send(channel, {"type": "fits"})
 

@@ -55,6 +55,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def _is_flat(message: dict[str, Any]) -> bool:
+    """Whether every value of *message* is immutable (a shallow copy is a full copy)."""
+    immutable = _IMMUTABLE
+    return all(type(value) in immutable for value in message.values())
+
+
 async def stop_task(task: asyncio.Task[Any] | None) -> None:
     """Cancel *task* and wait until it has ended.
 
@@ -394,19 +403,30 @@ class QueueReader:
                 raw = None if self.persistent else element
             else:
                 raw = None
-            for channel in channels:
-                try:
-                    message = serializer.from_bytes(plain)
-                except DecodeErrors as exc:
-                    logger.warning(
-                        "Dropped a message on %r that the %s serializer cannot decode: %s",
-                        channel,
-                        type(serializer).__name__,
-                        exc,
-                    )
-                    self._release(channels)
-                    break
-                buffer.put(channel, deadline, message, raw, counted=raw is None)
+            try:
+                first = serializer.from_bytes(plain)
+            except DecodeErrors as exc:
+                logger.warning(
+                    "Dropped a message on %r that the %s serializer cannot decode: %s",
+                    channels[0],
+                    type(serializer).__name__,
+                    exc,
+                )
+                self._release(channels)
+                continue
+            counted = raw is None
+            put = buffer.put
+            put(channels[0], deadline, first, raw, counted)
+            if len(channels) > 1:
+                # A group's members in this process: each gets a message of its
+                # own. A flat message of immutable values is copied; any other
+                # is decoded again, which copies it all the way down.
+                if _is_flat(first):
+                    for channel in channels[1:]:
+                        put(channel, deadline, dict(first), raw, counted)
+                else:
+                    for channel in channels[1:]:
+                        put(channel, deadline, serializer.from_bytes(plain), raw, counted)
 
     def _release(self, channels: list[str] | None) -> None:
         # Messages of process-specific channels that will never be received

@@ -83,21 +83,36 @@ local function hash_numbers(key, fields)
 end
 
 local function hash_update(key, fields, values)
-  -- Sets each field to its value, or deletes it at zero or below.
-  local sets, deletes = {}, {}
+  -- Sets each field to its value (zero at the least). A field at zero stays:
+  -- the channel's next message then updates a field instead of creating one,
+  -- which for a group of a thousand members is a good part of a group_send.
+  -- Once the hash holds more than 4096 fields (channels come and go), its
+  -- fields at zero are deleted all at once.
+  local sets = {}
+  local zeroed = false
   for i = 1, #fields do
-    if values[i] > 0 then
-      sets[#sets + 1] = fields[i]
-      sets[#sets + 1] = values[i]
-    else
-      deletes[#deletes + 1] = fields[i]
+    local value = values[i]
+    if value <= 0 then
+      value = 0
+      zeroed = true
     end
+    sets[#sets + 1] = fields[i]
+    sets[#sets + 1] = value
   end
   for first = 1, #sets, 2000 do
     redis.call('HSET', key, unpack(sets, first, math.min(first + 1999, #sets)))
   end
-  for first = 1, #deletes, 1000 do
-    redis.call('HDEL', key, unpack(deletes, first, math.min(first + 999, #deletes)))
+  if zeroed and redis.call('HLEN', key) > 4096 then
+    local all = redis.call('HGETALL', key)
+    local deletes = {}
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) <= 0 then
+        deletes[#deletes + 1] = all[i]
+      end
+    end
+    for first = 1, #deletes, 1000 do
+      redis.call('HDEL', key, unpack(deletes, first, math.min(first + 999, #deletes)))
+    end
   end
 end
 
