@@ -626,3 +626,29 @@ async def test_close_pools_right_after_heavy_use_does_not_hang(make_layer: Layer
             await layer.close_pools()
         finally:
             watchdog.cancel()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "flat", "text": "hi", "n": 1, "ok": True, "none": None, "raw": b"\x00"},
+        {"type": "nested", "items": [1, 2], "meta": {"tags": ["a"]}},
+    ],
+)
+async def test_group_members_in_one_process_get_messages_of_their_own(
+    make_layer: LayerMaker, message: dict[str, Any]
+) -> None:
+    layer = make_layer()
+    members = [await layer.new_channel() for _ in range(3)]
+    for member in members:
+        await layer.group_add("copies", member)
+    await layer.group_send("copies", message)
+    first, second, third = [await receive(layer, member) for member in members]
+    assert first == second == third == message
+    first["type"] = "changed"
+    if "items" in first:
+        first["items"].append(3)
+        first["meta"]["tags"].append("b")
+    assert second == third == message
+    assert second is not third
