@@ -17,11 +17,14 @@ trip of its own whenever the process also sends.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .errors import RedisLayerError
+from redis.exceptions import NoScriptError
+
+from .errors import RedisLayerError, translate_redis_error
 
 __all__ = ["ShardWriter"]
 
@@ -31,8 +34,13 @@ logger = logging.getLogger("channels_redis")
 #: script has as many KEYS and ARGV as the others.
 Pending = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[bool]"]
 
-#: Runs one batch: (KEYS, ARGV after now and TTL) -> one 1/0 per message.
-Execute = Callable[[list[str], list[Any]], Awaitable[list[int]]]
+#: Runs one batch: (KEYS, ARGV after now and TTL) -> one 1/0 per message;
+#: ``cached=False`` sends the script's text (Redis said it lost the script).
+Execute = Callable[..., Awaitable[list[int]]]
+
+#: Writes one batch at once, if it can, and returns the future of its raw
+#: reply (``None``: it cannot now; the batch goes through :data:`Execute`).
+Start = Callable[[list[str], list[Any]], "asyncio.Future[Any] | None"]
 
 
 class ShardWriter:
@@ -53,15 +61,19 @@ class ShardWriter:
     #: Seconds acknowledgements wait for a send to share a round trip with.
     ACK_DELAY = 0.01
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, execute: Execute) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, execute: Execute, start: Start | None = None
+    ) -> None:
         self.loop = loop
         self.execute = execute
+        self.start = start
         self.pending: list[Pending] = []
         #: (counter key, non-local part) -> messages received
         self.acks: dict[tuple[str, str], int] = {}
         self.scheduled = False
         self.ack_timer: asyncio.TimerHandle | None = None
-        self.in_flight: asyncio.Task[None] | None = None
+        #: The batch on its way: a task, or the future of a reply (see :data:`Start`).
+        self.in_flight: asyncio.Future[Any] | None = None
 
     def submit(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> asyncio.Future[bool]:
         """Queue one message (its KEYS and ARGV, the element first among ARGV).
@@ -99,17 +111,54 @@ class ShardWriter:
                 break
         batch, self.pending = pending[:end], pending[end:]
         acks, self.acks = self.acks, {}
-        self.in_flight = self.loop.create_task(self._run(batch, acks))
+        start = self.start
+        reply = None
+        if start is not None:
+            # Written now, answered by a callback: no task, no extra turn of
+            # the event loop for a lone send.
+            reply = start(*self._command(batch, acks))
+        if reply is None:
+            self.in_flight = self.loop.create_task(self._run(batch, acks))
+        else:
+            self.in_flight = reply
+            reply.add_done_callback(functools.partial(self._answered, batch, acks))
 
-    async def _run(self, batch: list[Pending], acks: dict[tuple[str, str], int]) -> None:
+    def _answered(
+        self, batch: list[Pending], acks: dict[tuple[str, str], int], reply: asyncio.Future[Any]
+    ) -> None:
+        if not reply.cancelled() and isinstance(reply.exception(), NoScriptError):
+            # Redis lost its script cache: the slow path sends the script.
+            self.in_flight = self.loop.create_task(self._run(batch, acks, cached=False))
+            return
         try:
-            await self._execute(batch, acks)
+            if reply.cancelled():
+                self._settle(batch, asyncio.CancelledError())
+                return
+            failure = reply.exception()
+            if failure is not None:
+                action = "sending messages" if batch else "acknowledging"
+                self._settle(batch, translate_redis_error(failure, action))
+            else:
+                self._settle(batch, None, reply.result())
         finally:
             self.in_flight = None
             if self.pending or self.acks:
                 self.flush()
 
-    async def _execute(self, batch: list[Pending], acks: dict[tuple[str, str], int]) -> None:
+    async def _run(
+        self, batch: list[Pending], acks: dict[tuple[str, str], int], cached: bool = True
+    ) -> None:
+        try:
+            await self._execute(batch, acks, cached)
+        finally:
+            self.in_flight = None
+            if self.pending or self.acks:
+                self.flush()
+
+    @staticmethod
+    def _command(
+        batch: list[Pending], acks: dict[tuple[str, str], int]
+    ) -> tuple[list[str], list[Any]]:
         keys: list[str] = [counter_key for counter_key, _ in acks]
         args: list[Any] = [len(acks)]
         for (_, field), count in acks.items():
@@ -118,23 +167,42 @@ class ShardWriter:
         for message_keys, message_args, _ in batch:
             keys.extend(message_keys)
             args.extend(message_args)
+        return keys, args
+
+    async def _execute(
+        self, batch: list[Pending], acks: dict[tuple[str, str], int], cached: bool
+    ) -> None:
         try:
-            results = await self.execute(keys, args)
+            if cached:
+                results = await self.execute(*self._command(batch, acks))
+            else:
+                results = await self.execute(*self._command(batch, acks), cached=False)
         except BaseException as exc:
-            for *_, future in batch:
-                if not future.done():
-                    if isinstance(exc, asyncio.CancelledError):
-                        future.cancel()
-                    else:
-                        future.set_exception(exc)
-            if not batch and isinstance(exc, RedisLayerError):
-                # Only acknowledgements: the counts stay high until they expire.
-                logger.debug("Could not acknowledge received messages: %s", exc)
-            elif not batch and isinstance(exc, Exception):
-                logger.error("Acknowledging received messages failed", exc_info=exc)
+            self._settle(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        self._settle(batch, None, results)
+
+    @staticmethod
+    def _settle(
+        batch: list[Pending], failure: BaseException | None, results: list[int] | None = None
+    ) -> None:
+        """Give each sender its answer: queued or not, or the failure."""
+        if failure is not None:
+            for *_, future in batch:
+                if not future.done():
+                    if isinstance(failure, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(failure)
+            if not batch and isinstance(failure, RedisLayerError):
+                # Only acknowledgements: the counts stay high until they expire.
+                logger.debug("Could not acknowledge received messages: %s", failure)
+            elif not batch and isinstance(failure, Exception):
+                logger.error("Acknowledging received messages failed", exc_info=failure)
+            return
+        assert results is not None
         for (*_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(bool(result))

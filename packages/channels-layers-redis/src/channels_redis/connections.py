@@ -224,6 +224,19 @@ class FastConnections:
                 raise RedisConnectionLost("The Sentinel master is now a replica") from None
             raise
 
+    def submit(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Write a command now if the shared link is ready; the future of its reply.
+
+        ``None`` when it cannot be written at once (no link yet, a broken
+        one, a full write buffer, or a Sentinel master, whose READONLY
+        replies need :meth:`execute`): use :meth:`execute` then. The reply
+        comes raw: an error reply is the future's redis-py exception.
+        """
+        link = self.shared
+        if link is None or link.failure is not None or link.drained is not None or self.sentinel:
+            return None
+        return link.send(pack_command(args))
+
     async def _shared_link(self) -> Link:
         opening = self.opening
         if opening is None:

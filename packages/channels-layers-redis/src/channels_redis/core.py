@@ -37,6 +37,7 @@ from .batching import ShardWriter
 from .connections import (
     Client,
     Execute,
+    FastConnections,
     PerLoop,
     Shard,
     Topology,
@@ -399,19 +400,40 @@ class _LoopState:
         if topology.cluster:
             self.block_seconds = [self.block_seconds[0]]
         ttl_ms = layer._expiry_ms + 1000
-        self.writers = [
-            ShardWriter(loop, self._sender(self.calls[shard.client_index], ttl_ms))
-            for shard in self.shards
-        ]
+        fast_of: dict[Execute, FastConnections] = {fast.execute: fast for fast in self.fast}
+        self.writers = []
+        for shard in self.shards:
+            call = self.calls[shard.client_index]
+            self.writers.append(
+                ShardWriter(
+                    loop, self._sender(call, ttl_ms), self._starter(fast_of.get(call), ttl_ms)
+                )
+            )
 
     @staticmethod
     def _sender(call: Execute, ttl_ms: int) -> Any:
-        async def execute(keys: list[str], args: list[Any]) -> list[int]:
+        async def execute(keys: list[str], args: list[Any], cached: bool = True) -> list[int]:
+            arguments = [_now_ms(), ttl_ms, *args]
             with map_redis_errors("sending messages" if len(keys) > 1 else "acknowledging"):
-                result: list[int] = await SEND.run(call, keys, [_now_ms(), ttl_ms, *args])
+                if cached:
+                    result: list[int] = await SEND.run(call, keys, arguments)
+                else:
+                    result = await SEND.run_text(call, keys, arguments)
             return result
 
         return execute
+
+    @staticmethod
+    def _starter(connections: FastConnections | None, ttl_ms: int) -> Any:
+        if connections is None:
+            return None  # a Cluster: redis-py's client
+
+        def start(keys: list[str], args: list[Any]) -> asyncio.Future[Any] | None:
+            return connections.submit(
+                "EVALSHA", SEND.sha, *SEND.args(keys, [_now_ms(), ttl_ms, *args])
+            )
+
+        return start
 
     def shard_for(self, queue: str) -> Shard:
         shards = self.shards

@@ -38,6 +38,7 @@ __all__ = [
     "RedisLayerError",
     "UndecryptableMessage",
     "map_redis_errors",
+    "translate_redis_error",
 ]
 
 
@@ -101,7 +102,14 @@ def map_redis_errors(action: str) -> Iterator[None]:
     """
     try:
         yield
-    except _UNAVAILABLE as exc:
-        raise RedisConnectionError(f"Redis is unavailable while {action}: {exc}") from exc
-    except redis.exceptions.RedisError as exc:
-        raise RedisCommandError(f"Redis refused a command while {action}: {exc}") from exc
+    except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
+        raise translate_redis_error(exc, action) from exc
+
+
+def translate_redis_error(exc: BaseException, action: str) -> BaseException:
+    """This package's exception for a redis-py one (*exc* itself for any other)."""
+    if isinstance(exc, _UNAVAILABLE):
+        return RedisConnectionError(f"Redis is unavailable while {action}: {exc}")
+    if isinstance(exc, redis.exceptions.RedisError):
+        return RedisCommandError(f"Redis refused a command while {action}: {exc}")
+    return exc

@@ -205,8 +205,11 @@ class Script:
         try:
             return await execute("EVALSHA", self.sha, *arguments)
         except NoScriptError:
-            # EVAL caches the script, so the next EVALSHA finds it.
-            return await execute("EVAL", self.source, *arguments)
+            return await self.run_text(execute, keys, args)
+
+    async def run_text(self, execute: Execute, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the script by its text (``EVAL``), which also caches it in Redis."""
+        return await execute("EVAL", self.source, *self.args(keys, args))
 
     def __repr__(self) -> str:
         return f"<Script {self.name} {self.sha[:8]}>"
