@@ -17,7 +17,9 @@ every consumer of a process, and ``group_send`` stores one element for all
 the members a process has in a group. How many messages each channel has
 waiting is counted in the process's ``cnt:`` hash, by non-local part: a send
 adds one, and the receiving process subtracts what its consumers received
-(batched with its next sends). :func:`queue_name` is the rule, the same in
+(batched with its next sends). A count at zero stays (the channel's next
+message updates it rather than creating it) until the hash passes 4,096
+fields, when every zero goes at once. :func:`queue_name` is the rule, the same in
 Python and Lua; a process-specific name that does not have the shape of
 ``new_channel()`` names is its own queue.
 
