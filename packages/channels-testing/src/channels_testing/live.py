@@ -39,7 +39,12 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by tools/import_alone.py
     raise ImportError(_HINT) from exc
 
-__all__ = ["ChannelsLiveServerTestCase", "project_application", "start_server"]
+__all__ = [
+    "ChannelsLiveServerTestCase",
+    "project_application",
+    "require_shared_database",
+    "start_server",
+]
 
 
 def _uses_in_memory_sqlite() -> bool:

@@ -32,9 +32,14 @@ from typing import Any
 
 import pytest
 
-__all__ = ["LiveServer", "channels_in_memory_layer", "channels_live_server"]
+__all__ = [
+    "LiveServer",
+    "channels_in_memory_layer",
+    "channels_live_server",
+    "pytest_collection_modifyitems",
+]
 
-IN_MEMORY_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+_IN_MEMORY_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
 @pytest.fixture
@@ -44,7 +49,7 @@ def channels_in_memory_layer() -> Iterator[Any]:
 
     from channels.layers import get_channel_layer
 
-    with override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS):
+    with override_settings(CHANNEL_LAYERS=_IN_MEMORY_LAYERS):
         yield get_channel_layer()
 
 
