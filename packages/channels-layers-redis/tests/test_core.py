@@ -652,3 +652,33 @@ async def test_group_members_in_one_process_get_messages_of_their_own(
         first["meta"]["tags"].append("b")
     assert second == third == message
     assert second is not third
+
+
+@pytest.mark.asyncio
+async def test_flush_drops_messages_still_on_their_way(
+    make_layer: LayerMaker, redis_url: str
+) -> None:
+    """Messages Redis handed to the receive loop before flush() but that were not
+    yet read from its socket must not turn up after it."""
+    receiver = make_layer(capacity=10_000)
+    channel = await receiver.new_channel()
+    await receiver.send(channel, {"type": "starts the receive loop"})
+    assert await receive(receiver, channel) == {"type": "starts the receive loop"}
+
+    def send_meanwhile() -> None:
+        async def send_all() -> None:
+            sender = RedisChannelLayer(hosts=[redis_url], capacity=10_000)
+            old = [{"type": "old", "n": n} for n in range(300)]
+            await asyncio.gather(*(sender.send(channel, message) for message in old))
+            await sender.close_pools()
+
+        asyncio.run(send_all())
+
+    # The receiver's event loop is held up while another thread sends: the
+    # blocking pop's reply waits unread in its socket when flush() starts.
+    thread = threading.Thread(target=send_meanwhile)
+    thread.start()
+    thread.join()
+    await receiver.flush()
+    await receiver.send(channel, {"type": "marker"})
+    assert await receive(receiver, channel) == {"type": "marker"}

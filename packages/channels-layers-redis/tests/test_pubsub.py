@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -235,3 +236,33 @@ async def test_encrypted_pubsub_messages(
     await layer.group_send("secret-room", {"type": "readable"})
     assert await receive(layer, channel) == {"type": "readable"}
     assert sum("cannot be decrypted" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.asyncio
+async def test_flush_drops_messages_still_on_their_way(
+    make_layer: LayerMaker, redis_url: str
+) -> None:
+    """Messages published before flush() but not yet read from the subscription
+    socket must not turn up after it."""
+    receiver = make_layer(capacity=10_000)
+    channel = await receiver.new_channel()
+    await receiver.send(channel, {"type": "subscribes"})
+    assert await receive(receiver, channel) == {"type": "subscribes"}
+
+    def publish_meanwhile() -> None:
+        async def send_all() -> None:
+            sender = RedisPubSubChannelLayer(hosts=[redis_url], capacity=10_000)
+            old = [{"type": "old", "n": n} for n in range(300)]
+            await asyncio.gather(*(sender.send(channel, message) for message in old))
+            await sender.close_pools()
+
+        asyncio.run(send_all())
+
+    # The receiver's event loop is held up while another thread publishes, so
+    # the messages wait unread in its subscription socket when flush() starts.
+    thread = threading.Thread(target=publish_meanwhile)
+    thread.start()
+    thread.join()
+    await receiver.flush()
+    await receiver.send(channel, {"type": "marker"})
+    assert await receive(receiver, channel) == {"type": "marker"}

@@ -310,16 +310,30 @@ class RedisChannelLayer(BaseChannelLayer):
         """Delete every key under the prefix, and every message held locally.
 
         Walks the keys with ``SCAN`` (never ``KEYS``) on every server or
-        Cluster primary; receivers already waiting keep waiting.
+        Cluster primary; receivers already waiting keep waiting. Messages
+        Redis had handed to this process but it had not read yet are dropped
+        too: nothing sent before the flush is received after it.
         """
         state = await self._state()
+        # A blocking pop in flight may be carrying messages Redis handed over
+        # before the flush: the receive loops stop (dropping what they carry)
+        # and start again afterwards.
+        readers = list(state.readers.values())
+        await asyncio.gather(*(reader.halt() for reader in readers))
         state.buffer.clear()
         pattern = _glob_escape(self.prefix) + ":*"
-        with map_redis_errors("flushing the layer"):
-            if state.topology.cluster:
-                await _flush_cluster(state.clients[0], pattern)
-            else:
-                await asyncio.gather(*(_flush_server(client, pattern) for client in state.clients))
+        try:
+            with map_redis_errors("flushing the layer"):
+                if state.topology.cluster:
+                    await _flush_cluster(state.clients[0], pattern)
+                else:
+                    await asyncio.gather(
+                        *(_flush_server(client, pattern) for client in state.clients)
+                    )
+        finally:
+            for reader in readers:
+                if reader.wanted():
+                    reader.start()
 
     # -- connections -------------------------------------------------------------
 

@@ -73,7 +73,7 @@ async def stop_task(task: asyncio.Task[Any] | None) -> None:
     """
     while task is not None and not task.done():
         task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
+        await asyncio.wait({task}, timeout=0.05)
     if task is not None and not task.cancelled() and task.exception() is not None:
         logger.debug("A background task ended with %r", task.exception())
 
@@ -298,6 +298,16 @@ class QueueReader:
     async def stop(self) -> None:
         self.stopped = True
         await stop_task(self.task)
+
+    async def halt(self) -> None:
+        """Stop reading for now (:meth:`start` resumes).
+
+        A blocking pop in flight is abandoned with its connection, and with
+        it whatever Redis had already handed over on it (``flush()`` wants
+        exactly that).
+        """
+        await stop_task(self.task)
+        self.task = None
 
     def wanted(self) -> bool:
         if self.stopped:

@@ -229,7 +229,11 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     # -- flush, close ----------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Forget every group and message: backlogs, counts, local messages."""
+        """Forget every group and message: backlogs, counts, local messages.
+
+        Messages published before the flush but still on their way to this
+        process are dropped too: nothing sent before it is received after it.
+        """
         state = await self._state()
         state.buffer.clear()
         groups = list(state.groups)
@@ -239,6 +243,11 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         pattern = _glob_escape(self.prefix) + ":*"
         with map_redis_errors("flushing the layer"):
             await asyncio.gather(*(_flush_server(client, pattern) for client in state.clients))
+        # Messages published before the flush may still be on their way to
+        # this process: wait until every subscription has read up to now,
+        # then drop them too.
+        await asyncio.gather(*(subscriber.barrier() for subscriber in state.subscribers))
+        state.buffer.clear()
 
     async def close_pools(self) -> None:
         """Unsubscribe and close this event loop's connections."""
@@ -499,6 +508,8 @@ class _ShardSubscriber:
         self.stopped = False
         #: Backlogs to read again: reading them failed after a subscription.
         self.pending_drains: set[str] = set()
+        #: Barriers waiting for their PONG, by token.
+        self.pongs: dict[str, asyncio.Future[None]] = {}
 
     async def subscribe(self, name: str, wait: bool) -> None:
         if name in self.names and (name in self.confirmed or not wait):
@@ -536,6 +547,28 @@ class _ShardSubscriber:
                 ) from None
             finally:
                 self._forget(name, future)
+
+    async def barrier(self) -> None:
+        """Return once every message Redis published to this process before the call is read.
+
+        A ``PING`` on the subscribed connection is answered in order with
+        the messages, so its ``PONG`` comes after all of them. Without a
+        connection (an outage) nothing published before can still arrive.
+        """
+        pubsub = self.pubsub
+        if pubsub is None or not self.names or self.task is None or self.task.done():
+            return  # (with no subscription the reader is idle, and nothing arrives)
+        token = f"channels_redis.barrier.{os.urandom(8).hex()}"
+        future: asyncio.Future[None] = self.state.loop.create_future()
+        self.pongs[token] = future
+        timeout = self.spec.options.get("socket_timeout") or 10.0
+        try:
+            await pubsub.ping(token)
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError):
+            pass  # the connection is going: the reader reconnects
+        finally:
+            self.pongs.pop(token, None)
 
     def _forget(self, name: str, future: asyncio.Future[None]) -> None:
         waiting = self.confirmations.get(name)
@@ -629,6 +662,13 @@ class _ShardSubscriber:
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
+        if kind == "pong":
+            data = message["data"]
+            token = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+            barrier = self.pongs.get(token)
+            if barrier is not None and not barrier.done():
+                barrier.set_result(None)
+            return
         name = message["channel"]
         if isinstance(name, bytes):
             name = name.decode()
