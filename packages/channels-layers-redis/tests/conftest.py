@@ -15,6 +15,7 @@ CI pass without ever talking to Redis.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import logging
@@ -22,8 +23,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,26 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     assert not errors, "channels_redis logged errors:\n" + "\n".join(
         f"{record.getMessage()}\n{record.exc_text or ''}" for record in errors
     )
+
+
+@pytest.fixture
+def send_while_loop_is_held() -> Callable[[Callable[..., Any], str, str, int], None]:
+    """Send *count* messages to *channel* from another thread, with a layer of
+    its own, while the calling event loop is held up (this call blocks it):
+    what Redis hands the test's layers meanwhile waits unread in their sockets."""
+
+    def send(layer_class: Callable[..., Any], url: str, channel: str, count: int) -> None:
+        async def send_all() -> None:
+            sender = layer_class(hosts=[url], capacity=10_000)
+            old = [{"type": "old", "n": n} for n in range(count)]
+            await asyncio.gather(*(sender.send(channel, message) for message in old))
+            await sender.close_pools()
+
+        thread = threading.Thread(target=asyncio.run, args=(send_all(),))
+        thread.start()
+        thread.join()
+
+    return send
 
 
 def free_port() -> int:

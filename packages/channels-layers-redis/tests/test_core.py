@@ -656,7 +656,9 @@ async def test_group_members_in_one_process_get_messages_of_their_own(
 
 @pytest.mark.asyncio
 async def test_flush_drops_messages_still_on_their_way(
-    make_layer: LayerMaker, redis_url: str
+    make_layer: LayerMaker,
+    redis_url: str,
+    send_while_loop_is_held: Callable[[Callable[..., Any], str, str, int], None],
 ) -> None:
     """Messages Redis handed to the receive loop before flush() but that were not
     yet read from its socket must not turn up after it."""
@@ -664,21 +666,7 @@ async def test_flush_drops_messages_still_on_their_way(
     channel = await receiver.new_channel()
     await receiver.send(channel, {"type": "starts the receive loop"})
     assert await receive(receiver, channel) == {"type": "starts the receive loop"}
-
-    def send_meanwhile() -> None:
-        async def send_all() -> None:
-            sender = RedisChannelLayer(hosts=[redis_url], capacity=10_000)
-            old = [{"type": "old", "n": n} for n in range(300)]
-            await asyncio.gather(*(sender.send(channel, message) for message in old))
-            await sender.close_pools()
-
-        asyncio.run(send_all())
-
-    # The receiver's event loop is held up while another thread sends: the
-    # blocking pop's reply waits unread in its socket when flush() starts.
-    thread = threading.Thread(target=send_meanwhile)
-    thread.start()
-    thread.join()
+    send_while_loop_is_held(RedisChannelLayer, redis_url, channel, 300)
     await receiver.flush()
     await receiver.send(channel, {"type": "marker"})
     assert await receive(receiver, channel) == {"type": "marker"}

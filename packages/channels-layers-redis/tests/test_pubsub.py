@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -240,7 +239,9 @@ async def test_encrypted_pubsub_messages(
 
 @pytest.mark.asyncio
 async def test_flush_drops_messages_still_on_their_way(
-    make_layer: LayerMaker, redis_url: str
+    make_layer: LayerMaker,
+    redis_url: str,
+    send_while_loop_is_held: Callable[[Callable[..., Any], str, str, int], None],
 ) -> None:
     """Messages published before flush() but not yet read from the subscription
     socket must not turn up after it."""
@@ -248,21 +249,7 @@ async def test_flush_drops_messages_still_on_their_way(
     channel = await receiver.new_channel()
     await receiver.send(channel, {"type": "subscribes"})
     assert await receive(receiver, channel) == {"type": "subscribes"}
-
-    def publish_meanwhile() -> None:
-        async def send_all() -> None:
-            sender = RedisPubSubChannelLayer(hosts=[redis_url], capacity=10_000)
-            old = [{"type": "old", "n": n} for n in range(300)]
-            await asyncio.gather(*(sender.send(channel, message) for message in old))
-            await sender.close_pools()
-
-        asyncio.run(send_all())
-
-    # The receiver's event loop is held up while another thread publishes, so
-    # the messages wait unread in its subscription socket when flush() starts.
-    thread = threading.Thread(target=publish_meanwhile)
-    thread.start()
-    thread.join()
+    send_while_loop_is_held(RedisPubSubChannelLayer, redis_url, channel, 300)
     await receiver.flush()
     await receiver.send(channel, {"type": "marker"})
     assert await receive(receiver, channel) == {"type": "marker"}
