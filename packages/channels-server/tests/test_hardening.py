@@ -175,6 +175,27 @@ async def test_slow_headers_are_cut_off_while_others_are_served(
     slow_writer.close()
 
 
+async def test_after_a_408_the_server_reads_on_until_the_client_stops(
+    serve: Any, http: SimpleNamespace
+) -> None:
+    """After a head timeout the server ends its side but reads on (and discards)
+    for a while: a client still sending its head would otherwise get a reset,
+    which can destroy the 408 before the client reads it."""
+    server = await serve(Recorder(), header_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
+    writer.write(b"GET / HTTP/1.1\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    # The client goes on sending; a closed socket would answer with a reset,
+    # and the second write would fail.
+    for _ in range(3):
+        writer.write(b"X-Late: 1\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+    assert not writer.is_closing()
+    writer.close()
+
+
 async def test_idle_keep_alive_connections_are_closed(serve: Any, http: SimpleNamespace) -> None:
     server = await serve(Recorder(), keep_alive_timeout=0.3, header_timeout=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))

@@ -554,4 +554,8 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             self.write(
                 error_response(408, "Request head not received in time", self.context.server_header)
             )
+            # The client may still be sending its head: closing with unread
+            # bytes would reset the connection and could destroy the 408.
+            self.close_lingering()
+            return
         self.close()
