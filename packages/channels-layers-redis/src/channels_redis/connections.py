@@ -212,6 +212,8 @@ class FastConnections:
             return await self._blocking(packed, float(args[position]))
         link = self.shared
         if link is None or link.failure is not None:
+            if link is not None:
+                self.every.discard(link)  # broken for good: let it go
             link = await self._shared_link()
         reply = link.send(packed)
         if link.drained is not None:
