@@ -24,9 +24,12 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from .errors import RedisLayerError, translate_redis_error
+from .connections import Execute as ExecuteCommand
+from .errors import RedisLayerError, map_redis_errors, translate_redis_error
+from .scripts import Script
+from .wire import now_ms
 
-__all__ = ["ShardWriter"]
+__all__ = ["ShardWriter", "script_executor"]
 
 logger = logging.getLogger("channels_redis")
 
@@ -218,3 +221,22 @@ class ShardWriter:
                     await asyncio.shield(task)
                 except Exception:  # noqa: BLE001 - each sender got the error
                     pass
+
+
+def script_executor(script: Script, call: ExecuteCommand, ttl_ms: int, sending: str) -> Execute:
+    """The :data:`Execute` of a writer whose batches are calls of *script*.
+
+    The script gets the time and the keys' TTL before the batch's ARGV;
+    *sending* names what a batch with messages does, for error messages.
+    """
+
+    async def execute(keys: list[str], args: list[Any], cached: bool = True) -> list[int]:
+        arguments = [now_ms(), ttl_ms, *args]
+        with map_redis_errors(sending if len(keys) > 1 else "acknowledging"):
+            if cached:
+                result: list[int] = await script.run(call, keys, arguments)
+            else:
+                result = await script.run_text(call, keys, arguments)
+        return result
+
+    return execute

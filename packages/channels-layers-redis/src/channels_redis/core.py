@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -33,7 +32,7 @@ from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 from channels.layers.names import require_valid_channel_name, require_valid_group_name
 
-from .batching import ShardWriter
+from .batching import ShardWriter, script_executor
 from .connections import (
     Client,
     Execute,
@@ -46,14 +45,23 @@ from .connections import (
     executors,
     make_clients,
 )
-from .errors import MessageTooLarge, RedisLayerError, map_redis_errors
+from .errors import RedisLayerError, map_redis_errors
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, QueueReader
 from .options import check_shared_options
 from .scripts import GROUP_ADD, GROUP_SEND, SEND
-from .serializers import BaseMessageSerializer, registry
+from .serializers import BaseMessageSerializer, registry, serialize_message
 from .sharding import shard_index
-from .wire import expired_score, member_score, non_local_part, pack_element, queue_name
+from .wire import (
+    expired_score,
+    member_score,
+    non_local_part,
+    now_ms,
+    pack_element,
+    process_channel_name,
+    queue_name,
+    random_process_part,
+)
 
 __all__ = ["RedisChannelLayer"]
 
@@ -123,7 +131,7 @@ class RedisChannelLayer(BaseChannelLayer):
             expiry=expiry,
         )
         #: The random part of this layer's process-specific channel names.
-        self.client_prefix = os.urandom(20).hex()[:random_prefix_length]
+        self.client_prefix = random_process_part(random_prefix_length)
         self._expiry_ms = int(expiry * 1000)
         self._topology: Topology | None = None
         self._loops: PerLoop[_LoopState] = PerLoop(self._open_loop, _LoopState.aclose)
@@ -150,7 +158,7 @@ class RedisChannelLayer(BaseChannelLayer):
         keys = shard.keys
         queue_key = keys.channel_key(queue)
         capacity = self._capacity(channel)
-        deadline = _now_ms() + self._expiry_ms
+        deadline = now_ms() + self._expiry_ms
         if "!" not in channel:
             element = pack_element(deadline, None, payload)
             future = state.writers[shard.index].submit(
@@ -201,9 +209,7 @@ class RedisChannelLayer(BaseChannelLayer):
         list, read by one receive loop and handed out locally.
         """
         state = await self._state()
-        separator = "" if prefix.endswith(".") or not prefix else "."
-        number = next(state.channel_numbers)
-        return f"{prefix}{separator}{state.client_prefix}__{number}!{os.urandom(6).hex()}"
+        return process_channel_name(prefix, state.client_prefix, next(state.channel_numbers))
 
     # -- groups ----------------------------------------------------------------
 
@@ -245,13 +251,13 @@ class RedisChannelLayer(BaseChannelLayer):
         payload = self._serialize(message)
         state = await self._state()
         now = time.time()
-        now_ms = int(now * 1000)
+        now_milliseconds = int(now * 1000)
         common = [
-            now_ms,
+            now_milliseconds,
             self._expiry_ms + 1000,
             expired_score(now, self.group_expiry),
         ]
-        tail = [now_ms + self._expiry_ms, payload]
+        tail = [now_milliseconds + self._expiry_ms, payload]
         with map_redis_errors(f"sending to the group {group!r}"):
             if state.topology.cluster:
                 await self._group_send_cluster(state, group, common, tail)
@@ -353,14 +359,7 @@ class RedisChannelLayer(BaseChannelLayer):
     # -- internals ---------------------------------------------------------------
 
     def _serialize(self, message: dict[str, Any]) -> bytes:
-        if not isinstance(message, dict):
-            raise TypeError(f"message must be a dict, not {type(message).__name__}")
-        serializer = self.serializer
-        plain = serializer.as_bytes(message)
-        limit = self.max_message_size
-        if limit is not None and len(plain) > limit:
-            raise MessageTooLarge(len(plain), limit)
-        return serializer.encrypt(plain)
+        return serialize_message(self.serializer, message, self.max_message_size)
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -385,7 +384,7 @@ class RedisChannelLayer(BaseChannelLayer):
         client_prefix = (
             self.client_prefix
             if self._loop_count == 1
-            else os.urandom(20).hex()[: self.random_prefix_length]
+            else random_process_part(self.random_prefix_length)
         )
         return _LoopState(self, loop, topology, client_prefix)
 
@@ -420,22 +419,11 @@ class _LoopState:
             call = self.calls[shard.client_index]
             self.writers.append(
                 ShardWriter(
-                    loop, self._sender(call, ttl_ms), self._starter(fast_of.get(call), ttl_ms)
+                    loop,
+                    script_executor(SEND, call, ttl_ms, "sending messages"),
+                    self._starter(fast_of.get(call), ttl_ms),
                 )
             )
-
-    @staticmethod
-    def _sender(call: Execute, ttl_ms: int) -> Any:
-        async def execute(keys: list[str], args: list[Any], cached: bool = True) -> list[int]:
-            arguments = [_now_ms(), ttl_ms, *args]
-            with map_redis_errors("sending messages" if len(keys) > 1 else "acknowledging"):
-                if cached:
-                    result: list[int] = await SEND.run(call, keys, arguments)
-                else:
-                    result = await SEND.run_text(call, keys, arguments)
-            return result
-
-        return execute
 
     @staticmethod
     def _starter(connections: FastConnections | None, ttl_ms: int) -> Any:
@@ -444,7 +432,7 @@ class _LoopState:
 
         def start(keys: list[str], args: list[Any]) -> asyncio.Future[Any] | None:
             return connections.submit(
-                "EVALSHA", SEND.sha, *SEND.args(keys, [_now_ms(), ttl_ms, *args])
+                "EVALSHA", SEND.sha, *SEND.args(keys, [now_ms(), ttl_ms, *args])
             )
 
         return start
@@ -492,10 +480,6 @@ def _block_seconds(spec: HostSpec) -> float:
     if timeout is None or timeout >= 2 * QueueReader.BLOCK_SECONDS:
         return QueueReader.BLOCK_SECONDS
     return max(0.1, timeout / 2)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _glob_escape(text: str) -> str:

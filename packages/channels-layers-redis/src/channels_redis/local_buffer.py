@@ -44,15 +44,11 @@ from .connections import Client, Execute
 from .errors import UndecryptableMessage, map_redis_errors
 from .scripts import DRAIN
 from .serializers import BaseMessageSerializer, DecodeErrors
-from .wire import unpack_element
+from .wire import now_ms, unpack_element
 
 __all__ = ["LocalBuffer", "Mailbox", "QueueReader"]
 
 logger = logging.getLogger("channels_redis")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})

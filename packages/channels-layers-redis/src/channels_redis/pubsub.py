@@ -48,7 +48,7 @@ from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 from channels.layers.names import require_valid_channel_name, require_valid_group_name
 
-from .batching import ShardWriter
+from .batching import ShardWriter, script_executor
 from .connections import (
     Client,
     Execute,
@@ -59,21 +59,29 @@ from .connections import (
     executors,
     make_clients,
 )
-from .core import DEFAULT_MAX_MESSAGE_SIZE, _flush_server, _glob_escape, _now_ms
+from .core import DEFAULT_MAX_MESSAGE_SIZE, _flush_server, _glob_escape
 from .errors import (
     InvalidConfiguration,
-    MessageTooLarge,
     RedisConnectionError,
     UndecryptableMessage,
     map_redis_errors,
 )
 from .hosts import HostSpec, parse_hosts
-from .local_buffer import LocalBuffer, now_ms, stop_task
+from .local_buffer import LocalBuffer, stop_task
 from .options import check_shared_options
 from .scripts import DRAIN, PUBSUB_SEND
-from .serializers import BaseMessageSerializer, DecodeErrors, registry
+from .serializers import BaseMessageSerializer, DecodeErrors, registry, serialize_message
 from .sharding import shard_index
-from .wire import KeySpace, non_local_part, pack_element, queue_name, unpack_element
+from .wire import (
+    KeySpace,
+    non_local_part,
+    now_ms,
+    pack_element,
+    process_channel_name,
+    queue_name,
+    random_process_part,
+    unpack_element,
+)
 
 __all__ = ["RedisPubSubChannelLayer"]
 
@@ -135,7 +143,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             random_prefix_length=random_prefix_length,
             expiry=expiry,
         )
-        self.client_prefix = os.urandom(20).hex()[:random_prefix_length]
+        self.client_prefix = random_process_part(random_prefix_length)
         self._expiry_ms = int(expiry * 1000)
         self._keys = KeySpace(prefix)
         self._topology: Topology | None = None
@@ -157,10 +165,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         shard = state.shard_of(queue)
         keys = self._keys
         if "!" in channel:
-            element = pack_element(_now_ms() + self._expiry_ms, channel, payload)
+            element = pack_element(now_ms() + self._expiry_ms, channel, payload)
             field = non_local_part(channel)
         else:
-            element = pack_element(_now_ms() + self._expiry_ms, None, payload)
+            element = pack_element(now_ms() + self._expiry_ms, None, payload)
             field = channel
         capacity = self.get_capacity(channel)
         future = state.writers[shard].submit(
@@ -183,9 +191,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         The channels made in one event loop share one subscription.
         """
         state = await self._state()
-        separator = "" if prefix.endswith(".") or not prefix else "."
-        number = next(state.channel_numbers)
-        name = f"{prefix}{separator}{state.client_prefix}__{number}!{os.urandom(6).hex()}"
+        name = process_channel_name(prefix, state.client_prefix, next(state.channel_numbers))
         await state.subscribe_queue(queue_name(name), wait=False)
         return name
 
@@ -221,7 +227,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         require_valid_group_name(group)
         payload = self._serialize(message)
         state = await self._state()
-        element = pack_element(_now_ms() + self._expiry_ms, None, payload)
+        element = pack_element(now_ms() + self._expiry_ms, None, payload)
         shard = shard_index(group, len(state.clients))
         with map_redis_errors(f"sending to the group {group!r}"):
             await state.calls[shard]("PUBLISH", self._group_publish_name(group), element)
@@ -266,13 +272,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         return f"{self.prefix}:pubgr:{group}"
 
     def _serialize(self, message: dict[str, Any]) -> bytes:
-        if not isinstance(message, dict):
-            raise TypeError(f"message must be a dict, not {type(message).__name__}")
-        plain = self.serializer.as_bytes(message)
-        limit = self.max_message_size
-        if limit is not None and len(plain) > limit:
-            raise MessageTooLarge(len(plain), limit)
-        return self.serializer.encrypt(plain)
+        return serialize_message(self.serializer, message, self.max_message_size)
 
     async def _state(self) -> _PubSubLoopState:
         return self._loops.peek() or await self._loops.get()
@@ -291,7 +291,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         client_prefix = (
             self.client_prefix
             if self._loop_count == 1
-            else os.urandom(20).hex()[: self.random_prefix_length]
+            else random_process_part(self.random_prefix_length)
         )
         return _PubSubLoopState(self, loop, topology, client_prefix)
 
@@ -316,7 +316,10 @@ class _PubSubLoopState:
         #: group -> {local channel: time of its last group_add (monotonic)}
         self.groups: dict[str, dict[str, float]] = {}
         ttl_ms = layer._expiry_ms + 1000
-        self.writers = [ShardWriter(loop, self._sender(call, ttl_ms)) for call in self.calls]
+        self.writers = [
+            ShardWriter(loop, script_executor(PUBSUB_SEND, call, ttl_ms, "publishing messages"))
+            for call in self.calls
+        ]
         # Subscriptions get connections of their own: after an outage the
         # shared pool may still hold dead connections, and a subscription
         # made on one would only fail again.
@@ -332,15 +335,6 @@ class _PubSubLoopState:
         # Pub/Sub names -> what they carry.
         self.queue_names: dict[str, str] = {}
         self.group_names: dict[str, str] = {}
-
-    @staticmethod
-    def _sender(call: Execute, ttl_ms: int) -> Any:
-        async def execute(keys: list[str], args: list[Any]) -> list[int]:
-            with map_redis_errors("publishing messages" if len(keys) > 1 else "acknowledging"):
-                result: list[int] = await PUBSUB_SEND.run(call, keys, [_now_ms(), ttl_ms, *args])
-            return result
-
-        return execute
 
     def shard_of(self, queue: str) -> int:
         return shard_index(queue, len(self.clients))

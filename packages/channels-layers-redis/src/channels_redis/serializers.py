@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import msgpack  # type: ignore[import-untyped]
 
-from .errors import InvalidConfiguration, UndecryptableMessage
+from .errors import InvalidConfiguration, MessageTooLarge, UndecryptableMessage
 
 __all__ = [
     "BaseMessageSerializer",
@@ -43,6 +43,7 @@ __all__ = [
     "SerializersRegistry",
     "describe_unserializable",
     "registry",
+    "serialize_message",
 ]
 
 _INT64_MIN = -(2**63)
@@ -124,6 +125,23 @@ class BaseMessageSerializer:
     def deserialize(self, data: bytes) -> dict[str, Any]:
         """The message stored as *data* (decrypted, then decoded)."""
         return self.from_bytes(self.decrypt(data))
+
+
+def serialize_message(
+    serializer: BaseMessageSerializer, message: dict[str, Any], limit: int | None
+) -> bytes:
+    """What a layer stores for *message*: encoded, size-checked, then encrypted.
+
+    Raises ``TypeError`` for a message that is not a dict (or holds values
+    the format cannot), :class:`~channels_redis.errors.MessageTooLarge` when
+    the encoded message is over *limit* bytes.
+    """
+    if not isinstance(message, dict):
+        raise TypeError(f"message must be a dict, not {type(message).__name__}")
+    plain = serializer.as_bytes(message)
+    if limit is not None and len(plain) > limit:
+        raise MessageTooLarge(len(plain), limit)
+    return serializer.encrypt(plain)
 
 
 class MsgPackSerializer(BaseMessageSerializer):

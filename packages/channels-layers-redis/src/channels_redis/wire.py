@@ -42,7 +42,9 @@ in the same read.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from functools import lru_cache
 
 __all__ = [
@@ -51,8 +53,11 @@ __all__ = [
     "expired_score",
     "member_score",
     "non_local_part",
+    "now_ms",
     "pack_element",
+    "process_channel_name",
     "queue_name",
+    "random_process_part",
     "unpack_element",
 ]
 
@@ -140,3 +145,22 @@ def unpack_element(element: bytes) -> tuple[int, list[str] | None, bytes]:
         raise ValueError("the header of a list element has no '!' before its channels")
     channels = element[colon + 2 : newline].decode("ascii").split(",")
     return deadline, channels, element[newline + 1 :]
+
+
+def random_process_part(length: int) -> str:
+    """A fresh random process part of ``new_channel()`` names (*length* hex digits)."""
+    return os.urandom(20).hex()[:length]
+
+
+def process_channel_name(prefix: str, process: str, number: int) -> str:
+    """A ``new_channel()`` name: ``<prefix>.<process>__<number>!<random>``.
+
+    No dot is added after a *prefix* that ends with one, or is empty.
+    """
+    separator = "" if prefix.endswith(".") or not prefix else "."
+    return f"{prefix}{separator}{process}__{number}!{os.urandom(6).hex()}"
+
+
+def now_ms() -> int:
+    """The time as deadlines are written: integer milliseconds since the Unix epoch."""
+    return int(time.time() * 1000)
