@@ -25,6 +25,7 @@ from ..protocol.state import (
     ResponseEvent,
     ResponseState,
 )
+from .messages import message_type
 
 if TYPE_CHECKING:
     from channels.asgi_types import ASGIApplication, Message, Scope
@@ -180,12 +181,7 @@ class HTTPStream:
             await waiter
 
     async def send(self, message: Message) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            raise ApplicationError(
-                f"ASGI message must be a dict with a 'type', not {message!r}"
-            ) from None
+        kind = message_type(message)
         if kind == "http.response.body":
             more_body = message.get("more_body", False)
             if more_body:

@@ -37,6 +37,7 @@ from ..protocol.websocket import (
     accept_response,
     validate_close_code,
 )
+from .messages import message_type
 
 if TYPE_CHECKING:
     from channels.asgi_types import ASGIApplication, Message, Scope
@@ -271,12 +272,7 @@ class WebSocketStream:
             await waiter
 
     async def send(self, message: Message) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            raise ApplicationError(
-                f"ASGI message must be a dict with a 'type', not {message!r}"
-            ) from None
+        kind = message_type(message)
         if kind == "websocket.send":
             self._transition(_EV.SEND, kind)
             engine = self._engine

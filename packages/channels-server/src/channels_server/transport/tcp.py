@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import stat
+from typing import Any
 
 from ..asgi.http_stream import HTTPStream
 from ..asgi.scope import build_scope
@@ -381,18 +382,8 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
                 return False
             self._upgrade = (head, handshake)
             return True
-        try:
-            scope = build_scope(
-                head,
-                websocket=False,
-                client=self.client,
-                server=self.server,
-                trusted=self._trusted,
-                config=context.config,
-                state=context.state,
-            )
-        except HTTPProtocolError as exc:
-            self._refuse(exc)
+        scope = self._scope(head, websocket=False)
+        if scope is None:
             return False
         stream = HTTPStream(self, http, head, scope, loop.time())
         self.stream = stream
@@ -401,6 +392,23 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         if timeout is not None:
             stream.start_timer(timeout)
         return True
+
+    def _scope(self, head: RequestHead, *, websocket: bool) -> dict[str, Any] | None:
+        """The connection scope of *head*, or ``None`` after refusing the request."""
+        context = self.context
+        try:
+            return build_scope(
+                head,
+                websocket=websocket,
+                client=self.client,
+                server=self.server,
+                trusted=self._trusted,
+                config=context.config,
+                state=context.state,
+            )
+        except HTTPProtocolError as exc:
+            self._refuse(exc)
+            return None
 
     def _refuse(self, error: HTTPProtocolError) -> None:
         """Answer a request the server will not pass to the application, then close."""
@@ -488,18 +496,8 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         head, handshake = self._upgrade
         self._upgrade = None
         context = self.context
-        try:
-            scope = build_scope(
-                head,
-                websocket=True,
-                client=self.client,
-                server=self.server,
-                trusted=self._trusted,
-                config=context.config,
-                state=context.state,
-            )
-        except HTTPProtocolError as exc:
-            self._refuse(exc)
+        scope = self._scope(head, websocket=True)
+        if scope is None:
             return
         scope["subprotocols"] = handshake.subprotocols
         pending = http.upgrade()
