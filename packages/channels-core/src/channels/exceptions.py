@@ -9,6 +9,7 @@ The tree::
 
     ChannelsError
     ├── InvalidChannelLayerError (also ValueError)
+    ├── ForeignChannelError (also ValueError)
     ├── ChannelFull
     ├── MessageTooLarge
     ├── RequestAborted
@@ -31,6 +32,7 @@ __all__ = [
     "ChannelsError",
     "ConsumerControl",
     "DenyConnection",
+    "ForeignChannelError",
     "InvalidChannelLayerError",
     "MessageTooLarge",
     "RequestAborted",
@@ -46,6 +48,15 @@ class ChannelsError(Exception):
 class InvalidChannelLayerError(ChannelsError, ValueError):
     """The channel layer is not configured, cannot be imported, or lacks a
     feature the caller needs (such as groups)."""
+
+
+class ForeignChannelError(ChannelsError, ValueError):
+    """``receive()`` on a process-specific channel name (one holding ``!``) that
+    the layer did not make with ``new_channel()``.
+
+    Messages on such a channel go to the process (or layer) that made it, so
+    this receive would wait forever; the layer says so at once instead.
+    """
 
 
 class ChannelFull(ChannelsError):

@@ -64,7 +64,12 @@ try:
     import pytest
     import pytest_asyncio
 
-    from channels.exceptions import ChannelFull, ChannelsError, MessageTooLarge
+    from channels.exceptions import (
+        ChannelFull,
+        ChannelsError,
+        ForeignChannelError,
+        MessageTooLarge,
+    )
 except ImportError as exc:  # pragma: no cover - exercised in a separate virtualenv
     if exc.name not in {"pytest", "pytest_asyncio", "channels"}:
         raise
@@ -782,6 +787,37 @@ class ChannelLayerConformance:
             for name in [*receivable, "elsewhere.process!local"]:
                 await layer.group_add("conformance-valid", name)
                 await layer.group_discard("conformance-valid", name)
+
+    @pytest.mark.asyncio
+    async def test_receive_on_unknown_process_local_channel_raises(
+        self, new_layer: LayerFactory
+    ) -> None:
+        # Messages on a process-specific channel go to the process that made
+        # it ("Process-specific channels"): a receive() elsewhere would wait
+        # forever, so it raises at once.
+        layer = new_layer()
+        remote = (await layer.new_channel()).split("!")[0] + "!"
+        foreign = ["elsewhere.process!local", "elsewhere.process!", "other." + remote + "local"]
+        problems = []
+        for name in foreign:
+            try:
+                await asyncio.wait_for(layer.receive(name), self.receive_timeout)
+            except ForeignChannelError as exc:
+                if name not in str(exc):
+                    problems.append(f"{name!r}: the message does not name it: {exc}")
+            except asyncio.TimeoutError:
+                problems.append(f"{name!r}: receive() waited instead of raising")
+            except Exception as exc:  # noqa: BLE001 - reported below
+                problems.append(
+                    f"{name!r}: raised {type(exc).__name__}, not ForeignChannelError: {exc}"
+                )
+            else:
+                problems.append(f"{name!r}: receive() returned a message")
+        assert not problems, "receive() on another process's channel:\n" + "\n".join(problems)
+        # The layer's own channels still work afterwards.
+        channel = await layer.new_channel()
+        await layer.send(channel, _message("own"))
+        await self.receive_next_is(layer, channel, _message("own"))
 
     @pytest.mark.asyncio
     async def test_valid_group_names(self, new_layer: LayerFactory) -> None:

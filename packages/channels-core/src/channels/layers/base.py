@@ -90,28 +90,73 @@ class BaseChannelLayer:
         return self.capacity
 
     # -- names -----------------------------------------------------------------
+    #
+    # Layers check names through these methods and attributes (as Channels'
+    # do), so a layer that allows other names overrides the regexes or
+    # MAX_NAME_LENGTH and every check follows.
+
+    #: Channel names must match this (with ``match()``), once
+    #: :meth:`match_type_and_length` has passed.
+    channel_name_regex: ClassVar[re.Pattern[str]] = names.CHANNEL_NAME_REGEX
+    #: Group names must match this (with ``match()``).
+    group_name_regex: ClassVar[re.Pattern[str]] = names.GROUP_NAME_REGEX
+    #: The message of the ``TypeError`` for a bad name, formatted with the kind
+    #: of name (``"Channel"`` or ``"Group"``) and :attr:`MAX_NAME_LENGTH`; the
+    #: bad value is added after it.
+    invalid_name_error: ClassVar[str] = (
+        "{} name must be a str shorter than {} characters made of ASCII letters, "
+        "digits, hyphens, underscores and periods (a channel name may also hold one "
+        "'!' or '?' after its first character)"
+    )
+
+    def match_type_and_length(self, name: object) -> bool:
+        """True when *name* is a string shorter than :attr:`MAX_NAME_LENGTH`."""
+        return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
 
     def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
-        """Raise ``TypeError`` unless *name* is a valid channel name; return True."""
-        names.require_valid_channel_name(name, receive=receive)
+        """Raise ``TypeError`` unless *name* is a valid channel name; return True.
+
+        With ``receive=True`` a process-specific name must end at its ``!``
+        (a reader receives every local channel behind it).
+        """
+        if (
+            not self.match_type_and_length(name)
+            or not isinstance(name, str)
+            or self.channel_name_regex.match(name) is None
+        ):
+            raise TypeError(self._invalid_name("Channel", name))
+        if receive and "!" in name and not name.endswith("!"):
+            raise TypeError(
+                f"Channel name {name!r} is invalid for receive(): a process-specific "
+                "name passed to receive() must end at its '!'"
+            )
         return True
 
     def require_valid_group_name(self, name: object) -> bool:
         """Raise ``TypeError`` unless *name* is a valid group name; return True."""
-        names.require_valid_group_name(name)
+        if (
+            not self.match_type_and_length(name)
+            or not isinstance(name, str)
+            or self.group_name_regex.match(name) is None
+        ):
+            raise TypeError(self._invalid_name("Group", name))
         return True
+
+    def _invalid_name(self, kind: str, name: object) -> str:
+        if not isinstance(name, str):
+            return f"{kind} name must be a str, not {type(name).__name__}: {name!r}"
+        rule = self.invalid_name_error.format(kind, self.MAX_NAME_LENGTH)
+        if len(name) >= self.MAX_NAME_LENGTH:
+            return f"{rule}; {name[:20]!r}... is {len(name)} characters long"
+        return f"{rule}; {name!r} is not one"
 
     def valid_channel_names(self, channel_names: Iterable[object], receive: bool = False) -> bool:
         """Check each of several channel names (a list, never a bare string)."""
         if isinstance(channel_names, (str, bytes)) or not isinstance(channel_names, Iterable):
             raise TypeError(f"channel_names must be a list of names, not {channel_names!r}")
         for name in channel_names:
-            names.require_valid_channel_name(name, receive=receive)
+            self.require_valid_channel_name(name, receive=receive)
         return True
-
-    def match_type_and_length(self, name: object) -> bool:
-        """True when *name* is a string shorter than the length limit."""
-        return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
 
     def non_local_name(self, name: str) -> str:
         """See :func:`channels.layers.names.non_local_name`."""

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -24,7 +26,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from ..exceptions import ChannelFull
+from ..exceptions import ChannelFull, ForeignChannelError
 from . import names
 from .base import BaseChannelLayer, CapacityPattern, require_positive_seconds
 
@@ -53,6 +55,10 @@ def copy_message(value: Any) -> Any:
         return tuple(copy_message(item) for item in value)
     return copy.deepcopy(value)
 
+
+#: The size of the signature at the end of new_channel()'s non-local parts.
+_SIGNATURE_BYTES = 4
+_SIGNATURE_LENGTH = 2 * _SIGNATURE_BYTES  # in hexadecimal digits
 
 #: Where a channel's messages would be: most channels only ever have a
 #: receiver waiting, and a deque costs some 700 bytes, so one is made on the
@@ -94,6 +100,33 @@ class _Channel:
         #: The non-local part of a process-specific channel, and its backlog.
         self.shared_key = shared_key
         self.backlog = backlog
+
+    # -- what asyncio.Queue offers for inspection, for tests written against
+    # Channels' layer, whose ``channels`` values are asyncio.Queue objects of
+    # (expiry, message) pairs.
+
+    @property
+    def maxsize(self) -> int:
+        """The channel's capacity."""
+        return self.capacity
+
+    @property
+    def _queue(self) -> deque[tuple[float, dict[str, Any]]]:
+        # The (deadline, message) pairs, oldest first; deadlines are
+        # time.monotonic() values.
+        return self.messages
+
+    def qsize(self) -> int:
+        """How many messages wait on the channel (expired ones included until swept)."""
+        return len(self.messages)
+
+    def empty(self) -> bool:
+        """True when no message waits on the channel."""
+        return not self.messages
+
+    def full(self) -> bool:
+        """True when the channel holds as many messages as its capacity."""
+        return len(self.messages) >= self.capacity
 
     def wake_one(self) -> None:
         """Wake the first receiver still waiting, on whichever loop it runs.
@@ -144,7 +177,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     :attr:`channels` and :attr:`groups` may be inspected by tests: a channel
     appears there while it holds messages or receivers, a group while it has
-    members.
+    members. ``channels`` maps a channel name to its queue, which answers
+    ``qsize()``, ``empty()``, ``full()`` and ``maxsize`` like an
+    ``asyncio.Queue``; ``groups`` maps a group name to ``{channel name: time
+    of the last group_add}`` (a ``time.monotonic()`` value).
+
+    ``receive()`` on a process-specific name (one with ``!``) whose part up to
+    the ``!`` was not made by this layer's :meth:`new_channel` raises
+    :class:`~channels.exceptions.ForeignChannelError` at once: nothing could
+    ever arrive there.
     """
 
     extensions = ["groups", "flush"]
@@ -174,6 +215,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._lock = threading.Lock()
         self._next_sweep = 0.0
         self._sweep_interval = min(1.0, self.expiry / 4)
+        # Signs the names new_channel() makes, so that receive() can tell
+        # them from names it never made without remembering each one.
+        self._name_key = secrets.token_bytes(16)
 
     # -- channels --------------------------------------------------------------
 
@@ -183,7 +227,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             raise TypeError(f"message must be a dict, not {type(message).__name__}")
         if type(channel) is not str or channel not in self.channels:
             # A name already in self.channels was checked when it got there.
-            names.require_valid_channel_name(channel)
+            self.require_valid_channel_name(channel)
         message = copy_message(message)
         with self._lock:
             now = time.monotonic()
@@ -206,30 +250,37 @@ class InMemoryChannelLayer(BaseChannelLayer):
         only taken off the queue by a receiver that goes on to return it.
         """
         if type(channel) is not str or channel not in self.channels:
-            names.require_valid_channel_name(channel)
+            self.require_valid_channel_name(channel)
+        if "!" in channel and not self._made_here(channel):
+            # Checked even for a channel that holds messages: a send() to
+            # another process's channel must not be read here either.
+            raise ForeignChannelError(
+                f"Cannot receive on {channel!r}: it is a process-specific channel that "
+                "this layer did not make with new_channel(), so nothing can arrive on it "
+                "here (messages on it go to the process that made it)"
+            )
         lock = self._lock
+        # The queue this receiver waits on. It is kept even if it leaves
+        # self.channels meanwhile (a test may delete it), so that a message
+        # that was put there while the receiver waited is still delivered.
+        held: _Channel | None = None
         while True:
             with lock:
                 now = time.monotonic()
                 if now >= self._next_sweep:
                     self._sweep(now)
                 queue = self.channels.get(channel)
+                if held is not None and held is not queue and held.messages:
+                    message = self._take(channel, held, now)
+                    if message is not None:
+                        return message
                 if queue is None:
                     queue = self._open(channel)
                 elif queue.messages:
-                    self._drop_expired(channel, queue, now)
-                    if queue.messages:
-                        message = queue.messages.popleft()[1]
-                        if queue.backlog is not None:
-                            queue.backlog.size -= 1
-                        if queue.messages:
-                            if queue.waiters:
-                                queue.wake_one()
-                        elif not queue.waiters:
-                            # Read empty: forget it, so that channels used once
-                            # (a request's reply channel) do not pile up.
-                            self._close(channel, queue)
+                    message = self._take(channel, queue, now)
+                    if message is not None:
                         return message
+                held = queue
                 waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 queue.waiters.append(waiter)
             try:
@@ -252,27 +303,40 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """A new process-specific channel name, unique in this layer.
 
         Each name has a non-local part of its own, so each gets the full
-        capacity: in one process every receiver is its own reader.
+        capacity: in one process every receiver is its own reader. That part
+        ends with a signature of the rest, which :meth:`receive` checks.
         """
         token = uuid.uuid4().hex
-        name = f"{prefix}inmemory.{token[:16]}!{token[16:]}"
-        names.require_valid_channel_name(name)
+        remote = f"{prefix}inmemory.{token[:16]}"
+        name = f"{remote}{self._signature(remote)}!{token[16:]}"
+        self.require_valid_channel_name(name)
         return name
+
+    def _signature(self, remote: str) -> str:
+        return hashlib.blake2b(
+            remote.encode(), key=self._name_key, digest_size=_SIGNATURE_BYTES
+        ).hexdigest()
+
+    def _made_here(self, channel: str) -> bool:
+        """Whether the part of *channel* up to its ``!`` came from :meth:`new_channel`."""
+        remote = channel[: channel.index("!")]
+        body, signature = remote[:-_SIGNATURE_LENGTH], remote[-_SIGNATURE_LENGTH:]
+        return len(remote) > _SIGNATURE_LENGTH and self._signature(body) == signature
 
     # -- groups ----------------------------------------------------------------
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add *channel* to *group*, or renew its membership."""
-        names.require_valid_group_name(group)
-        names.require_valid_channel_name(channel)
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
         with self._lock:
             self.groups.setdefault(group, {})[channel] = time.monotonic()
             self._memberships.setdefault(channel, set()).add(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove *channel* from *group*; nothing happens if it is not in it."""
-        names.require_valid_group_name(group)
-        names.require_valid_channel_name(channel)
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
         with self._lock:
             self._leave(group, channel)
 
@@ -282,7 +346,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             raise TypeError(f"message must be a dict, not {type(message).__name__}")
         if type(group) is not str or group not in self.groups:
             # A name already in self.groups was checked by group_add().
-            names.require_valid_group_name(group)
+            self.require_valid_group_name(group)
         with self._lock:
             now = time.monotonic()
             if now >= self._next_sweep:
@@ -326,6 +390,27 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """The in-memory layer holds no connections; closing empties it."""
         await self.flush()
 
+    # -- what Channels' layer has, for tests that call it --------------------------
+
+    def _clean_expired(self) -> None:
+        """Drop expired messages and group memberships now.
+
+        A channel that had a message expire leaves every group it was in.
+        The layer does this by itself as it is used (at most once a second);
+        this is for tests that want it done at a given moment.
+        """
+        with self._lock:
+            self._sweep(time.monotonic())
+
+    def _remove_from_groups(self, channel: str) -> None:
+        """Take *channel* out of every group it is in."""
+        with self._lock:
+            # Every group is looked at, not only the index: a test may have
+            # put the channel in self.groups by hand.
+            for group, members in list(self.groups.items()):
+                if channel in members:
+                    self._leave(group, channel)
+
     # -- internals (called with the lock held) ---------------------------------
 
     def _open(self, channel: str) -> _Channel:
@@ -341,6 +426,23 @@ class InMemoryChannelLayer(BaseChannelLayer):
             queue = _Channel(self.get_capacity(channel), key, backlog)
         self.channels[channel] = queue
         return queue
+
+    def _take(self, channel: str, queue: _Channel, now: float) -> dict[str, Any] | None:
+        """The first unexpired message of *queue*, taken off it; None if there is none."""
+        self._drop_expired(channel, queue, now)
+        if not queue.messages:
+            return None
+        message = queue.messages.popleft()[1]
+        if queue.backlog is not None:
+            queue.backlog.size -= 1
+        if queue.messages:
+            if queue.waiters:
+                queue.wake_one()
+        elif not queue.waiters and self.channels.get(channel) is queue:
+            # Read empty: forget it, so that channels used once (a request's
+            # reply channel) do not pile up.
+            self._close(channel, queue)
+        return message
 
     def _close(self, channel: str, queue: _Channel) -> None:
         del self.channels[channel]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "CHANNEL_NAME_REGEX",
+    "GROUP_NAME_REGEX",
     "MAX_NAME_LENGTH",
     "non_local_name",
     "require_valid_channel_name",
@@ -30,8 +32,12 @@ __all__ = [
 MAX_NAME_LENGTH = 100
 
 _NAME_CHARS = r"[A-Za-z0-9._\-]"
-_CHANNEL_NAME = re.compile(rf"{_NAME_CHARS}+(?:[!?]{_NAME_CHARS}*)?")
-_GROUP_NAME = re.compile(rf"{_NAME_CHARS}+")
+#: What a channel name looks like (length aside). Anchored at both ends with
+#: ``\Z``, so ``match()`` checks the whole name ("$" would let a trailing
+#: newline through).
+CHANNEL_NAME_REGEX = re.compile(rf"{_NAME_CHARS}+(?:[!?]{_NAME_CHARS}*)?\Z")
+#: What a group name looks like (length aside), anchored the same way.
+GROUP_NAME_REGEX = re.compile(rf"{_NAME_CHARS}+\Z")
 
 _CHANNEL_RULE = (
     "channel names may contain only ASCII letters, digits, hyphens, underscores "
@@ -63,7 +69,7 @@ def require_valid_channel_name(name: object, *, receive: bool = False) -> str:
         raise TypeError(
             f"Channel name {text[:20]!r}... is {len(text)} characters long: {_CHANNEL_RULE}"
         )
-    if _CHANNEL_NAME.fullmatch(text) is None:
+    if CHANNEL_NAME_REGEX.match(text) is None:
         raise TypeError(f"Channel name {text!r} is invalid: {_CHANNEL_RULE}")
     if receive and "!" in text and not text.endswith("!"):
         raise TypeError(
@@ -80,7 +86,7 @@ def require_valid_group_name(name: object) -> str:
         raise TypeError(
             f"Group name {text[:20]!r}... is {len(text)} characters long: {_GROUP_RULE}"
         )
-    if _GROUP_NAME.fullmatch(text) is None:
+    if GROUP_NAME_REGEX.match(text) is None:
         raise TypeError(f"Group name {text!r} is invalid: {_GROUP_RULE}")
     return text
 
