@@ -219,3 +219,62 @@ async def test_base_coroutines_say_what_is_missing(call: Any, extension: str | N
 @pytest.mark.asyncio
 async def test_base_close_does_nothing() -> None:
     assert await BaseChannelLayer().close() is None
+
+
+class ThirdPartyLayer(BaseChannelLayer):
+    """A layer with rules of its own, as a third-party layer may have."""
+
+    channel_name_regex = re.compile(r"^[a-z:]+$")
+    group_name_regex = re.compile(r"^grp:[a-z]+$")
+    invalid_name_error = "{} names here are lower-case letters and colons, under {} long"
+    MAX_NAME_LENGTH = 12
+
+
+def test_a_subclass_s_regexes_and_length_are_used() -> None:
+    layer = ThirdPartyLayer()
+    assert layer.require_valid_channel_name("urn:chat") is True
+    assert layer.require_valid_group_name("grp:room") is True
+    # Valid by the default rules, not by this layer's.
+    with pytest.raises(TypeError, match=r"'chat\.room'"):
+        layer.require_valid_channel_name("chat.room")
+    with pytest.raises(TypeError, match="'room'"):
+        layer.require_valid_group_name("room")
+    with pytest.raises(TypeError, match="is 13 characters long"):
+        layer.require_valid_channel_name("a" * 13)
+    assert not layer.match_type_and_length("a" * 12)
+    assert layer.match_type_and_length("a" * 11)
+    assert layer.valid_channel_names(["urn:a", "urn:b"]) is True
+
+
+def test_a_subclass_s_message_format_is_used() -> None:
+    layer = ThirdPartyLayer()
+    with pytest.raises(TypeError) as caught:
+        layer.require_valid_group_name("Room!")
+    assert str(caught.value) == (
+        "Group names here are lower-case letters and colons, under 12 long; 'Room!' is not one"
+    )
+
+
+def test_an_overridden_match_type_and_length_is_used() -> None:
+    class LongNames(BaseChannelLayer):
+        def match_type_and_length(self, name: object) -> bool:
+            return isinstance(name, str) and len(name) < 1000
+
+    long_name = "x" * 500
+    assert LongNames().require_valid_channel_name(long_name) is True
+    assert LongNames().require_valid_group_name(long_name) is True
+    with pytest.raises(TypeError, match="500 characters long"):
+        BaseChannelLayer().require_valid_channel_name(long_name)
+
+
+def test_the_default_rules_are_channels_rules() -> None:
+    layer = BaseChannelLayer()
+    assert layer.MAX_NAME_LENGTH == 100
+    assert layer.channel_name_regex.match("room.1-a_b!local") is not None
+    assert layer.group_name_regex.match("room!") is None
+    # Anchored at the very end: no trailing newline slips through.
+    with pytest.raises(TypeError, match=r"'room\\n' is not one"):
+        layer.require_valid_channel_name("room\n")
+    with pytest.raises(TypeError, match="must be a str, not bytes"):
+        layer.require_valid_group_name(b"room")
+    assert "{}" in layer.invalid_name_error

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import threading
 import time
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from channels.exceptions import ChannelFull
+from channels.exceptions import ChannelFull, ForeignChannelError
 from channels.layers import InMemoryChannelLayer, in_memory
 from channels.layers.in_memory import copy_message
 
@@ -452,3 +453,117 @@ def test_copy_message_copies_containers_and_keeps_immutables() -> None:
     assert copied["object"] is not original["object"]
     assert copied["object"].items == [1]
     assert copied["object"].items is not original["object"].items
+
+
+# -- what tests written for Channels' layer use -----------------------------------
+
+
+@pytest.mark.asyncio
+async def test_clean_expired_drops_expired_messages_and_their_memberships(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(in_memory, "time", clock)
+    layer = InMemoryChannelLayer(expiry=10, group_expiry=100)
+    stale, fresh = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("room", stale)
+    await layer.group_add("room", fresh)
+    await layer.send(stale, message(1))
+    clock.now += 5
+    await layer.send(fresh, message(2))
+    clock.now += 6  # the first message is 11 s old, the second 6 s
+    layer._clean_expired()
+    assert list(layer.channels) == [fresh]
+    assert layer.groups == {"room": {fresh: 1000.0}}
+    clock.now += 95  # the memberships are 101 s old
+    layer._clean_expired()
+    assert layer.groups == {}
+    assert layer.channels == {}
+
+
+@pytest.mark.asyncio
+async def test_remove_from_groups_takes_a_channel_out_of_every_group() -> None:
+    layer = InMemoryChannelLayer()
+    leaving, staying = await layer.new_channel(), await layer.new_channel()
+    for group in ("one", "two", "three"):
+        await layer.group_add(group, leaving)
+    await layer.group_add("two", staying)
+    layer._remove_from_groups(leaving)
+    assert {group: set(members) for group, members in layer.groups.items()} == {"two": {staying}}
+    await layer.group_send("one", message(1))
+    await layer.group_send("two", message(2))
+    assert await asyncio.wait_for(layer.receive(staying), 1) == message(2)
+    assert leaving not in layer.channels  # nothing was sent to it
+    # A membership added by hand, as a test might, goes too.
+    layer.groups.setdefault("by-hand", {})[leaving] = time.monotonic()
+    layer._remove_from_groups(leaving)
+    assert "by-hand" not in layer.groups
+
+
+@pytest.mark.asyncio
+async def test_channels_values_answer_like_asyncio_queues() -> None:
+    layer = InMemoryChannelLayer(capacity=2)
+    await layer.send("inspected", message(1))
+    queue = layer.channels["inspected"]
+    assert (queue.qsize(), queue.empty(), queue.full(), queue.maxsize) == (1, False, False, 2)
+    await layer.send("inspected", message(2))
+    assert queue.full()
+    expiry, first = queue._queue[0]
+    assert first == message(1)
+    assert expiry > time.monotonic()
+    await layer.receive("inspected")
+    await layer.receive("inspected")
+    assert "inspected" not in layer.channels
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_receiver_gets_its_message_if_the_channel_is_deleted() -> None:
+    # Channels' own tests delete a channel from layer.channels under a receiver.
+    layer = InMemoryChannelLayer()
+    receiving = asyncio.ensure_future(layer.receive("deleted"))
+    await asyncio.sleep(0)  # the receiver runs until it waits
+    assert "deleted" in layer.channels
+    await layer.send("deleted", message(1))
+    del layer.channels["deleted"]
+    assert await asyncio.wait_for(receiving, 1) == message(1)
+
+
+# -- process-specific channels of other processes ---------------------------------
+
+
+@pytest.mark.asyncio
+async def test_receive_on_a_channel_this_layer_did_not_make_raises_at_once() -> None:
+    layer = InMemoryChannelLayer()
+    other = InMemoryChannelLayer()
+    own = await layer.new_channel(prefix="mine.")
+    theirs = await other.new_channel()
+    # Any local part behind a non-local part this layer made is its own.
+    sibling = own.split("!")[0] + "!sibling"
+    await layer.send(sibling, message(1))
+    assert await asyncio.wait_for(layer.receive(sibling), 1) == message(1)
+    forged = own.replace("mine.", "yours.")
+    for name in (theirs, forged, "hand.made!name", "hand.made!"):
+        with pytest.raises(ForeignChannelError, match=re.escape(repr(name))):
+            await asyncio.wait_for(layer.receive(name), 1)
+    # Even a channel that holds messages (sends to any name are allowed).
+    await layer.send(theirs, message(2))
+    with pytest.raises(ForeignChannelError):
+        await asyncio.wait_for(layer.receive(theirs), 1)
+    assert isinstance(ForeignChannelError("x"), ValueError)
+
+
+@pytest.mark.asyncio
+async def test_names_follow_a_subclass_that_changes_the_rules() -> None:
+    class SlashLayer(InMemoryChannelLayer):
+        channel_name_regex = re.compile(r"^[a-z/]+(![a-z0-9]*)?$")
+        group_name_regex = re.compile(r"^[a-z/]+$")
+        MAX_NAME_LENGTH = 10
+
+    layer = SlashLayer()
+    await layer.send("a/b", message(1))
+    assert await layer.receive("a/b") == message(1)
+    await layer.group_add("g/h", "a/b")
+    with pytest.raises(TypeError, match=r"'A\.B'"):
+        await layer.send("A.B", message())
+    with pytest.raises(TypeError, match="shorter than 10 characters"):
+        await layer.group_add("abcdefghijk", "a/b")

@@ -309,7 +309,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         token = uuid.uuid4().hex
         remote = f"{prefix}inmemory.{token[:16]}"
         name = f"{remote}{self._signature(remote)}!{token[16:]}"
-        self.require_valid_channel_name(name)
+        # The default rules, whatever a subclass allows: this checks *prefix*.
+        names.require_valid_channel_name(name)
         return name
 
     def _signature(self, remote: str) -> str:
