@@ -721,3 +721,109 @@ async def test_a_handler_awaiting_its_failing_start_task_does_not_hang(
     await communicator.send_input({"type": "test.work"})
     with pytest.raises(Boom, match="child failed"):
         await communicator.wait(timeout=1)
+
+
+# -- a turn of the event loop between two events -----------------------------------------
+#
+# Channels reads each next event through the event loop, so a task a handler
+# schedules runs before the next event is handled, even when that event is
+# already waiting. Libraries rely on it: a subscription set up by such a task
+# must be in place before the client's next message.
+
+
+class Spawner(AsyncConsumer):
+    """``spawn`` schedules a task that records; ``report`` sends what was recorded."""
+
+    log: list[str] = []
+
+    async def record(self, what: str) -> None:
+        self.log.append(what)
+
+    async def test_spawn(self, message: dict[str, Any]) -> None:
+        coroutine = self.record(f"task of {message['n']}")
+        if message.get("how") == "create_task":
+            self.task = asyncio.get_running_loop().create_task(coroutine)
+        else:
+            self.task = asyncio.ensure_future(coroutine)
+
+    async def test_report(self, message: dict[str, Any]) -> None:
+        self.log.append("report")
+        await self.send({"type": "log", "log": list(self.log)})
+
+    async def test_whoami(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "me", "channel_name": self.channel_name})
+
+    layer_spawn = test_spawn
+    layer_report = test_report
+
+
+@pytest.mark.parametrize("how", ["ensure_future", "create_task"])
+@pytest.mark.asyncio
+async def test_a_task_a_handler_schedules_runs_before_the_next_queued_event(
+    layer_setting: str, how: str
+) -> None:
+    communicator = ApplicationCommunicator(Spawner.as_asgi(log=[]), SCOPE)
+    # Both events are queued before the instance has even started.
+    await communicator.send_input({"type": "test.spawn", "n": 1, "how": how})
+    await communicator.send_input({"type": "test.report"})
+    assert await communicator.receive_output() == {"type": "log", "log": ["task of 1", "report"]}
+    await stop(communicator)
+
+
+@pytest.mark.asyncio
+async def test_every_queued_event_gives_the_loop_a_turn(layer_setting: str) -> None:
+    communicator = ApplicationCommunicator(Spawner.as_asgi(log=[]), SCOPE)
+    for n in range(3):
+        await communicator.send_input({"type": "test.spawn", "n": n})
+    await communicator.send_input({"type": "test.report"})
+    answer = await communicator.receive_output()
+    assert answer["log"] == ["task of 0", "task of 1", "task of 2", "report"]
+    await stop(communicator)
+
+
+@pytest.mark.asyncio
+async def test_layer_events_give_the_loop_a_turn_too(memory_layer: InMemoryChannelLayer) -> None:
+    log: list[str] = []
+    communicator = ApplicationCommunicator(Spawner.as_asgi(log=log), SCOPE)
+    channel_name = (await whoami(communicator))["channel_name"]
+    # Both are in the channel before the instance's reader wakes up.
+    await memory_layer.send(channel_name, {"type": "layer.spawn", "n": 1})
+    await memory_layer.send(channel_name, {"type": "layer.report"})
+    answer = await communicator.receive_output()
+    assert answer["log"] == ["task of 1", "report"]
+    await stop(communicator)
+
+
+class SelfFeeding(AsyncConsumer):
+    """Keeps sending itself layer events, up to *limit*, then reports."""
+
+    limit = 100_000
+    count = 0
+
+    async def test_start(self, message: dict[str, Any]) -> None:
+        assert self.channel_layer is not None
+        await self.channel_layer.send(self.channel_name, {"type": "layer.again"})
+
+    async def layer_again(self, message: dict[str, Any]) -> None:
+        assert self.channel_layer is not None
+        self.count += 1
+        if self.count < self.limit:
+            await self.channel_layer.send(self.channel_name, {"type": "layer.again"})
+        else:
+            await self.send({"type": "done"})
+
+
+@pytest.mark.asyncio
+async def test_an_instance_feeding_itself_events_does_not_hold_the_loop(
+    memory_layer: InMemoryChannelLayer,
+) -> None:
+    busy = ApplicationCommunicator(SelfFeeding.as_asgi(), SCOPE)
+    await busy.send_input({"type": "test.start"})
+    # Each of its events is already waiting when the previous one is done;
+    # another connection is still served in the meantime.
+    other = ApplicationCommunicator(Greeter.as_asgi(), SCOPE)
+    await other.send_input({"type": "test.ask"})
+    assert await other.receive_output() == {"type": "test.answer", "greeting": "hello"}
+    assert busy.output_queue.empty(), "the busy instance ran all its events first"
+    await stop(busy)
+    await stop(other)

@@ -412,3 +412,46 @@ def test_as_asgi_checks_its_keyword_arguments() -> None:
         EchoBody.as_asgi(colour="blue")
     app = EchoBody.as_asgi(record=[])
     assert app.consumer_initkwargs == {"record": []}  # type: ignore[attr-defined]
+
+
+class ChunkWatcher(Recording):
+    """Starts a task per body chunk (progress reporting, say) before the usual handling."""
+
+    async def note(self, chunk: bytes) -> None:
+        self.record.append(("task", chunk))
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        self.watchers = [
+            *getattr(self, "watchers", []),
+            asyncio.ensure_future(self.note(message["body"])),
+        ]
+        self.record.append(("chunk", message["body"]))
+        await super().http_request(message)
+
+    async def handle(self, body: bytes) -> None:
+        self.record.append(("handle", body))
+        await self.send_response(200, body)
+
+
+@pytest.mark.asyncio
+async def test_a_task_started_for_a_chunk_runs_before_the_next_queued_chunk(
+    layer_setting: str,
+) -> None:
+    record: list[Any] = []
+    communicator = ApplicationCommunicator(ChunkWatcher.as_asgi(record=record), SCOPE)
+    # All three chunks are queued before the first is handled.
+    for chunk, more in ((b"a", True), (b"b", True), (b"c", False)):
+        await communicator.send_input({"type": "http.request", "body": chunk, "more_body": more})
+    assert (await communicator.receive_output())["status"] == 200
+    assert (await communicator.receive_output())["body"] == b"abc"
+    await communicator.wait()
+    assert record == [
+        ("chunk", b"a"),
+        ("task", b"a"),
+        ("chunk", b"b"),
+        ("task", b"b"),
+        ("chunk", b"c"),
+        ("task", b"c"),
+        ("handle", b"abc"),
+        "disconnect",
+    ]

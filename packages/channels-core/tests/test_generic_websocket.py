@@ -429,6 +429,74 @@ async def test_no_groups_works_on_a_layer_without_groups(
     await communicator.disconnect()
 
 
+# -- subscriptions set up by a task, as GraphQL and REST-over-WebSocket libraries do ---
+
+
+class Subscriptions(AsyncJsonWebsocketConsumer):
+    """A client subscribes to groups; the joining happens in a task of its own.
+
+    Libraries built on Channels start each subscription as a task (it goes on
+    to stream results) and rely on Channels handling the client's next message
+    only after that task has had a turn.
+    """
+
+    subscriptions: dict[str, asyncio.Task[None]]
+
+    async def connect(self) -> None:
+        self.subscriptions = {}
+        await self.accept()
+
+    async def subscribe(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)  # type: ignore[union-attr]
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        action, group = content["action"], content["group"]
+        layer = self.channel_layer
+        assert layer is not None
+        if action == "subscribe":
+            self.subscriptions[group] = asyncio.ensure_future(self.subscribe(group))
+        elif action == "publish":
+            await layer.group_send(group, {"type": "group.message", "text": content["text"]})
+        elif action == "unsubscribe":
+            await layer.group_discard(group, self.channel_name)
+            await self.send_json({"unsubscribed": group, "channel_name": self.channel_name})
+
+    async def group_message(self, event: dict[str, Any]) -> None:
+        await self.send_json({"message": event["text"]})
+
+
+@pytest.mark.asyncio
+async def test_a_subscription_made_by_a_task_sees_the_next_message(
+    layer: InMemoryChannelLayer,
+) -> None:
+    communicator = WebsocketCommunicator(Subscriptions.as_asgi(), "/ws/")
+    await communicator.connect()
+    # Sent back to back: "publish" is queued before "subscribe" is handled.
+    await communicator.send_json_to({"action": "subscribe", "group": "news"})
+    await communicator.send_json_to({"action": "publish", "group": "news", "text": "first"})
+    assert await communicator.receive_json_from() == {"message": "first"}
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_an_unsubscribe_right_after_a_subscribe_is_not_lost(
+    layer: InMemoryChannelLayer,
+) -> None:
+    communicator = WebsocketCommunicator(Subscriptions.as_asgi(), "/ws/")
+    await communicator.connect()
+    await communicator.send_json_to({"action": "subscribe", "group": "news"})
+    await communicator.send_json_to({"action": "unsubscribe", "group": "news"})
+    answer = await communicator.receive_json_from()
+    assert answer["unsubscribed"] == "news"
+    # Had the unsubscribe run before the task's group_add, the channel would
+    # still be in the group and get "late" before "direct" (one channel is FIFO).
+    await layer.group_send("news", {"type": "group.message", "text": "late"})
+    await layer.send(answer["channel_name"], {"type": "group.message", "text": "direct"})
+    assert await communicator.receive_json_from() == {"message": "direct"}
+    assert "news" not in layer.groups
+    await communicator.disconnect()
+
+
 # -- JSON consumers --------------------------------------------------------------------
 
 

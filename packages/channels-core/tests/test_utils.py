@@ -71,3 +71,42 @@ async def test_await_many_dispatch_cancels_its_calls_when_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await runner
     assert cancelled == ["call", "call"]
+
+
+@pytest.mark.asyncio
+async def test_await_many_dispatch_leaves_the_next_message_where_it_was_on_error() -> None:
+    """The next call starts only once the previous result is dispatched, so a
+    dispatch that ends everything does not take (and lose) a message."""
+    source: asyncio.Queue[str] = asyncio.Queue()
+
+    async def dispatch(message: str) -> None:
+        await asyncio.sleep(0)  # a handler that awaits something before it fails
+        raise LookupError(message)
+
+    source.put_nowait("first")
+    source.put_nowait("second")
+    with pytest.raises(LookupError, match="first"):
+        await asyncio.wait_for(await_many_dispatch([source.get], dispatch), 1)
+    assert source.get_nowait() == "second"
+
+
+@pytest.mark.asyncio
+async def test_await_many_dispatch_lets_a_scheduled_task_run_before_the_next_message() -> None:
+    source: asyncio.Queue[str] = asyncio.Queue()
+    log: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def record(what: str) -> None:
+        log.append(what)
+
+    async def dispatch(message: str) -> None:
+        if message == "stop":
+            raise LookupError("done")
+        log.append(message)
+        tasks.append(asyncio.ensure_future(record(f"task of {message}")))
+
+    for message in ("a", "b", "stop"):
+        source.put_nowait(message)
+    with pytest.raises(LookupError, match="done"):
+        await asyncio.wait_for(await_many_dispatch([source.get], dispatch), 1)
+    assert log == ["a", "task of a", "b", "task of b"]

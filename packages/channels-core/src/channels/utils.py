@@ -26,8 +26,14 @@ async def await_many_dispatch(
 ) -> None:
     """Call each of *consumer_callables* repeatedly and dispatch what they return.
 
-    Results are dispatched one at a time, in the order they arrive. Every
-    pending call is cancelled and awaited when this returns or raises.
+    Results are dispatched one at a time, in the order they arrive. A
+    callable is called again only once its previous result has been
+    dispatched: a dispatch that raises leaves the next message where it was,
+    instead of in a call that is about to be cancelled. Waiting for the next
+    result always goes through the event loop, so tasks that *dispatch*
+    scheduled start before the next result is dispatched. Every pending call
+    is cancelled and awaited when this returns or raises.
+
     Consumers no longer use this (they own their reader tasks), but code
     written against it keeps working.
     """
@@ -37,9 +43,8 @@ async def await_many_dispatch(
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for index, task in enumerate(tasks):
                 if task.done():
-                    result = task.result()
+                    await dispatch(task.result())
                     tasks[index] = asyncio.ensure_future(consumer_callables[index]())
-                    await dispatch(result)
     finally:
         for task in tasks:
             task.cancel()
