@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import ParseResult, urlparse
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -406,3 +407,160 @@ async def test_unreadable_allowed_hosts_entry_is_improperly_configured(settings:
             None,
             None,  # type: ignore[arg-type]
         )
+
+
+# -- the overridable methods, as in Channels ------------------------------------------
+
+
+class CallLog(OriginValidator):
+    """Records the methods called, and what they were given."""
+
+    def __init__(self, application: Any, allowed_origins: list[str]) -> None:
+        super().__init__(application, allowed_origins)
+        self.calls: list[tuple[str, Any]] = []
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        self.calls.append(("valid_origin", parsed_origin))
+        return super().valid_origin(parsed_origin)
+
+    def validate_origin(self, parsed_origin: Any) -> bool:
+        self.calls.append(("validate_origin", parsed_origin))
+        return super().validate_origin(parsed_origin)
+
+    def match_allowed_origin(self, parsed_origin: Any, pattern: str) -> bool:
+        self.calls.append(("match_allowed_origin", pattern))
+        return super().match_allowed_origin(parsed_origin, pattern)
+
+    def get_origin_port(self, origin: Any) -> int | None:
+        self.calls.append(("get_origin_port", origin.geturl()))
+        return super().get_origin_port(origin)
+
+
+@pytest.mark.asyncio
+async def test_the_methods_are_called_in_channels_order() -> None:
+    validator = CallLog(Recorder(), ["other.example", "https://example.com"])
+    accepted, _ = await handshake(validator, origin_headers(b"https://example.com"))
+    assert accepted
+    parsed = urlparse("https://example.com")
+    assert validator.calls == [
+        ("valid_origin", parsed),
+        ("validate_origin", parsed),
+        ("match_allowed_origin", "other.example"),
+        ("match_allowed_origin", "https://example.com"),
+        ("get_origin_port", "https://example.com"),
+        ("get_origin_port", "https://example.com"),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_no_usable_origin_reaches_valid_origin_as_none() -> None:
+    validator = CallLog(Recorder(), ["example.com"])
+    for headers in ([], origin_headers(b"null"), origin_headers(b"a", b"b")):
+        validator.calls.clear()
+        accepted, _ = await handshake(validator, headers)
+        assert not accepted
+        assert validator.calls == [("valid_origin", None)]
+
+
+@pytest.mark.asyncio
+async def test_overriding_valid_origin_changes_the_decision() -> None:
+    class AllowMissingOrigin(OriginValidator):
+        """Native apps send no Origin; let them in."""
+
+        def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
+            return parsed_origin is None or super().valid_origin(parsed_origin)
+
+    app = AllowMissingOrigin(Recorder(), ["example.com"])
+    assert (await handshake(app, []))[0]
+    assert (await handshake(app, origin_headers(b"http://example.com")))[0]
+    assert not (await handshake(app, origin_headers(b"http://evil.example")))[0]
+
+
+@pytest.mark.asyncio
+async def test_overriding_validate_origin_changes_the_decision() -> None:
+    class OnlyHttps(OriginValidator):
+        def validate_origin(self, parsed_origin: ParseResult | None) -> bool:
+            return parsed_origin is not None and parsed_origin.scheme == "https"
+
+    app = OnlyHttps(Recorder(), [])
+    assert (await handshake(app, origin_headers(b"https://anything.example")))[0]
+    assert not (await handshake(app, origin_headers(b"http://anything.example")))[0]
+
+
+@pytest.mark.asyncio
+async def test_overriding_match_allowed_origin_changes_the_decision() -> None:
+    class Prefixes(OriginValidator):
+        """Entries are host prefixes (for review apps: pr-123.preview.example)."""
+
+        def match_allowed_origin(self, parsed_origin: ParseResult | None, pattern: str) -> bool:
+            hostname = parsed_origin.hostname if parsed_origin is not None else None
+            return hostname is not None and hostname.startswith(pattern)
+
+    app = Prefixes(Recorder(), ["pr-"])
+    assert (await handshake(app, origin_headers(b"https://pr-123.preview.example")))[0]
+    assert not (await handshake(app, origin_headers(b"https://main.preview.example")))[0]
+
+
+@pytest.mark.asyncio
+async def test_overriding_get_origin_port_changes_the_decision() -> None:
+    class DevProxy(OriginValidator):
+        """Behind a development proxy, http origins without a port are on 8000."""
+
+        def get_origin_port(self, origin: ParseResult) -> int | None:
+            if origin.port is None and origin.scheme == "http":
+                return 8000
+            return super().get_origin_port(origin)
+
+    app = DevProxy(Recorder(), ["http://example.com:8000"])
+    assert (await handshake(app, origin_headers(b"http://example.com")))[0]
+    assert not (
+        await handshake(
+            OriginValidator(Recorder(), ["http://example.com:8000"]),
+            origin_headers(b"http://example.com"),
+        )
+    )[0]
+
+
+def test_get_origin_port_defaults() -> None:
+    validator = OriginValidator(Recorder(), [])
+    assert validator.get_origin_port(urlparse("http://a.example")) == 80
+    assert validator.get_origin_port(urlparse("wss://a.example")) == 443
+    assert validator.get_origin_port(urlparse("https://a.example:8443")) == 8443
+    assert validator.get_origin_port(urlparse("chrome-extension://abc")) is None
+
+
+def test_match_allowed_origin_directly() -> None:
+    validator = OriginValidator(Recorder(), [])
+    origin = urlparse("https://www.example.com")
+    assert validator.match_allowed_origin(origin, ".example.com")
+    assert validator.match_allowed_origin(origin, "https://www.example.com:443")
+    assert not validator.match_allowed_origin(origin, "http://www.example.com")
+    assert not validator.match_allowed_origin(None, "example.com")
+    assert validator.valid_origin(None) is False
+    assert OriginValidator(Recorder(), ["*"]).valid_origin(None) is True
+
+
+@pytest.mark.asyncio
+async def test_allowed_hosts_validator_takes_the_same_path(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["example.com"]
+
+    class Logged(AllowedHostsOriginValidator):
+        seen: ClassVar[list[str]] = []
+
+        def match_allowed_origin(self, parsed_origin: ParseResult | None, pattern: str) -> bool:
+            self.seen.append(pattern)
+            return super().match_allowed_origin(parsed_origin, pattern)
+
+    app = Logged(Recorder())
+    assert (await handshake(app, origin_headers(b"http://example.com")))[0]
+    assert Logged.seen == ["example.com"]
+    assert app.application is app.inner
+
+
+@pytest.mark.asyncio
+async def test_validators_return_what_the_application_returns() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> str:
+        return "inner result"
+
+    scope = {"type": "websocket", "path": "/", "headers": origin_headers(b"http://a.example")}
+    assert await OriginValidator(app, ["a.example"])(scope, None, None) == "inner result"

@@ -23,6 +23,8 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import ParseResult, urlparse
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -55,34 +57,22 @@ _PATTERN = re.compile("(?:" + _SCHEME + "://)?" + _HOST + _PORT + r"\Z")
 _DEBUG_HOSTS = (".localhost", "127.0.0.1", "[::1]")
 
 
-@dataclass(frozen=True)
-class _Origin:
-    """An origin from a handshake: scheme, host (lower case) and effective port."""
-
-    scheme: str
-    host: str
-    port: int | None
-
-
-def _parse_origin(value: bytes) -> _Origin | None:
+def _parse_origin(value: bytes) -> ParseResult | None:
     """The origin in an ``Origin`` header value, or ``None`` if it names none.
 
-    ``None`` stands for a missing origin, the opaque origin ``null`` and
-    anything malformed, including values that are not ASCII (hosts are sent
-    in their IDNA A-label form).
+    ``None`` stands for the opaque origin ``null`` and anything that is not a
+    serialised origin (RFC 6454 section 6.2: scheme, host and optional port,
+    nothing more), including values that are not ASCII (hosts are sent in
+    their IDNA A-label form).
     """
     try:
         text = value.decode("ascii").strip(" \t").lower()
     except UnicodeDecodeError:
         return None
     match = _ORIGIN.match(text)
-    if match is None:
+    if match is None or _port(match["port"], match["scheme"]) == -1 or not _host(match["host"]):
         return None
-    port = _port(match["port"], match["scheme"])
-    host = _host(match["host"])
-    if port == -1 or not host:
-        return None
-    return _Origin(match["scheme"], host, port)
+    return urlparse(text)
 
 
 def _port(digits: str | None, scheme: str | None) -> int | None:
@@ -101,6 +91,14 @@ def _host(host: str) -> str:
     return host
 
 
+def _origin_host(parsed_origin: ParseResult) -> str:
+    """The host of a parsed origin as allowed-origin entries write it (IPv6 in brackets)."""
+    hostname = parsed_origin.hostname or ""
+    if ":" in hostname:
+        return f"[{hostname}]"
+    return _host(hostname)
+
+
 @dataclass(frozen=True)
 class _OriginPattern:
     """One entry of an allowed-origins list, parsed."""
@@ -109,20 +107,10 @@ class _OriginPattern:
     any_origin: bool = False
     scheme: str | None = None
     host: str = ""
-    #: The port the origin must have, or ``None`` for any port.
+    #: The port written in the entry, if any.
     port: int | None = None
-
-    def matches(self, origin: _Origin | None) -> bool:
-        if self.any_origin:
-            return True
-        if origin is None:
-            return False
-        if self.scheme is not None and self.scheme != origin.scheme:
-            return False
-        if self.port is not None and self.port != origin.port:
-            return False
-        # A leading dot matches the domain and every subdomain.
-        return is_same_domain(origin.host, self.host)
+    #: The entry as ``urlparse()`` reads it, when it has a scheme.
+    parsed: ParseResult | None = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -144,10 +132,16 @@ def _parse_pattern(pattern: str) -> _OriginPattern:
             "'example.com' or '.example.com' (with subdomains), or an origin such as "
             "'https://example.com:8443'"
         )
-    port = _port(match["port"], match["scheme"])
-    if port == -1:
+    if _port(match["port"], match["scheme"]) == -1:
         raise ValueError(f"Allowed origin {pattern!r} has a port above 65535")
-    return _OriginPattern(pattern, scheme=match["scheme"], host=_host(match["host"]), port=port)
+    scheme = match["scheme"]
+    return _OriginPattern(
+        pattern,
+        scheme=scheme,
+        host=_host(match["host"]),
+        port=None if match["port"] is None else int(match["port"]),
+        parsed=None if scheme is None else urlparse(pattern.strip().lower()),
+    )
 
 
 def _parse_patterns(allowed_origins: object) -> tuple[_OriginPattern, ...]:
@@ -222,7 +216,8 @@ class OriginValidator:
     :param allowed_origins: a list of what to allow, each one of:
 
         * ``"*"``: any origin, and a missing or malformed ``Origin`` too;
-        * a domain, ``"example.com"``: that host, with any scheme and port;
+        * a domain, ``"example.com"``: that host, with any scheme and port
+          (or, written ``"example.com:8000"``, with that port);
         * a domain with a leading dot, ``".example.com"``: that domain and all
           its subdomains;
         * an origin, ``"https://example.com"`` or ``"http://example.com:8000"``:
@@ -235,58 +230,99 @@ class OriginValidator:
     *application*. Only ``websocket`` scopes are accepted (``ValueError``
     otherwise).
 
+    The decision is made by methods a subclass may override, called in this
+    order: :meth:`valid_origin` with the parsed origin (or ``None``), which
+    calls :meth:`validate_origin`, which calls :meth:`match_allowed_origin`
+    for each allowed origin, which calls :meth:`get_origin_port`.
+
     :raises TypeError: if *allowed_origins* is not a list of ``str``.
     :raises ValueError: for an entry that is not one of the forms above.
     """
 
     def __init__(self, application: ASGIApplication, allowed_origins: Sequence[str]) -> None:
+        _parse_patterns(allowed_origins)
         #: The wrapped application.
-        self.inner = application
-        self._patterns = _parse_patterns(allowed_origins)
-        self._allowed_origins = list(allowed_origins)
+        self.application = application
+        #: The allowed origins, as given.
+        self.allowed_origins: list[str] = list(allowed_origins)
 
     @property
-    def allowed_origins(self) -> list[str]:
-        """The allowed origins, as given."""
-        return list(self._allowed_origins)
+    def inner(self) -> ASGIApplication:
+        """The wrapped application (the name other middleware uses)."""
+        return self.application
 
-    @property
-    def application(self) -> ASGIApplication:
-        """The wrapped application (the name Channels has always used)."""
-        return self.inner
-
-    def get_patterns(self) -> tuple[_OriginPattern, ...]:
-        """The parsed allowed origins for the connection being checked."""
-        return self._patterns
-
-    def valid_origin(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
-        """Whether a handshake with these request *headers* may go through."""
-        patterns = self.get_patterns()
-        if any(pattern.any_origin for pattern in patterns):
-            return True
-        values = [bytes(value) for name, value in headers if bytes(name).lower() == b"origin"]
-        # RFC 6454 section 7.3: a user agent sends at most one Origin header.
-        if len(values) != 1:
-            return False
-        origin = _parse_origin(values[0])
-        return origin is not None and any(pattern.matches(origin) for pattern in patterns)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope.get("type") != "websocket":
             raise ValueError(
                 f"OriginValidator only handles WebSocket connections, not {scope.get('type')!r} "
                 "ones: put it under the 'websocket' key of ProtocolTypeRouter"
             )
-        if self.valid_origin(scope.get("headers") or ()):
-            await self.inner(scope, receive, send)
-            return
+        values = [
+            bytes(value)
+            for name, value in scope.get("headers") or ()
+            if bytes(name).lower() == b"origin"
+        ]
+        # RFC 6454 section 7.3: a user agent sends at most one Origin header.
+        parsed_origin = _parse_origin(values[0]) if len(values) == 1 else None
+        if self.valid_origin(parsed_origin):
+            return await self.application(scope, receive, send)
         logger.warning(
             "Refused a WebSocket handshake to %r: its Origin is not allowed (%r)",
             scope.get("path"),
             # Cut short: the header is the client's to make as long as it likes.
-            [bytes(value)[:200] for name, value in scope.get("headers") or () if name == b"origin"],
+            [value[:200] for value in values],
         )
-        await WebsocketDenier()(scope, receive, send)
+        return await WebsocketDenier()(scope, receive, send)
+
+    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
+        """Whether a handshake from *parsed_origin* may go through.
+
+        *parsed_origin* is the ``Origin`` header as ``urllib.parse.urlparse()``
+        reads it, or ``None`` when there is no usable one (missing, ``null``,
+        several, malformed), which only ``"*"`` allows.
+        """
+        if parsed_origin is None and "*" not in self.allowed_origins:
+            return False
+        return self.validate_origin(parsed_origin)
+
+    def validate_origin(self, parsed_origin: ParseResult | None) -> bool:
+        """True if any allowed origin matches (:meth:`match_allowed_origin`), or is ``"*"``."""
+        return any(
+            pattern == "*" or self.match_allowed_origin(parsed_origin, pattern)
+            for pattern in self.allowed_origins
+        )
+
+    def match_allowed_origin(self, parsed_origin: ParseResult | None, pattern: str) -> bool:
+        """Whether *parsed_origin* matches one allowed origin, *pattern*.
+
+        Hosts are compared as Django compares ``ALLOWED_HOSTS`` entries (a
+        leading dot matches subdomains); schemes and ports only when the
+        pattern names them, ports through :meth:`get_origin_port`.
+        """
+        if parsed_origin is None:
+            return False
+        allowed = _parse_pattern(pattern)
+        if allowed.any_origin:
+            return True
+        host = _origin_host(parsed_origin)
+        if not host:
+            return False
+        if allowed.parsed is None:
+            # A domain alone: any scheme, and any port unless it names one.
+            if allowed.port is not None and self.get_origin_port(parsed_origin) != allowed.port:
+                return False
+            return is_same_domain(host, allowed.host)
+        return (
+            parsed_origin.scheme == allowed.scheme
+            and self.get_origin_port(parsed_origin) == self.get_origin_port(allowed.parsed)
+            and is_same_domain(host, allowed.host)
+        )
+
+    def get_origin_port(self, origin: ParseResult) -> int | None:
+        """The port of a parsed origin: its own, else its scheme's default, else ``None``."""
+        if origin.port is not None:
+            return origin.port
+        return _DEFAULT_PORTS.get(origin.scheme)
 
 
 class AllowedHostsOriginValidator(OriginValidator):
@@ -302,18 +338,19 @@ class AllowedHostsOriginValidator(OriginValidator):
     """
 
     def __init__(self, application: ASGIApplication) -> None:
-        self.inner = application
+        self.application = application
 
     @property
-    def allowed_origins(self) -> list[str]:
+    def allowed_origins(self) -> list[str]:  # type: ignore[override]
         """What ``ALLOWED_HOSTS`` (and ``DEBUG``) allow now."""
         hosts = list(settings.ALLOWED_HOSTS)
         if settings.DEBUG and not hosts:
             return list(_DEBUG_HOSTS)
         return hosts
 
-    def get_patterns(self) -> tuple[_OriginPattern, ...]:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         try:
-            return _parse_patterns(self.allowed_origins)
+            _parse_patterns(self.allowed_origins)
         except (TypeError, ValueError) as exc:
             raise ImproperlyConfigured(f"ALLOWED_HOSTS cannot be used for origins: {exc}") from exc
+        return await super().__call__(scope, receive, send)
