@@ -11,6 +11,8 @@ Configure one in ``CHANNEL_LAYERS`` by its import path:
 
 from __future__ import annotations
 
+from channels import _installation  # noqa: F401  (refuses mixed folders)
+
 from .core import RedisChannelLayer
 from .errors import (
     InvalidConfiguration,

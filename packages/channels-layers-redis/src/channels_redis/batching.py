@@ -212,6 +212,10 @@ class ShardWriter:
 
     async def aclose(self) -> None:
         """Send what is pending and wait until every batch has been answered."""
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Send what is pending now and wait until every batch has been answered."""
         while self.in_flight is not None or self.pending or self.acks:
             if self.in_flight is None:
                 self.flush()

@@ -50,6 +50,7 @@ __all__ = [
     "close_client",
     "detect_topology",
     "executors",
+    "make_client",
     "make_clients",
     "pack_command",
 ]
@@ -128,12 +129,13 @@ def make_clients(topology: Topology) -> list[Client]:
     """New clients for *topology*, for use in the running loop only."""
     if topology.cluster:
         return [_make_cluster(topology.hosts)]
-    return [_make_client(spec) for spec in topology.hosts]
+    return [make_client(spec) for spec in topology.hosts]
 
 
-def _make_client(spec: HostSpec) -> Redis:
+def make_client(spec: HostSpec) -> Redis:
+    """A new client for one server (or Sentinel master), for the running loop only."""
     if isinstance(spec, SentinelSpec):
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             spec.sentinels, sentinel_kwargs=dict(spec.sentinel_kwargs), **spec.options
         )
         client: Redis = sentinel.master_for(spec.master_name)

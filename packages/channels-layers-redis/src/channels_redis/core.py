@@ -19,13 +19,14 @@ Scripts are called by digest (``EVALSHA``); ``flush()`` walks the prefix with
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import redis.exceptions
+from redis.asyncio import ConnectionPool
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, CapacityPattern
@@ -43,16 +44,25 @@ from .connections import (
     close_client,
     detect_topology,
     executors,
+    make_client,
     make_clients,
 )
-from .errors import RedisLayerError, map_redis_errors
+from .errors import RedisLayerError, UnknownProcessChannel, map_redis_errors
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, QueueReader
 from .options import check_shared_options
 from .scripts import GROUP_ADD, GROUP_SEND, SEND
-from .serializers import BaseMessageSerializer, registry, serialize_message
+from .serializers import (
+    MessageSerializer,
+    overriding_method,
+    payload_decoder,
+    registry,
+    serialize_message,
+)
 from .sharding import shard_index
+from .utils import _consistent_hash, create_pool, decode_hosts
 from .wire import (
+    ProcessParts,
     expired_score,
     member_score,
     non_local_part,
@@ -98,9 +108,17 @@ class RedisChannelLayer(BaseChannelLayer):
     :param max_message_size: the most bytes a serialized message may take
         (before encryption); larger ones raise
         :class:`~channels_redis.errors.MessageTooLarge`. ``None``: no limit.
+
+    Every message goes through :meth:`serialize` on its way to Redis and
+    :meth:`deserialize` on its way back: a subclass that overrides them
+    (to compress, say) changes what is stored.
     """
 
     extensions: ClassVar[list[str]] = ["groups", "flush"]
+
+    #: The most seconds one blocking pop of a receive loop waits before it
+    #: asks again (less when a host's ``socket_timeout`` is short).
+    brpop_timeout: ClassVar[float] = QueueReader.BLOCK_SECONDS
 
     def __init__(
         self,
@@ -118,25 +136,40 @@ class RedisChannelLayer(BaseChannelLayer):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         group_expiry = require_positive_seconds("group_expiry", group_expiry)
         check_shared_options(prefix, random_prefix_length, max_message_size)
-        self.hosts: list[HostSpec] = parse_hosts(hosts)
+        self._host_specs: list[HostSpec] = parse_hosts(hosts)
+        #: ``hosts`` as channels_redis decodes it: one dict per server (see
+        #: :func:`channels_redis.utils.decode_hosts`).
+        self.hosts: list[dict[str, Any]] = decode_hosts(hosts)
         self.prefix = prefix
         self.group_expiry = group_expiry
         self.random_prefix_length = random_prefix_length
         self.max_message_size = max_message_size
         self.serializer_format = serializer_format
-        self.serializer: BaseMessageSerializer = registry.get_serializer(
+        self.serializer: MessageSerializer = registry.get_serializer(
             serializer_format,
             symmetric_encryption_keys=symmetric_encryption_keys,
             random_prefix_length=random_prefix_length,
             expiry=expiry,
         )
-        #: The random part of this layer's process-specific channel names.
+        #: The random part of this layer's process-specific channel names
+        #: (in the first event loop that uses it; each loop has its own).
         self.client_prefix = random_process_part(random_prefix_length)
+        self._process_parts = ProcessParts(self.client_prefix, random_prefix_length)
         self._expiry_ms = int(expiry * 1000)
         self._topology: Topology | None = None
         self._loops: PerLoop[_LoopState] = PerLoop(self._open_loop, _LoopState.aclose)
         self._capacities: dict[str, int] = {}
-        self._loop_count = 0
+        self._connections: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[int, Client]
+        ] = weakref.WeakKeyDictionary()
+
+    @property
+    def ring_size(self) -> int:
+        """How many entries ``hosts`` has (the ring of :meth:`consistent_hash`)."""
+        return len(self._host_specs)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(hosts={self.hosts})"
 
     # -- the specification's coroutines ------------------------------------------
 
@@ -151,7 +184,7 @@ class RedisChannelLayer(BaseChannelLayer):
         unreachable.
         """
         require_valid_channel_name(channel)
-        payload = self._serialize(message)
+        payload = self.serialize(message)
         state = await self._state()
         queue = queue_name(channel)
         shard = state.shard_for(queue)
@@ -178,12 +211,18 @@ class RedisChannelLayer(BaseChannelLayer):
 
         Cancelling a waiting ``receive()`` loses nothing: a message already
         taken from Redis stays for the next ``receive()`` on the channel.
+
+        Raises :class:`~channels_redis.errors.UnknownProcessChannel` at once
+        for a process-specific name (with ``!``) that this layer did not make
+        with :meth:`new_channel`.
         """
         require_valid_channel_name(channel)
         state = await self._state()
         queue = queue_name(channel)
         reader = state.readers.get(queue)
         if reader is None:
+            if "!" in channel and queue not in self._process_parts.queues:
+                raise UnknownProcessChannel(channel)
             shard = state.shard_for(queue)
             reader = QueueReader(
                 queue,
@@ -191,7 +230,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 state.clients[shard.client_index],
                 state.calls[shard.client_index],
                 state.buffer,
-                self.serializer,
+                state.decoder,
                 persistent="!" in channel,
                 block_seconds=state.block_seconds[shard.client_index],
             )
@@ -209,7 +248,26 @@ class RedisChannelLayer(BaseChannelLayer):
         list, read by one receive loop and handed out locally.
         """
         state = await self._state()
-        return process_channel_name(prefix, state.client_prefix, next(state.channel_numbers))
+        name = process_channel_name(prefix, state.client_prefix, next(state.channel_numbers))
+        self._process_parts.queues.add(queue_name(name))
+        return name
+
+    async def receive_single(self, channel: str) -> tuple[str, dict[str, Any]]:
+        """``(channel, message)``: the next message on *channel*, as channels_redis returns it.
+
+        *channel* is an ordinary name or a whole process-specific one;
+        channels_redis also took the non-local part alone (``"specific.abc!"``)
+        and returned whichever of its channels got a message, but here each
+        process-specific channel has a mailbox of its own, so that form
+        raises ``TypeError``.
+        """
+        if channel.endswith("!"):
+            raise TypeError(
+                f"receive_single({channel!r}): give a whole channel name; this layer "
+                "hands each process-specific channel its own messages, so receive() "
+                "on each channel made by new_channel()"
+            )
+        return channel, await self.receive(channel)
 
     # -- groups ----------------------------------------------------------------
 
@@ -248,7 +306,7 @@ class RedisChannelLayer(BaseChannelLayer):
         queues the message; never raises ``ChannelFull``.
         """
         require_valid_group_name(group)
-        payload = self._serialize(message)
+        payload = self.serialize(message)
         state = await self._state()
         now = time.time()
         now_milliseconds = int(now * 1000)
@@ -348,18 +406,89 @@ class RedisChannelLayer(BaseChannelLayer):
 
         Messages of ordinary channels that reached this process but no
         ``receive()`` go back to Redis first. Using the layer afterwards
-        opens new connections.
+        opens new connections. The clients :meth:`connection` gave in this
+        loop are closed too.
         """
         await self._loops.close_current()
+        await self._close_connections(asyncio.get_running_loop())
+
+    async def wait_received(self) -> None:
+        """Return once Redis knows of every message received so far in this loop.
+
+        Receivers' acknowledgements (which free room in process-specific
+        channels) ride with the next send, or leave within 10 ms; this sends
+        them now and waits for Redis's answer.
+        """
+        state = self._loops.current()
+        if state is not None:
+            await asyncio.gather(*(writer.drain() for writer in state.writers))
+
+    # -- channels_redis's helpers ------------------------------------------------------
+
+    def serialize(self, message: dict[str, Any]) -> bytes:
+        """*message* as the bytes stored in Redis (every send and group_send).
+
+        Uses the layer's serializer (``serializer_format``, with encryption),
+        then checks ``max_message_size``. Override it, with
+        :meth:`deserialize`, to change the format of everything the layer
+        stores.
+        """
+        return serialize_message(self.serializer, message, self.max_message_size)
+
+    def deserialize(self, data: bytes) -> dict[str, Any]:
+        """The message that :meth:`serialize` turned into *data* (every receive)."""
+        return self.serializer.deserialize(data)
+
+    def consistent_hash(self, value: str | bytes) -> int:
+        """The shard index channels_redis gives *value*: ``0 <= index < ring_size``.
+
+        The result of :func:`channels_redis.utils._consistent_hash`, for
+        spreading keys of your own over ``hosts`` with :meth:`connection`,
+        as with channels_redis. (The layer places its own keys by a hash
+        that moves fewer of them when servers are added:
+        :mod:`channels_redis.sharding`.)
+        """
+        return _consistent_hash(value, self.ring_size)
+
+    def create_pool(self, index: int) -> ConnectionPool:
+        """A new redis-py connection pool for ``hosts[index]``, with only its own options."""
+        return create_pool(self.hosts[index])
+
+    def connection(self, index: int) -> Any:
+        """A redis-py asyncio client for ``hosts[index]``, in the running event loop.
+
+        One client per server and loop, with the layer's connection options,
+        for commands of your own (``connection(consistent_hash(key))``);
+        :meth:`close_pools` closes it. In a Redis Cluster, the cluster client
+        (whichever the index) once the layer has connected.
+        """
+        if not 0 <= index < self.ring_size:
+            raise ValueError(f"There are {self.ring_size} hosts, so no index {index}")
+        loop = asyncio.get_running_loop()
+        clients = self._connections.get(loop)
+        if clients is None:
+            clients = self._connections[loop] = {}
+        client = clients.get(index)
+        if client is None:
+            topology = self._topology
+            if topology is not None and topology.cluster:
+                client = clients.setdefault(-1, make_clients(topology)[0])
+            else:
+                client = make_client(self._host_specs[index])
+            clients[index] = client
+        return client
+
+    async def _close_connections(self, loop: asyncio.AbstractEventLoop) -> None:
+        clients = self._connections.pop(loop, None)
+        if clients:
+            for client in {id(client): client for client in clients.values()}.values():
+                await close_client(client)
 
     async def close(self) -> None:
         """Same as :meth:`close_pools`."""
         await self.close_pools()
 
     # -- internals ---------------------------------------------------------------
-
-    def _serialize(self, message: dict[str, Any]) -> bytes:
-        return serialize_message(self.serializer, message, self.max_message_size)
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -376,17 +505,9 @@ class RedisChannelLayer(BaseChannelLayer):
     async def _open_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
         topology = self._topology
         if topology is None:
-            topology = await detect_topology(self.hosts, self.prefix)
+            topology = await detect_topology(self._host_specs, self.prefix)
             self._topology = topology
-        self._loop_count += 1
-        # Each loop reads its own process queue: two loops reading one list
-        # would take each other's messages.
-        client_prefix = (
-            self.client_prefix
-            if self._loop_count == 1
-            else random_process_part(self.random_prefix_length)
-        )
-        return _LoopState(self, loop, topology, client_prefix)
+        return _LoopState(self, loop, topology)
 
 
 class _LoopState:
@@ -397,19 +518,24 @@ class _LoopState:
         layer: RedisChannelLayer,
         loop: asyncio.AbstractEventLoop,
         topology: Topology,
-        client_prefix: str,
     ) -> None:
+        self.layer = layer
+        self.loop = loop
         self.topology = topology
         self.shards: tuple[Shard, ...] = topology.shards
         self.clients: list[Client] = make_clients(topology)
         self.calls, self.fast = executors(self.clients)
-        self.client_prefix = client_prefix
-        self.channel_numbers = itertools.count(1)
+        # Each loop reads its own process queues: two loops reading one list
+        # would take each other's messages.
+        self.client_prefix, self.channel_numbers = layer._process_parts.claim()
+        self.decoder = payload_decoder(
+            layer.serializer, overriding_method(layer, RedisChannelLayer, "deserialize")
+        )
         self.buffer = LocalBuffer(layer._capacity, self.acknowledge)
         self.readers: dict[str, QueueReader] = {}
         #: channel -> (writer, counter key, counted field), for acknowledgements
         self.ack_targets: dict[str, tuple[ShardWriter, str, str]] = {}
-        self.block_seconds = [_block_seconds(spec) for spec in topology.hosts]
+        self.block_seconds = [_block_seconds(spec, layer.brpop_timeout) for spec in topology.hosts]
         if topology.cluster:
             self.block_seconds = [self.block_seconds[0]]
         ttl_ms = layer._expiry_ms + 1000
@@ -472,13 +598,15 @@ class _LoopState:
             await fast.aclose()
         for client in self.clients:
             await close_client(client)
+        await self.layer._close_connections(self.loop)
+        self.layer._process_parts.release(self.client_prefix, self.channel_numbers)
 
 
-def _block_seconds(spec: HostSpec) -> float:
+def _block_seconds(spec: HostSpec, longest: float) -> float:
     # A blocking pop must return before the socket times out.
     timeout: float | None = spec.options.get("socket_timeout")
-    if timeout is None or timeout >= 2 * QueueReader.BLOCK_SECONDS:
-        return QueueReader.BLOCK_SECONDS
+    if timeout is None or timeout >= 2 * longest:
+        return longest
     return max(0.1, timeout / 2)
 
 

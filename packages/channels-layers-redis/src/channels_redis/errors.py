@@ -14,7 +14,8 @@ The tree::
         ├── RedisConnectionError               (also ConnectionError)
         ├── RedisCommandError
         ├── UndecryptableMessage
-        └── MessageTooLarge                    (also channels.exceptions.MessageTooLarge)
+        ├── MessageTooLarge                    (also channels.exceptions.MessageTooLarge)
+        └── UnknownProcessChannel              (also channels.exceptions.ForeignChannelError)
 
 Invalid channel and group names raise the built-in ``TypeError`` (as every
 channel layer does), and so do messages holding values that cannot be
@@ -37,6 +38,7 @@ __all__ = [
     "RedisConnectionError",
     "RedisLayerError",
     "UndecryptableMessage",
+    "UnknownProcessChannel",
     "map_redis_errors",
     "translate_redis_error",
 ]
@@ -78,6 +80,24 @@ class MessageTooLarge(RedisLayerError, channels_exceptions.MessageTooLarge):
         )
         self.size = size
         self.limit = limit
+
+
+class UnknownProcessChannel(RedisLayerError, channels_exceptions.ForeignChannelError):
+    """``receive()`` was given a process-specific name (``prefix!local``) that
+    this layer did not make with ``new_channel()`` (a ``ValueError``).
+
+    Such a channel's messages go to the process that made the name; waiting
+    here would wait forever (or take that process's messages), so the layer
+    refuses at once.
+    """
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(
+            f"Cannot receive on {channel!r}: it is a process-specific channel name "
+            "(with '!') that this channel layer did not make with new_channel(); only "
+            "the process (and layer) that made it can receive its messages"
+        )
+        self.channel = channel
 
 
 # Conditions in which Redis did not (or could not) serve the command but may

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import logging
 import os
 import random
@@ -64,16 +63,25 @@ from .errors import (
     InvalidConfiguration,
     RedisConnectionError,
     UndecryptableMessage,
+    UnknownProcessChannel,
     map_redis_errors,
 )
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, stop_task
 from .options import check_shared_options
 from .scripts import DRAIN, PUBSUB_SEND
-from .serializers import BaseMessageSerializer, DecodeErrors, registry, serialize_message
+from .serializers import (
+    MessageSerializer,
+    overriding_method,
+    payload_decoder,
+    registry,
+    serialize_message,
+)
 from .sharding import shard_index
+from .utils import _consistent_hash, decode_hosts
 from .wire import (
     KeySpace,
+    ProcessParts,
     non_local_part,
     now_ms,
     pack_element,
@@ -103,6 +111,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     :param on_disconnect: what to do when a connection to Redis is lost: a
         message type sent to every channel being received, or a callable.
     :param on_reconnect: the same, once the subscriptions are restored.
+
+    Every message goes through :meth:`serialize` when sent and
+    :meth:`deserialize` when received: a subclass that overrides them
+    changes what travels.
     """
 
     extensions: ClassVar[list[str]] = ["groups", "flush"]
@@ -130,25 +142,37 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 raise InvalidConfiguration(
                     f"{name} must be a message type (str) or a callable, not {callback!r}"
                 )
-        self.hosts: list[HostSpec] = parse_hosts(hosts)
+        self._host_specs: list[HostSpec] = parse_hosts(hosts)
+        #: ``hosts`` as channels_redis decodes it: one dict per server.
+        self.hosts: list[dict[str, Any]] = decode_hosts(hosts)
         self.prefix = prefix
         self.random_prefix_length = random_prefix_length
         self.max_message_size = max_message_size
         self.serializer_format = serializer_format
         self.on_disconnect = on_disconnect
         self.on_reconnect = on_reconnect
-        self.serializer: BaseMessageSerializer = registry.get_serializer(
+        self.serializer: MessageSerializer = registry.get_serializer(
             serializer_format,
             symmetric_encryption_keys=symmetric_encryption_keys,
             random_prefix_length=random_prefix_length,
             expiry=expiry,
         )
+        #: The random part of this layer's process-specific channel names
+        #: (in the first event loop that uses it; each loop has its own).
         self.client_prefix = random_process_part(random_prefix_length)
+        self._process_parts = ProcessParts(self.client_prefix, random_prefix_length)
         self._expiry_ms = int(expiry * 1000)
         self._keys = KeySpace(prefix)
         self._topology: Topology | None = None
         self._loops: PerLoop[_PubSubLoopState] = PerLoop(self._open_loop, _PubSubLoopState.aclose)
-        self._loop_count = 0
+
+    @property
+    def ring_size(self) -> int:
+        """How many entries ``hosts`` has (the ring of :meth:`consistent_hash`)."""
+        return len(self._host_specs)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(hosts={self.hosts})"
 
     # -- channels ----------------------------------------------------------------
 
@@ -159,7 +183,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         ``capacity`` unreceived messages.
         """
         require_valid_channel_name(channel)
-        payload = self._serialize(message)
+        payload = self.serialize(message)
         state = await self._state()
         queue = queue_name(channel)
         shard = state.shard_of(queue)
@@ -179,10 +203,20 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             raise ChannelFull(f"Channel {channel!r} is full (capacity {capacity})")
 
     async def receive(self, channel: str) -> dict[str, Any]:
-        """The next message on *channel*, subscribing to it on first use."""
+        """The next message on *channel*, subscribing to it on first use.
+
+        Raises :class:`~channels_redis.errors.UnknownProcessChannel` at once
+        for a process-specific name (with ``!``) that this layer did not make
+        with :meth:`new_channel`.
+        """
         require_valid_channel_name(channel)
         state = await self._state()
-        await state.subscribe_queue(queue_name(channel), wait=False)
+        queue = queue_name(channel)
+        if queue not in state.queues:
+            if "!" in channel and queue not in self._process_parts.queues:
+                raise UnknownProcessChannel(channel)
+            state.queues.add(queue)
+        await state.subscribe_queue(queue, wait=False)
         return await state.buffer.get(channel)
 
     async def new_channel(self, prefix: str = "specific") -> str:
@@ -192,7 +226,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         """
         state = await self._state()
         name = process_channel_name(prefix, state.client_prefix, next(state.channel_numbers))
-        await state.subscribe_queue(queue_name(name), wait=False)
+        queue = queue_name(name)
+        self._process_parts.queues.add(queue)
+        state.queues.add(queue)
+        await state.subscribe_queue(queue, wait=False)
         return name
 
     # -- groups --------------------------------------------------------------------
@@ -225,7 +262,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Publish *message* to every process with members in *group*: one ``PUBLISH``."""
         require_valid_group_name(group)
-        payload = self._serialize(message)
+        payload = self.serialize(message)
         state = await self._state()
         element = pack_element(now_ms() + self._expiry_ms, None, payload)
         shard = shard_index(group, len(state.clients))
@@ -259,6 +296,40 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         """Unsubscribe and close this event loop's connections."""
         await self._loops.close_current()
 
+    async def wait_received(self) -> None:
+        """Return once Redis knows of every message received so far in this loop.
+
+        Receivers' acknowledgements (which free room in channels) ride with
+        the next send, or leave within 10 ms; this sends them now and waits
+        for Redis's answer.
+        """
+        state = self._loops.current()
+        if state is not None:
+            await asyncio.gather(*(writer.drain() for writer in state.writers))
+
+    # -- channels_redis's helpers ------------------------------------------------------
+
+    def serialize(self, message: dict[str, Any]) -> bytes:
+        """*message* as the bytes published (every send and group_send).
+
+        Uses the layer's serializer (``serializer_format``, with encryption),
+        then checks ``max_message_size``. Override it, with
+        :meth:`deserialize`, to change the format of everything the layer sends.
+        """
+        return serialize_message(self.serializer, message, self.max_message_size)
+
+    def deserialize(self, data: bytes) -> dict[str, Any]:
+        """The message that :meth:`serialize` turned into *data* (every receive)."""
+        return self.serializer.deserialize(data)
+
+    def consistent_hash(self, value: str | bytes) -> int:
+        """The shard index channels_redis gives *value*: ``0 <= index < ring_size``.
+
+        See :func:`channels_redis.utils._consistent_hash`; the layer places
+        its own channels by the hash of :mod:`channels_redis.sharding`.
+        """
+        return _consistent_hash(value, self.ring_size)
+
     async def close(self) -> None:
         """Same as :meth:`close_pools`."""
         await self.close_pools()
@@ -271,29 +342,20 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     def _group_publish_name(self, group: str) -> str:
         return f"{self.prefix}:pubgr:{group}"
 
-    def _serialize(self, message: dict[str, Any]) -> bytes:
-        return serialize_message(self.serializer, message, self.max_message_size)
-
     async def _state(self) -> _PubSubLoopState:
         return self._loops.peek() or await self._loops.get()
 
     async def _open_loop(self, loop: asyncio.AbstractEventLoop) -> _PubSubLoopState:
         topology = self._topology
         if topology is None:
-            topology = await detect_topology(self.hosts, self.prefix)
+            topology = await detect_topology(self._host_specs, self.prefix)
             if topology.cluster:
                 raise InvalidConfiguration(
                     "RedisPubSubChannelLayer does not support Redis Cluster; use "
                     "channels_redis.core.RedisChannelLayer, which does"
                 )
             self._topology = topology
-        self._loop_count += 1
-        client_prefix = (
-            self.client_prefix
-            if self._loop_count == 1
-            else random_process_part(self.random_prefix_length)
-        )
-        return _PubSubLoopState(self, loop, topology, client_prefix)
+        return _PubSubLoopState(self, loop, topology)
 
 
 class _PubSubLoopState:
@@ -304,12 +366,15 @@ class _PubSubLoopState:
         layer: RedisPubSubChannelLayer,
         loop: asyncio.AbstractEventLoop,
         topology: Topology,
-        client_prefix: str,
     ) -> None:
         self.layer = layer
         self.loop = loop
-        self.client_prefix = client_prefix
-        self.channel_numbers = itertools.count(1)
+        self.client_prefix, self.channel_numbers = layer._process_parts.claim()
+        #: Queues receive() has been checked for (or new_channel() made).
+        self.queues: set[str] = set()
+        self.decoder = payload_decoder(
+            layer.serializer, overriding_method(layer, RedisPubSubChannelLayer, "deserialize")
+        )
         self.clients: list[Client] = make_clients(topology)
         self.calls, self.fast = executors(self.clients)
         self.buffer = LocalBuffer(layer.get_capacity, self.acknowledge)
@@ -403,9 +468,9 @@ class _PubSubLoopState:
         self._hand_out(list(members), deadline, payload, counted=False)
 
     def _hand_out(self, channels: list[str], deadline: int, payload: bytes, counted: bool) -> None:
-        serializer = self.layer.serializer
+        decoder = self.decoder
         try:
-            plain = serializer.decrypt(payload)
+            plain = decoder.open(payload)
         except UndecryptableMessage as exc:
             logger.warning("Dropped a message for %s: %s", channels[0], exc)
             if counted:
@@ -413,9 +478,11 @@ class _PubSubLoopState:
             return
         for position, channel in enumerate(channels):
             try:
-                message = serializer.from_bytes(plain)
-            except DecodeErrors as exc:
-                logger.warning("Dropped a message for %r that cannot be decoded: %s", channel, exc)
+                message = decoder.decode(plain)
+            except Exception as exc:  # noqa: BLE001 - a serializer may raise anything
+                # Whatever a serializer (or a layer's deserialize()) raises,
+                # the subscription goes on.
+                logger.warning("Dropped a message for %r that cannot be decoded: %r", channel, exc)
                 if counted:
                     self._release(channels[position:])
                 return
@@ -458,6 +525,7 @@ class _PubSubLoopState:
             await fast.aclose()
         for client in [*self.clients, *self.subscriber_clients]:
             await close_client(client)
+        self.layer._process_parts.release(self.client_prefix, self.channel_numbers)
 
 
 async def _await_callback(result: Any) -> None:

@@ -117,7 +117,12 @@ local function hash_update(key, fields, values)
 end
 
 local function uncount_all(counter, amounts)
-  -- amounts: non-local part -> how many to take off
+  -- amounts: non-local part -> how many to take off. A counter that is gone
+  -- (expired, or flushed) has nothing to take off, and writing to it would
+  -- make a hash without an expiry.
+  if redis.call('EXISTS', counter) == 0 then
+    return
+  end
   local fields = {}
   for field in pairs(amounts) do
     fields[#fields + 1] = field

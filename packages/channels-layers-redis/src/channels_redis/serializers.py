@@ -6,9 +6,10 @@ and back (:meth:`~BaseMessageSerializer.from_bytes`). Encryption wraps those
 bytes; with several ``symmetric_encryption_keys`` the first encrypts and every
 key decrypts, so keys can be rotated without losing messages in flight.
 
-A custom format subclasses :class:`BaseMessageSerializer` and registers
-itself under a name that the layers' ``serializer_format`` option then
-selects::
+A custom format is registered under a name that the layers'
+``serializer_format`` option then selects. It is either a subclass of
+:class:`BaseMessageSerializer` that implements ``as_bytes`` and
+``from_bytes`` (encryption comes with the base class)::
 
     from channels_redis.serializers import BaseMessageSerializer, registry
 
@@ -20,6 +21,17 @@ selects::
             return cbor2.loads(data)
 
     registry.register_serializer("cbor", CBORSerializer)
+
+or any class with ``serialize(message) -> bytes`` and ``deserialize(data) ->
+dict`` whose constructor takes keyword arguments: it is built with those of
+``symmetric_encryption_keys``, ``random_prefix_length`` and ``expiry`` that
+its signature names (all of them if it takes ``**kwargs``), and encrypting
+with the keys is then its own job. A class that cannot take the keys is
+refused when a layer is given some, rather than storing messages in clear.
+
+An unknown ``serializer_format`` raises :class:`SerializerDoesNotExist`,
+which is both a ``KeyError`` (as in channels_redis) and an
+:class:`~channels_redis.errors.InvalidConfiguration`.
 """
 
 from __future__ import annotations
@@ -27,10 +39,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgpack  # type: ignore[import-untyped]
 
@@ -39,15 +52,54 @@ from .errors import InvalidConfiguration, MessageTooLarge, UndecryptableMessage
 __all__ = [
     "BaseMessageSerializer",
     "JSONSerializer",
+    "MessageSerializer",
     "MsgPackSerializer",
+    "PayloadDecoder",
+    "SerializerDoesNotExist",
     "SerializersRegistry",
     "describe_unserializable",
+    "overriding_method",
+    "payload_decoder",
     "registry",
     "serialize_message",
 ]
 
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
+
+
+@runtime_checkable
+class MessageSerializer(Protocol):
+    """What a layer needs of a serializer: ``serialize`` and ``deserialize``.
+
+    :class:`BaseMessageSerializer` and its subclasses are such serializers;
+    so is any class registered with only these two methods.
+    """
+
+    def serialize(self, message: dict[str, Any]) -> bytes: ...
+
+    def deserialize(self, data: bytes) -> dict[str, Any]: ...
+
+
+class SerializerDoesNotExist(InvalidConfiguration, KeyError):
+    """No serializer is registered under the requested format.
+
+    A ``KeyError`` whose first argument is the format, as channels_redis
+    raises it, and an :class:`~channels_redis.errors.InvalidConfiguration`
+    (so a ``ValueError``) like every other bad option of the layers.
+    """
+
+    def __init__(self, format: object, known: Iterable[str] = ()) -> None:
+        super().__init__(format)
+        self.format = format
+        self.known = sorted(known)
+
+    def __str__(self) -> str:
+        # KeyError would show only the quoted key.
+        return (
+            f"Unknown serializer_format {self.format!r}; registered formats: "
+            f"{', '.join(self.known) or 'none'}"
+        )
 
 
 class BaseMessageSerializer:
@@ -128,20 +180,89 @@ class BaseMessageSerializer:
 
 
 def serialize_message(
-    serializer: BaseMessageSerializer, message: dict[str, Any], limit: int | None
+    serializer: MessageSerializer, message: dict[str, Any], limit: int | None
 ) -> bytes:
     """What a layer stores for *message*: encoded, size-checked, then encrypted.
 
+    A :class:`BaseMessageSerializer` whose ``serialize`` is the base class's
+    is taken step by step, so that *limit* applies to the encoded message
+    before encryption; any other serializer's ``serialize`` is called and
+    *limit* applies to what it returns.
+
     Raises ``TypeError`` for a message that is not a dict (or holds values
-    the format cannot), :class:`~channels_redis.errors.MessageTooLarge` when
-    the encoded message is over *limit* bytes.
+    the format cannot, or a serializer that returns no bytes),
+    :class:`~channels_redis.errors.MessageTooLarge` when the message is over
+    *limit* bytes.
     """
     if not isinstance(message, dict):
         raise TypeError(f"message must be a dict, not {type(message).__name__}")
-    plain = serializer.as_bytes(message)
-    if limit is not None and len(plain) > limit:
-        raise MessageTooLarge(len(plain), limit)
-    return serializer.encrypt(plain)
+    if type(serializer).serialize is BaseMessageSerializer.serialize:
+        base: BaseMessageSerializer = serializer  # type: ignore[assignment]
+        plain = base.as_bytes(message)
+        if limit is not None and len(plain) > limit:
+            raise MessageTooLarge(len(plain), limit)
+        return base.encrypt(plain)
+    data = serializer.serialize(message)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"{type(serializer).__qualname__}.serialize() returned {type(data).__name__}, not bytes"
+        )
+    if limit is not None and len(data) > limit:
+        raise MessageTooLarge(len(data), limit)
+    return bytes(data)
+
+
+class PayloadDecoder:
+    """How a receive loop turns a stored payload back into messages.
+
+    ``open(payload)`` does what is done once per payload (decryption, for a
+    :class:`BaseMessageSerializer` taken step by step) and may raise
+    :class:`~channels_redis.errors.UndecryptableMessage`; ``decode(opened)``
+    makes one message of it, and is called again for each further local
+    channel the payload is for when the message holds mutable values (each
+    receiver gets a message of its own).
+    """
+
+    __slots__ = ("decode", "open")
+
+    def __init__(
+        self,
+        open: Callable[[bytes], bytes],
+        decode: Callable[[bytes], dict[str, Any]],
+    ) -> None:
+        self.open = open
+        self.decode = decode
+
+
+def overriding_method(instance: object, base: type, name: str) -> Any:
+    """*instance*'s method *name* when it is not *base*'s own (``None`` if it is).
+
+    The layers ask this of ``deserialize``: a subclass (or an instance)
+    that replaces it must see every payload.
+    """
+    if name in vars(instance) or getattr(type(instance), name) is not getattr(base, name):
+        return getattr(instance, name)
+    return None
+
+
+def _unchanged(data: bytes) -> bytes:
+    return data
+
+
+def payload_decoder(
+    serializer: MessageSerializer, deserialize: Callable[[bytes], dict[str, Any]] | None
+) -> PayloadDecoder:
+    """The decoder of a layer whose serializer is *serializer*.
+
+    *deserialize* is the layer's own ``deserialize`` when a subclass
+    overrides it (``None`` otherwise): every payload then goes through it,
+    so that the override decides the wire format.
+    """
+    if deserialize is None and type(serializer).deserialize is BaseMessageSerializer.deserialize:
+        base: BaseMessageSerializer = serializer  # type: ignore[assignment]
+        # Decrypt once, decode once per receiver.
+        return PayloadDecoder(base.decrypt, base.from_bytes)
+    return PayloadDecoder(_unchanged, deserialize or serializer.deserialize)
 
 
 class MsgPackSerializer(BaseMessageSerializer):
@@ -316,7 +437,7 @@ def _make_crypter(keys: Iterable[str | bytes]) -> Any:
     return MultiFernet(fernets)
 
 
-SerializerFactory = Callable[..., BaseMessageSerializer]
+SerializerFactory = Callable[..., MessageSerializer]
 
 
 class SerializersRegistry:
@@ -326,28 +447,71 @@ class SerializersRegistry:
         self._registry: dict[str, SerializerFactory] = {}
 
     def register_serializer(self, format: str, serializer_class: SerializerFactory) -> None:
-        """Make *serializer_class* the serializer of ``serializer_format=format``."""
+        """Make *serializer_class* the serializer of ``serializer_format=format``.
+
+        *serializer_class* is a subclass of :class:`BaseMessageSerializer`,
+        or any class with ``serialize`` and ``deserialize`` methods. A format
+        registered again (a built-in one too) is replaced.
+        """
         if not isinstance(format, str) or not format:
             raise InvalidConfiguration(f"A serializer format must be a non-empty str: {format!r}")
-        if not callable(serializer_class):
+        if not isinstance(serializer_class, type) or not (
+            issubclass(serializer_class, BaseMessageSerializer)
+            or (
+                callable(getattr(serializer_class, "serialize", None))
+                and callable(getattr(serializer_class, "deserialize", None))
+            )
+        ):
             raise InvalidConfiguration(
-                f"The serializer for {format!r} must be a class, not {serializer_class!r}"
+                f"The serializer for {format!r} must be a subclass of BaseMessageSerializer "
+                f"or a class with serialize() and deserialize() methods, not {serializer_class!r}"
             )
         self._registry[format] = serializer_class
 
-    def get_serializer(self, format: str, *args: Any, **kwargs: Any) -> BaseMessageSerializer:
-        """A new serializer of *format*, built with *args* and *kwargs*."""
+    def get_serializer(self, format: str, *args: Any, **kwargs: Any) -> MessageSerializer:
+        """A new serializer of *format*, built with *args* and *kwargs*.
+
+        Keyword arguments its constructor does not name are left out (all
+        are passed to one that takes ``**kwargs``); leaving out
+        ``symmetric_encryption_keys`` that were given raises
+        :class:`~channels_redis.errors.InvalidConfiguration`. Raises
+        :class:`SerializerDoesNotExist` for a format nobody registered.
+        """
         try:
             factory = self._registry[format]
-        except KeyError:
-            known = ", ".join(sorted(self._registry))
+        except (KeyError, TypeError):
+            raise SerializerDoesNotExist(format, self._registry) from None
+        accepted = _accepted_keywords(factory, kwargs)
+        if kwargs.get("symmetric_encryption_keys") and "symmetric_encryption_keys" not in accepted:
             raise InvalidConfiguration(
-                f"Unknown serializer_format {format!r}; registered formats: {known}"
-            ) from None
-        return factory(*args, **kwargs)
+                f"The {format!r} serializer ({getattr(factory, '__qualname__', factory)}) "
+                "does not take symmetric_encryption_keys, so it cannot encrypt; give its "
+                "constructor a symmetric_encryption_keys argument (or **kwargs), or "
+                "subclass BaseMessageSerializer"
+            )
+        return factory(*args, **accepted)
 
     def formats(self) -> list[str]:
+        """The registered format names, sorted."""
         return sorted(self._registry)
+
+
+def _accepted_keywords(factory: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Those of *kwargs* that *factory*'s signature takes."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return kwargs  # no signature to read: pass everything, as channels_redis does
+    names = set()
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            return kwargs
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        ):
+            names.add(parameter.name)
+    return {name: value for name, value in kwargs.items() if name in names}
 
 
 registry = SerializersRegistry()

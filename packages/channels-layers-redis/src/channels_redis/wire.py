@@ -42,6 +42,7 @@ in the same read.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -50,6 +51,7 @@ from functools import lru_cache
 __all__ = [
     "CAPACITY_LIMIT",
     "KeySpace",
+    "ProcessParts",
     "expired_score",
     "member_score",
     "non_local_part",
@@ -86,6 +88,35 @@ def queue_name(channel: str) -> str:
     remote = channel[: bang + 1]
     match = _PROCESS_CHANNEL.fullmatch(remote)
     return remote if match is None else match.group(1) + "!"
+
+
+class ProcessParts:
+    """The process parts of one layer's ``new_channel()`` names, and its process queues.
+
+    Each event loop that uses the layer reads queues of its own, so it gets a
+    process part of its own. A loop that closes gives its part back and the
+    next loop takes it over, with the numbering where it stopped: a
+    short-lived loop per ``async_to_sync`` call does not make the sets grow,
+    and a name made in a loop that has closed since is received by the loop
+    that now holds its part.
+    """
+
+    def __init__(self, first: str, length: int) -> None:
+        self.length = length
+        self.free: list[tuple[str, itertools.count[int]]] = [(first, itertools.count(1))]
+        #: The queues of the names new_channel() made: a process-specific
+        #: name may be received here only if its queue is one of them.
+        self.queues: set[str] = set()
+
+    def claim(self) -> tuple[str, itertools.count[int]]:
+        """A part for a new event loop, and the numbers of its channels."""
+        if self.free:
+            return self.free.pop()
+        return random_process_part(self.length), itertools.count(1)
+
+    def release(self, part: str, numbers: itertools.count[int]) -> None:
+        """The loop that held *part* has closed."""
+        self.free.append((part, numbers))
 
 
 def non_local_part(channel: str) -> str:
