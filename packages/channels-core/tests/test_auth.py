@@ -775,3 +775,22 @@ def test_session_stack_is_part_of_auth_stack() -> None:
     assert isinstance(stack.inner.inner, AuthMiddleware)
     assert stack.inner.inner.inner is app
     assert type(SessionMiddlewareStack(app).inner) is SessionMiddleware
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("scope_type", ["websocket", "http", "lifespan"])
+async def test_the_middleware_return_what_the_application_returns(scope_type: str) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> tuple[str, bool]:
+        return "inner result", "user" in scope
+
+    scope = {"type": scope_type, "path": "/", "headers": [], "query_string": b""}
+    # AuthMiddleware adds a user to every scope but lifespan ones.
+    adds_user = scope_type != "lifespan"
+    for middleware, user in (
+        (AuthMiddlewareStack(app), adds_user),
+        (SessionMiddlewareStack(app), False),
+        (CookieMiddleware(app), False),
+        (CookieMiddleware(SessionMiddleware(app)), False),
+    ):
+        result = await middleware(scope, None, None)  # type: ignore[arg-type]
+        assert result == ("inner result", user)

@@ -62,3 +62,18 @@ async def test_the_inner_applications_result_and_errors_pass_through() -> None:
 
     with pytest.raises(LookupError, match="inner failed"):
         await BaseMiddleware(failing)({"type": "http"}, receive, send)
+
+
+@pytest.mark.asyncio
+async def test_the_inner_applications_return_value_is_returned() -> None:
+    async def answering(scope: Any, receive: Any, send: Any) -> dict[str, Any]:
+        return {"answered": scope["type"]}
+
+    class Adding(BaseMiddleware):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+            return await super().__call__(dict(scope, added=True), receive, send)
+
+    assert await BaseMiddleware(answering)({"type": "http"}, receive, send) == {"answered": "http"}
+    assert await Adding(answering)({"type": "websocket"}, receive, send) == {
+        "answered": "websocket"
+    }

@@ -342,3 +342,23 @@ def test_get_default_application_without_the_setting(settings: Any) -> None:
     del settings.ASGI_APPLICATION
     with pytest.raises(ImproperlyConfigured, match="ASGI_APPLICATION"):
         get_default_application()
+
+
+@pytest.mark.asyncio
+async def test_routers_return_what_the_application_returns() -> None:
+    async def answering(scope: dict[str, Any], receive: Any, send: Any) -> tuple[str, Any]:
+        return "answered", scope.get("url_route")
+
+    nested = URLRouter([path("inner/<int:number>/", answering)])
+    router = ProtocolTypeRouter(
+        {
+            "websocket": URLRouter([path("outer/", nested), path("flat/", answering)]),
+            "channel": ChannelNameRouter({"jobs": answering}),
+        }
+    )
+    flat = await router({"type": "websocket", "path": "/flat/"}, None, None)  # type: ignore[arg-type]
+    assert flat == ("answered", {"args": (), "kwargs": {}})
+    deep = await router({"type": "websocket", "path": "/outer/inner/7/"}, None, None)  # type: ignore[arg-type]
+    assert deep == ("answered", {"args": (), "kwargs": {"number": 7}})
+    job = await router({"type": "channel", "channel": "jobs"}, None, None)  # type: ignore[arg-type]
+    assert job == ("answered", None)

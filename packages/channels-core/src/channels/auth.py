@@ -280,14 +280,13 @@ class AuthMiddleware(BaseMiddleware):
         if isinstance(user, UserLazyObject) and not user.is_resolved:
             user._wrapped = await get_user(scope)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope.get("type") == "lifespan":
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         scope = dict(scope)
         self.populate_scope(scope)
         await self.resolve_scope(scope)
-        await self.inner(scope, receive, send)
+        return await self.inner(scope, receive, send)
 
 
 def AuthMiddlewareStack(inner: ASGIApplication) -> CookieMiddleware:

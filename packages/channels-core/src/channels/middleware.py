@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .asgi_types import AnyASGIApplication, Receive, Scope, Send
 
 __all__ = ["BaseMiddleware"]
@@ -21,7 +23,8 @@ class BaseMiddleware:
         #: The application this middleware wraps.
         self.inner = inner
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        """Call the inner application with a copy of *scope*; return what it returns."""
         # Copy the scope so that what this middleware adds stays on this connection.
         scope = dict(scope)
-        await self.inner(scope, receive, send)
+        return await self.inner(scope, receive, send)

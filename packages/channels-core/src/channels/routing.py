@@ -7,6 +7,7 @@
 
 Routers are ASGI applications and nest. They never change the scope they are
 given: an application further in gets a copy with the routing keys added.
+They return what the application they pick returns.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class ProtocolTypeRouter:
     def __init__(self, application_mapping: Mapping[str, AnyASGIApplication]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         try:
             application = self.application_mapping[scope["type"]]
         except KeyError:
@@ -74,7 +75,7 @@ class ProtocolTypeRouter:
                 f"No application configured for scope type {scope.get('type')!r} "
                 f"(configured: {sorted(self.application_mapping)!r})"
             ) from None
-        await application(scope, receive, send)
+        return await application(scope, receive, send)
 
 
 def _routes_further(application: object) -> bool:
@@ -144,7 +145,7 @@ class URLRouter:
             pattern = _prefix_pattern(route) if _routes_further(route.callback) else route.pattern
             self._matchers.append((pattern, route))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         nested = "path_remaining" in scope
         path = scope["path_remaining"] if nested else scope.get("path")
         if not isinstance(path, str):
@@ -175,13 +176,12 @@ class URLRouter:
                 },
             )
             try:
-                await route.callback(inner_scope, receive, send)
+                return await route.callback(inner_scope, receive, send)
             except Resolver404:
                 # A nested router found nothing under this prefix: keep looking.
                 if not _routes_further(route.callback):
                     raise
                 continue
-            return
         if nested:
             raise Resolver404(f"No route found for path {path!r}")
         raise ValueError(f"No route found for path {scope.get('path')!r}")
@@ -193,7 +193,7 @@ class ChannelNameRouter:
     def __init__(self, application_mapping: Mapping[str, AnyASGIApplication]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "channel" not in scope:
             raise ValueError(
                 "ChannelNameRouter got a scope without a 'channel' key: use it only for "
@@ -205,4 +205,4 @@ class ChannelNameRouter:
             raise ValueError(
                 f"No application configured for channel name {scope['channel']!r}"
             ) from None
-        await application(scope, receive, send)
+        return await application(scope, receive, send)

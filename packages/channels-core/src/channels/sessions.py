@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
@@ -108,10 +109,9 @@ class CookieMiddleware(BaseMiddleware):
     ``CookieMiddleware`` already parsed the cookies, they are left as they are.
     """
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "cookies" in scope or _plain_passthrough(scope):
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         headers = scope.get("headers")
         if headers is None:
             raise ValueError(
@@ -120,7 +120,7 @@ class CookieMiddleware(BaseMiddleware):
                 "connections"
             )
         cookies = parse_cookie(_cookie_header(headers))
-        await self.inner(dict(scope, cookies=cookies), receive, send)
+        return await self.inner(dict(scope, cookies=cookies), receive, send)
 
     @classmethod
     def set_cookie(
@@ -442,10 +442,9 @@ class SessionMiddleware(BaseMiddleware):
         store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
         return store
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "session" in scope or _plain_passthrough(scope):
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         if "cookies" not in scope:
             raise ValueError(
                 "SessionMiddleware found no 'cookies' in the scope: wrap it in CookieMiddleware "
@@ -454,7 +453,7 @@ class SessionMiddleware(BaseMiddleware):
         connection = _ConnectionSession(
             scope, send, self.session_store, self.cookie_name, self.cookie_response_message_types
         )
-        await self.inner(connection.scope, receive, connection.send)
+        return await self.inner(connection.scope, receive, connection.send)
 
 
 def SessionMiddlewareStack(inner: ASGIApplication) -> CookieMiddleware:
