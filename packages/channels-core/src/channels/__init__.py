@@ -6,6 +6,8 @@ messaging between processes, on ASGI.
 
 from __future__ import annotations
 
+from . import _installation  # noqa: F401  (refuses a folder mixed with another distribution)
+
 __all__ = ["DEFAULT_CHANNEL_LAYER", "__version__"]
 
 __version__ = "0.1.0"

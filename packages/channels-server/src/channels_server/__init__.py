@@ -14,6 +14,8 @@ serves ``ASGI_APPLICATION`` with it.
 
 from __future__ import annotations
 
+from channels import _installation  # noqa: F401  (refuses mixed folders)
+
 from .config import Config, Endpoint, parse_endpoint
 from .errors import (
     ApplicationError,

@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+# First: when Channels was installed over channels-core, this is the first
+# module of ours that runs (see channels._installation).
+from .. import _installation  # noqa: F401
 from .base import BaseChannelLayer, CapacityPattern
 from .in_memory import InMemoryChannelLayer
 from .names import (
