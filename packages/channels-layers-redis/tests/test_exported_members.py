@@ -20,6 +20,7 @@ MODULES = [
     "channels_redis.scripts",
     "channels_redis.serializers",
     "channels_redis.sharding",
+    "channels_redis.utils",
     "channels_redis.wire",
 ]
 
@@ -54,3 +55,13 @@ def test_import_paths_of_channels_redis_4_keep_working() -> None:
     assert RedisPubSubChannelLayer.extensions == ["groups", "flush"]
     assert callable(registry.register_serializer)
     assert issubclass(registry.get_serializer("msgpack").__class__, BaseMessageSerializer)
+    from channels_redis.serializers import SerializerDoesNotExist
+    from channels_redis.utils import (  # noqa: F401
+        _close_redis,
+        _consistent_hash,
+        _wrap_close,
+        create_pool,
+        decode_hosts,
+    )
+
+    assert issubclass(SerializerDoesNotExist, KeyError)

@@ -21,6 +21,7 @@ from .errors import (
     RedisConnectionError,
     RedisLayerError,
     UndecryptableMessage,
+    UnknownProcessChannel,
 )
 from .pubsub import RedisPubSubChannelLayer
 
@@ -33,6 +34,7 @@ __all__ = [
     "RedisLayerError",
     "RedisPubSubChannelLayer",
     "UndecryptableMessage",
+    "UnknownProcessChannel",
     "__version__",
 ]
 
