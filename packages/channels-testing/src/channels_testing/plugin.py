@@ -28,6 +28,7 @@ communicators keep working in projects without Django.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -60,15 +61,29 @@ class LiveServer:
     """
 
     def __init__(self, host: str = "localhost", serve_static: bool = True) -> None:
+        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
         from django.test.utils import modify_settings
 
-        from .live import project_application, start_server
+        from .live import ChannelsServerProcess, make_application, wait_until_listening
 
         self.host = host
         self._allowed = modify_settings(ALLOWED_HOSTS={"append": host})
         self._allowed.enable()
         try:
-            self._thread, self.port = start_server(project_application(serve_static), host, 0, {})
+            self._process = ChannelsServerProcess(
+                host,
+                partial(
+                    make_application,
+                    static_wrapper=ASGIStaticFilesHandler if serve_static else None,
+                ),
+            )
+            self._process.start()
+            try:
+                self.port = wait_until_listening(self._process)
+            except BaseException:
+                self._process.terminate()
+                self._process.join()
+                raise
         except BaseException:
             self._allowed.disable()
             raise
@@ -84,7 +99,8 @@ class LiveServer:
         return f"ws://{self.host}:{self.port}"
 
     def stop(self) -> None:
-        self._thread.stop()
+        self._process.terminate()
+        self._process.join()
         self._allowed.disable()
 
     def __str__(self) -> str:
