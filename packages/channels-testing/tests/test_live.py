@@ -7,6 +7,8 @@ a subprocess, so that each class starts and stops a real channels-server.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -274,3 +276,63 @@ def test_a_daphne_style_process_class_may_stand_in(project: pytest.Pytester) -> 
     )
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+SETUP_DJANGO = """
+import django
+from django.conf import settings
+
+settings.configure(
+    DATABASES={
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "app.db"},
+        "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": "other.db"},
+    },
+    INSTALLED_APPS=["channels"],
+)
+django.setup()
+from channels.testing.live import set_database_connection
+"""
+
+
+def test_set_database_connection_names_the_test_database_in_a_fresh_process() -> None:
+    # What a server process started afresh ("spawn") runs as its setup.
+    output = run_python(
+        SETUP_DJANGO
+        + """
+set_database_connection()
+print(settings.DATABASES["default"]["NAME"])
+settings.DATABASES["default"]["TEST"] = {"NAME": "chosen.db"}
+settings.DATABASES["default"]["NAME"] = "app.db"
+set_database_connection()
+print(settings.DATABASES["default"]["NAME"])
+"""
+    )
+    assert output.splitlines() == ["test_app.db", "chosen.db"]
+
+
+def test_set_database_connection_leaves_the_test_process_alone() -> None:
+    # There (or in a fork of it) the test runner has renamed the databases already.
+    output = run_python(
+        SETUP_DJANGO
+        + """
+from django.test.utils import setup_test_environment
+
+setup_test_environment()
+settings.DATABASES["default"]["NAME"] = "test_app.db"
+set_database_connection()
+print(settings.DATABASES["default"]["NAME"])
+"""
+    )
+    assert output == "test_app.db"
