@@ -103,7 +103,7 @@ async def test_echo_and_the_websocket_scope(
     assert scope["root_path"] == ""
     assert scope["subprotocols"] == ["v1", "v2"]
     assert scope["client"][0] == "127.0.0.1"
-    assert scope["server"] == ("127.0.0.1", port)
+    assert scope["server"] == ["127.0.0.1", port]
     assert scope["extensions"] == {"websocket.http.response": {}}
     assert scope["state"] == {}
     assert (b"upgrade", b"WebSocket") in scope["headers"]
@@ -524,4 +524,95 @@ async def test_lifetime_limit_does_not_cut_a_pings_time_short(
     assert isinstance(seen[0], Ping)
     (close,) = [event for event in seen if isinstance(event, CloseConnection)]
     assert close.code == 1000
+    client.writer.close()
+
+
+# -- daphne's timing: lifetime, ping interval, ping timeout ----------------------------------------
+# Intervals are fractions of a second; the bounds leave seconds of slack for a
+# loaded machine and still tell the old behaviour (tens of seconds) apart.
+
+
+async def _accept_and_wait(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await receive()
+
+
+async def test_websocket_timeout_closes_on_time_whatever_the_ping_interval(
+    serve: Any, http: SimpleNamespace
+) -> None:
+    # The default ping interval (20 s) is far longer than the lifetime: the
+    # lifetime is not only checked when a ping falls due.
+    server = await serve(_accept_and_wait, websocket_timeout=0.4)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    client, head = await RawClient.open(http.port_of(server), handshake())
+    assert head.startswith(b"HTTP/1.1 101")
+    seen: list[Any] = []
+    while not any(isinstance(event, CloseConnection) for event in seen):
+        seen += await client.events(timeout=10)
+    elapsed = loop.time() - started
+    (close,) = [event for event in seen if isinstance(event, CloseConnection)]
+    assert close.code == 1000
+    assert 0.3 <= elapsed < 5, elapsed
+    client.writer.close()
+
+
+async def test_pings_go_out_every_ping_interval_to_an_idle_client(
+    serve: Any, http: SimpleNamespace
+) -> None:
+    # The client answers every ping, and sends nothing else: a ping every
+    # 0.4 s, not every ping_interval + ping_timeout (3.4 s).
+    server = await serve(_accept_and_wait, ping_interval=0.4, ping_timeout=3)
+    loop = asyncio.get_running_loop()
+    client, _ = await RawClient.open(http.port_of(server), handshake())
+    pings: list[float] = []
+    while len(pings) < 4:
+        for event in await client.events(timeout=10):
+            if isinstance(event, Ping):
+                pings.append(loop.time())
+                client.send(event.response())
+        await client.writer.drain()
+    gaps = [later - earlier for earlier, later in zip(pings, pings[1:], strict=False)]
+    assert all(0.3 <= gap < 2 for gap in gaps), gaps
+    client.writer.close()
+
+
+async def test_messages_postpone_pings(serve: Any, http: SimpleNamespace) -> None:
+    # As daphne: a ping goes out only after ping_interval without messages.
+    async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message["text"]})
+
+    server = await serve(echo, ping_interval=1.0, ping_timeout=5)
+    client, _ = await RawClient.open(http.port_of(server), handshake())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2.5
+    while loop.time() < deadline:
+        client.send(TextMessage(data="tick"))
+        events = await client.events(timeout=5)
+        assert not any(isinstance(event, Ping) for event in events), events
+        await asyncio.sleep(0.1)
+    # Then silence: the ping comes.
+    events: list[Any] = []
+    while not events:
+        events = [event for event in await client.events(timeout=10) if isinstance(event, Ping)]
+    client.writer.close()
+
+
+async def test_a_ping_unanswered_for_ping_timeout_drops_the_connection(
+    serve: Any, http: SimpleNamespace
+) -> None:
+    server = await serve(_accept_and_wait, ping_interval=0.2, ping_timeout=0.6)
+    loop = asyncio.get_running_loop()
+    client, _ = await RawClient.open(http.port_of(server), handshake())
+    events = await client.events(timeout=10)
+    assert isinstance(events[0], Ping)
+    pinged = loop.time()
+    # Never answered: the server drops the connection (no close handshake).
+    while await asyncio.wait_for(client.reader.read(65536), 10):
+        pass
+    assert 0.3 <= loop.time() - pinged < 4
     client.writer.close()

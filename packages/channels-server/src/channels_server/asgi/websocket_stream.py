@@ -72,8 +72,6 @@ class WebSocketStream:
     """
 
     __slots__ = (
-        "_activity",
-        "_activity_seen",
         "_close_code",
         "_close_reason",
         "_connect_delivered",
@@ -81,12 +79,16 @@ class WebSocketStream:
         "_disconnect_delivered",
         "_engine",
         "_messages",
-        "_opened_at",
         "_paused",
         "_pending",
+        "_ping_due_at",
         "_ping_sent_at",
         "_queued_bytes",
+        "_received",
+        "_received_at_ping",
         "_timer",
+        "_traffic",
+        "_traffic_seen",
         "_waiter",
         "connection",
         "handshake",
@@ -122,14 +124,16 @@ class WebSocketStream:
         self._close_reason = ""
         self._disconnect_delivered = False
         self._denial: tuple[int, Any, list[bytes]] | None = None
-        self._opened_at = 0.0
-        self._activity = 0
-        self._activity_seen = 0
+        # Keepalive bookkeeping (see _keepalive): counters rather than clock
+        # readings, so that a frame costs an increment and not a time() call.
+        self._received = 0  # reads from the client (any frame answers a ping)
+        self._received_at_ping = 0
+        self._traffic = 0  # data messages either way (they make pings unneeded)
+        self._traffic_seen = 0
+        self._ping_due_at = 0.0
         self._ping_sent_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
-        connection.context.access_log.websocket(
-            "WSCONNECTING", connection.client, scope["path"], 0.0
-        )
+        connection.context.access_log.websocket("WSCONNECTING", scope["client"], scope["path"], 0.0)
         self._arm(connection.context.config.websocket_connect_timeout)
 
     # -- state ------------------------------------------------------------------------
@@ -155,7 +159,7 @@ class WebSocketStream:
         if was_open:
             connection.context.access_log.websocket(
                 "WSDISCONNECT",
-                connection.client,
+                self.scope["client"],
                 self.scope["path"],
                 asyncio.get_running_loop().time() - self.started_at,
             )
@@ -167,7 +171,7 @@ class WebSocketStream:
 
     def feed_data(self, data: bytes) -> None:
         """Bytes from the client."""
-        self._activity += 1
+        self._received += 1
         engine = self._engine
         if engine is None:
             if self.state is _WS.CONNECTING or self.state is _WS.DENIAL:
@@ -205,6 +209,7 @@ class WebSocketStream:
                 # The client may still be sending the rest of what was refused.
                 self.connection.close_lingering()
         if messages:
+            self._traffic += 1
             if (
                 self._queued_bytes > QUEUE_HIGH_WATER or len(messages) > QUEUE_MAX_MESSAGES
             ) and not self._paused:
@@ -291,6 +296,7 @@ class WebSocketStream:
                 raise ApplicationError(
                     "websocket.send needs exactly one of 'text' (str) or 'bytes' (bytes)"
                 )
+            self._traffic += 1
             connection = self.connection
             connection.write(frame)
             waiter = connection.drain_waiter()
@@ -358,11 +364,16 @@ class WebSocketStream:
             config.websocket_max_message_size, config.websocket_max_frame_size
         )
         connection.write(response)
-        loop = asyncio.get_running_loop()
-        self._opened_at = loop.time()
+        now = asyncio.get_running_loop().time()
         self._log("WSCONNECT")
         self._cancel_timer()
-        self._arm(config.ping_interval)
+        self._ping_due_at = now + config.ping_interval
+        delay = config.ping_interval
+        lifetime = config.websocket_timeout
+        if lifetime is not None:
+            # The lifetime may end before the first ping is due.
+            delay = min(delay, max(self.started_at + lifetime - now, 0.0))
+        self._arm(delay)
         pending = self._pending
         self._pending = None
         if pending:
@@ -487,43 +498,55 @@ class WebSocketStream:
                 task.cancel()
 
     def _keepalive(self, interval: float, timeout: float, lifetime: float | None) -> None:
+        """The timer of an open connection: lifetime, ping answers, pings.
+
+        As daphne: the connection is closed (1000) once it has been open
+        *lifetime* seconds, counted from the handshake; a ping goes out once
+        no message has gone either way for *interval* seconds, and again
+        every *interval* seconds while that lasts; a ping that nothing
+        answers within *timeout* seconds drops the connection. The timer is
+        set for whichever of these comes first.
+        """
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if lifetime is not None and now - self._opened_at >= lifetime:
+        end = None if lifetime is None else self.started_at + lifetime
+        if end is not None and now >= end:
             self.server_close(1000, "")
             return
-        active = self._activity != self._activity_seen
-        self._activity_seen = self._activity
         ping_sent_at = self._ping_sent_at
         if ping_sent_at is not None:
-            if active:
+            if self._received != self._received_at_ping:
                 # Anything received since the ping (its pong, or data) will do.
-                self._ping_sent_at = None
-                delay = interval
+                ping_sent_at = self._ping_sent_at = None
             elif now - ping_sent_at >= timeout:
                 logger.info("WebSocket %s did not answer a ping; dropping it", self.scope["path"])
                 self.connection.abort()
                 return
-            else:
-                # Woken early (for the lifetime limit): the ping still has time.
-                delay = timeout - (now - ping_sent_at)
-        elif active:
-            delay = interval
-        else:
-            engine = self._engine
-            assert engine is not None
-            self.connection.write(engine.ping())
-            self._ping_sent_at = now
-            delay = timeout
-        if lifetime is not None:
-            delay = min(delay, max(self._opened_at + lifetime - now, 0.0))
-        self._arm(delay)
+        if self._traffic != self._traffic_seen:
+            # Messages went by since the last look: the idle time starts over
+            # (from now: when exactly is not recorded, see __init__).
+            self._traffic_seen = self._traffic
+            self._ping_due_at = now + interval
+        elif now >= self._ping_due_at:
+            if ping_sent_at is None:
+                engine = self._engine
+                assert engine is not None
+                self.connection.write(engine.ping())
+                ping_sent_at = self._ping_sent_at = now
+                self._received_at_ping = self._received
+            self._ping_due_at = now + interval
+        wake = self._ping_due_at
+        if ping_sent_at is not None:
+            wake = min(wake, ping_sent_at + timeout)
+        if end is not None:
+            wake = min(wake, end)
+        self._arm(max(wake - now, 0.0))
 
     def _log(self, action: str) -> None:
         connection = self.connection
         connection.context.access_log.websocket(
             action,
-            connection.client,
+            self.scope["client"],
             self.scope["path"],
             asyncio.get_running_loop().time() - self.started_at,
         )
