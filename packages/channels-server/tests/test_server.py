@@ -47,7 +47,7 @@ async def test_unix_socket_endpoint(
         await server.shutdown()
     assert http.parse(data)[0].body == b"Hello, world!"
     assert scopes[0]["client"] is None
-    assert scopes[0]["server"] == (tmp_socket_path, None)
+    assert scopes[0]["server"] == [tmp_socket_path, None]
     # The socket file is removed on shutdown.
     assert not Path(tmp_socket_path).exists()  # noqa: ASYNC240 - a test's final check
 

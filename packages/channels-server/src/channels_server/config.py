@@ -243,6 +243,9 @@ class Config:
     #: How long an HTTP application may take to start its response before the
     #: client gets 503 (daphne's ``--http-timeout``); None for no limit.
     http_timeout: float | None = None
+    #: Largest ``http.request`` message body handed to the application; a
+    #: longer request body arrives in several messages (daphne's ``request_buffer_size``).
+    request_buffer_size: int = 8192
     #: Seconds of silence on a WebSocket before the server pings it.
     ping_interval: float = 20
     #: Seconds to wait for any frame after a ping before dropping the connection.
@@ -321,6 +324,7 @@ class Config:
             _positive(name, getattr(self, name))
         _positive("shutdown_timeout", self.shutdown_timeout, allow_zero=True)
         for name in (
+            "request_buffer_size",
             "websocket_max_message_size",
             "websocket_max_frame_size",
             "max_request_line_size",

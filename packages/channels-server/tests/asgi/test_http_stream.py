@@ -78,7 +78,7 @@ async def test_the_http_scope_is_complete(serve: Any, http: SimpleNamespace) -> 
     assert (b"host", f"127.0.0.1:{port}".encode()) in scope["headers"]
     assert scope["client"][0] == "127.0.0.1"
     assert isinstance(scope["client"][1], int)
-    assert scope["server"] == ("127.0.0.1", port)
+    assert scope["server"] == ["127.0.0.1", port]
     assert scope["state"] == {}
 
 
@@ -430,7 +430,7 @@ async def test_proxy_headers_from_a_trusted_peer(serve: Any, http: SimpleNamespa
         app, proxy_headers=True, forwarded_allow_ips=("10.0.0.1",), lifespan="off"
     )
     await http.exchange(http.port_of(untrusted), request)
-    assert scopes[0]["client"] == ("203.0.113.7", 8443)
+    assert scopes[0]["client"] == ["203.0.113.7", 8443]
     assert scopes[0]["scheme"] == "https"
     assert scopes[1]["client"][0] == "127.0.0.1"
     assert scopes[1]["scheme"] == "http"
@@ -458,3 +458,94 @@ async def test_no_server_header(serve: Any, apps: SimpleNamespace, http: SimpleN
         http.port_of(server), b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert http.parse(data)[0].header(b"server") is None
+
+
+# -- scopes and bodies as daphne gives them -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "limit"), [({}, 8192), ({"request_buffer_size": 1000}, 1000)])
+async def test_request_body_arrives_in_chunks_of_request_buffer_size(
+    serve: Any, http: SimpleNamespace, options: dict[str, Any], limit: int
+) -> None:
+    messages: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            messages.append(message)
+            if not message["more_body"]:
+                break
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = await serve(app, **options)
+    body = bytes(range(256)) * 200  # 51200 bytes, sent in one write
+    for framing, payload in [
+        (b"Content-Length: %d" % len(body), body),
+        (b"Transfer-Encoding: chunked", b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)),
+    ]:
+        messages.clear()
+        response = await http.exchange(
+            http.port_of(server),
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + framing
+            + b"\r\n\r\n"
+            + payload,
+        )
+        assert http.parse(response)[0].body == b"ok"
+        assert b"".join(message["body"] for message in messages) == body
+        assert all(type(message["body"]) is bytes for message in messages)
+        assert max(len(message["body"]) for message in messages) <= limit
+        assert len(messages) >= len(body) // limit
+        # more_body=True on every chunk but the last.
+        assert [message["more_body"] for message in messages] == [True] * (len(messages) - 1) + [
+            False
+        ]
+
+
+async def test_daphne_root_path_header_is_kept_as_sent_from_trusted_peers(
+    serve: Any, http: SimpleNamespace
+) -> None:
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+
+    trusted = await serve(app)
+    untrusted = await serve(app, forwarded_allow_ips=("10.0.0.1",), root_path="/config")
+    for value in (b"/", b"/app/", b"/mount%20point"):
+        request = b"GET /x HTTP/1.1\r\nHost: x\r\nDaphne-Root-Path: " + value + b"\r\n\r\n"
+        await http.exchange(
+            http.port_of(trusted), request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        )
+        await http.exchange(
+            http.port_of(untrusted), request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        )
+    assert [scope["root_path"] for scope in scopes] == [
+        "/",
+        "/config",
+        "/app/",
+        "/config",
+        "/mount point",
+        "/config",
+    ]
+
+
+async def test_client_and_server_are_lists(serve: Any, http: SimpleNamespace) -> None:
+    # daphne gives [host, port]; code that compares them with a list relies on it.
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+
+    server = await serve(app)
+    port = http.port_of(server)
+    await http.exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    (scope,) = scopes
+    assert type(scope["client"]) is list
+    assert scope["server"] == ["127.0.0.1", port]
+    assert scope["client"][0] == "127.0.0.1"

@@ -91,7 +91,7 @@ class HTTPStream:
         self.status: int | None = None
         self.response_size = 0
         self.disconnected = False
-        self._body: list[bytes] = []
+        self._body: list[bytes | memoryview] = []
         self._body_size = 0
         self._more_body = True
         self._final_delivered = False
@@ -150,14 +150,22 @@ class HTTPStream:
 
     async def receive(self) -> Message:
         while True:
-            if self._body:
-                body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-                self._body.clear()
-                self._body_size = 0
-                if self._paused:
+            queued = self._body
+            if queued:
+                limit = self.connection.context.config.request_buffer_size
+                if self._body_size > limit:
+                    body = self._take_chunk(limit)
+                else:
+                    first = queued[0] if len(queued) == 1 else b"".join(queued)
+                    # (A memoryview is what is left of a piece handed out in chunks.)
+                    body = first if type(first) is bytes else bytes(first)
+                    queued.clear()
+                    self._body_size = 0
+                if self._paused and self._body_size <= BODY_HIGH_WATER:
                     self._paused = False
                     self.connection.resume_reading()
-                more_body = self._more_body
+                # As daphne: more_body=True on every chunk but the last.
+                more_body = self._more_body or self._body_size > 0
                 if not more_body:
                     self._final_delivered = True
                 return {"type": "http.request", "body": body, "more_body": more_body}
@@ -179,6 +187,24 @@ class HTTPStream:
             if waiter is None:
                 waiter = self._waiter = asyncio.get_running_loop().create_future()
             await waiter
+
+    def _take_chunk(self, limit: int) -> bytes:
+        """The first *limit* bytes of the queued body (more than that is queued)."""
+        queued = self._body
+        first = queued[0]
+        if len(first) < limit:
+            first = b"".join(queued)
+            queued.clear()
+            queued.append(first)
+        # A view of the rest, so that a large read handed out in many chunks
+        # is copied once, chunk by chunk, rather than once per chunk.
+        view = memoryview(first)
+        if len(view) == limit:
+            del queued[0]
+        else:
+            queued[0] = view[limit:]
+        self._body_size -= limit
+        return bytes(view[:limit])
 
     async def send(self, message: Message) -> None:
         kind = message_type(message)
@@ -379,7 +405,8 @@ class HTTPStream:
             return
         scope = self.scope
         access.http(
-            self.connection.client,
+            # The scope's client: with trusted proxy headers, the forwarded one.
+            scope["client"],
             scope["method"],
             self.head.target,
             scope["http_version"],

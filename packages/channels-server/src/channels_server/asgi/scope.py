@@ -102,7 +102,8 @@ def forwarded_values(
     root_path: str | None = None
     for name, value in headers:
         if name == _ROOT_PATH_HEADER:
-            root_path = unquote(value.decode("latin-1")).rstrip("/")
+            # As daphne: the value as sent, percent-decoded ("/" stays "/").
+            root_path = unquote(value.decode("latin-1"))
         elif use_proxy:
             if name == host_name:
                 addresses.extend(part.strip() for part in value.split(b","))
@@ -170,8 +171,9 @@ def build_scope(
         "query_string": query_string,
         "root_path": root_path,
         "headers": head.headers,
-        "client": client,
-        "server": server,
+        # Lists, as daphne gives them: applications compare them with lists.
+        "client": [client[0], client[1]] if client is not None else None,
+        "server": [server[0], server[1]] if server is not None else None,
         # Lifespan spec: each connection gets a shallow copy of the namespace.
         "state": state.copy(),
     }
