@@ -499,3 +499,29 @@ async def test_messages_returned_at_close_do_not_recreate_a_flushed_list(
     await other.flush()
     await layer.close_pools()
     assert await redis_client.keys("asgi:*") == []
+
+
+# -- name rules a subclass changes ---------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_subclass_that_allows_longer_names_is_followed(
+    make_layer: LayerMaker, layer_class: type[Layer]
+) -> None:
+    long_name = "compat." + "x" * 140
+    subclass = type("LongNames", (layer_class,), {"MAX_NAME_LENGTH": 200})
+    layer = make_layer(subclass)
+    channel = await layer.new_channel()
+    await layer.group_add(long_name, channel)
+    await layer.group_send(long_name, MESSAGE)
+    assert await receive(layer, channel) == MESSAGE
+    waiting = asyncio.ensure_future(receive(layer, long_name))
+    await asyncio.sleep(0)
+    await layer.send(long_name, MESSAGE)
+    assert await waiting == MESSAGE
+    # The class's rules, not only its length: still no spaces.
+    with pytest.raises(TypeError):
+        await layer.send("compat.with space", MESSAGE)
+    # Channels' own rule for every other layer.
+    with pytest.raises(TypeError, match="characters long"):
+        await make_layer().send(long_name, MESSAGE)

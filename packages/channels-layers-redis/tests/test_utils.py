@@ -94,9 +94,12 @@ def test_decode_hosts_refuses_a_single_string(hosts: Any) -> None:
 
 def test_layers_expose_hosts_decoded(redis_url: str) -> None:
     for layer_class in (RedisChannelLayer, RedisPubSubChannelLayer):
-        layer = layer_class(hosts=[redis_url, ("127.0.0.1", 1)])
-        assert layer.hosts == [{"address": redis_url}, {"host": "127.0.0.1", "port": 1}]
-        assert str(layer) == f"{layer_class.__name__}(hosts={layer.hosts})"
+        secret_url = redis_url.replace("redis://", "redis://:hunter2@")
+        layer = layer_class(hosts=[secret_url, ("127.0.0.1", 1)])
+        assert layer.hosts == [{"address": secret_url}, {"host": "127.0.0.1", "port": 1}]
+        assert str(layer) == (
+            f"{layer_class.__name__}(hosts=['{redis_url}', 'redis://127.0.0.1:1/0'])"
+        )
 
 
 # -- create_pool ----------------------------------------------------------------------

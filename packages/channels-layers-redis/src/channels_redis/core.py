@@ -31,7 +31,6 @@ from redis.asyncio import ConnectionPool
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
-from channels.layers.names import require_valid_channel_name, require_valid_group_name
 
 from .batching import ShardWriter, script_executor
 from .connections import (
@@ -50,7 +49,7 @@ from .connections import (
 from .errors import RedisLayerError, UnknownProcessChannel, map_redis_errors
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, QueueReader
-from .options import check_shared_options
+from .options import check_shared_options, name_checks
 from .scripts import GROUP_ADD, GROUP_SEND, SEND
 from .serializers import (
     MessageSerializer,
@@ -136,6 +135,7 @@ class RedisChannelLayer(BaseChannelLayer):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         group_expiry = require_positive_seconds("group_expiry", group_expiry)
         check_shared_options(prefix, random_prefix_length, max_message_size)
+        self._check_channel, self._check_group = name_checks(self)
         self._host_specs: list[HostSpec] = parse_hosts(hosts)
         #: ``hosts`` as channels_redis decodes it: one dict per server (see
         #: :func:`channels_redis.utils.decode_hosts`).
@@ -169,7 +169,9 @@ class RedisChannelLayer(BaseChannelLayer):
         return len(self._host_specs)
 
     def __str__(self) -> str:
-        return f"{type(self).__name__}(hosts={self.hosts})"
+        # The addresses, never the passwords that hosts may hold.
+        addresses = [spec.address for spec in self._host_specs]
+        return f"{type(self).__name__}(hosts={addresses})"
 
     # -- the specification's coroutines ------------------------------------------
 
@@ -183,7 +185,7 @@ class RedisChannelLayer(BaseChannelLayer):
         :class:`~channels_redis.errors.RedisConnectionError` when Redis is
         unreachable.
         """
-        require_valid_channel_name(channel)
+        self._check_channel(channel)
         payload = self.serialize(message)
         state = await self._state()
         queue = queue_name(channel)
@@ -216,7 +218,7 @@ class RedisChannelLayer(BaseChannelLayer):
         for a process-specific name (with ``!``) that this layer did not make
         with :meth:`new_channel`.
         """
-        require_valid_channel_name(channel)
+        self._check_channel(channel)
         state = await self._state()
         queue = queue_name(channel)
         reader = state.readers.get(queue)
@@ -273,8 +275,8 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add *channel* to *group* (or renew its membership for ``group_expiry``)."""
-        require_valid_group_name(group)
-        require_valid_channel_name(channel)
+        self._check_group(group)
+        self._check_channel(channel)
         state = await self._state()
         shard = state.shard_for(queue_name(channel))
         now = time.time()
@@ -292,8 +294,8 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove *channel* from *group*; nothing happens if it is not a member."""
-        require_valid_group_name(group)
-        require_valid_channel_name(channel)
+        self._check_group(group)
+        self._check_channel(channel)
         state = await self._state()
         shard = state.shard_for(queue_name(channel))
         with map_redis_errors(f"removing {channel!r} from the group {group!r}"):
@@ -305,7 +307,7 @@ class RedisChannelLayer(BaseChannelLayer):
         One script per shard (or per Cluster node) reads the members and
         queues the message; never raises ``ChannelFull``.
         """
-        require_valid_group_name(group)
+        self._check_group(group)
         payload = self.serialize(message)
         state = await self._state()
         now = time.time()

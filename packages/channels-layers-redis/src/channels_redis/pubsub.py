@@ -45,7 +45,6 @@ import redis.exceptions
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
-from channels.layers.names import require_valid_channel_name, require_valid_group_name
 
 from .batching import ShardWriter, script_executor
 from .connections import (
@@ -68,7 +67,7 @@ from .errors import (
 )
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, stop_task
-from .options import check_shared_options
+from .options import check_shared_options, name_checks
 from .scripts import DRAIN, PUBSUB_SEND
 from .serializers import (
     MessageSerializer,
@@ -137,6 +136,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = require_positive_seconds("group_expiry", group_expiry)
         check_shared_options(prefix, random_prefix_length, max_message_size)
+        self._check_channel, self._check_group = name_checks(self)
         for name, callback in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
             if callback is not None and not isinstance(callback, str) and not callable(callback):
                 raise InvalidConfiguration(
@@ -172,7 +172,9 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         return len(self._host_specs)
 
     def __str__(self) -> str:
-        return f"{type(self).__name__}(hosts={self.hosts})"
+        # The addresses, never the passwords that hosts may hold.
+        addresses = [spec.address for spec in self._host_specs]
+        return f"{type(self).__name__}(hosts={addresses})"
 
     # -- channels ----------------------------------------------------------------
 
@@ -182,7 +184,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         Raises :class:`~channels.exceptions.ChannelFull` when the channel has
         ``capacity`` unreceived messages.
         """
-        require_valid_channel_name(channel)
+        self._check_channel(channel)
         payload = self.serialize(message)
         state = await self._state()
         queue = queue_name(channel)
@@ -209,7 +211,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         for a process-specific name (with ``!``) that this layer did not make
         with :meth:`new_channel`.
         """
-        require_valid_channel_name(channel)
+        self._check_channel(channel)
         state = await self._state()
         queue = queue_name(channel)
         if queue not in state.queues:
@@ -240,16 +242,16 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         Returns once this process is subscribed to the group, so that a
         ``group_send`` that follows reaches the channel.
         """
-        require_valid_group_name(group)
-        require_valid_channel_name(channel)
+        self._check_group(group)
+        self._check_channel(channel)
         state = await self._state()
         state.groups.setdefault(group, {})[channel] = time.monotonic()
         await state.subscribe_group(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove *channel* from *group*; the last member's leaving unsubscribes."""
-        require_valid_group_name(group)
-        require_valid_channel_name(channel)
+        self._check_group(group)
+        self._check_channel(channel)
         state = await self._state()
         members = state.groups.get(group)
         if members is None:
@@ -261,7 +263,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Publish *message* to every process with members in *group*: one ``PUBLISH``."""
-        require_valid_group_name(group)
+        self._check_group(group)
         payload = self.serialize(message)
         state = await self._state()
         element = pack_element(now_ms() + self._expiry_ms, None, payload)
