@@ -175,6 +175,15 @@ APP = textwrap.dedent(
                 marker.write("lifespan shutdown ran")
             await send({"type": "lifespan.shutdown.complete"})
             return
+        if scope["type"] == "websocket":
+            await receive()
+            if scope["path"] == "/reject":
+                await send({"type": "websocket.close"})
+                return
+            await send({"type": "websocket.accept"})
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+            return
         if scope["path"] == "/slow":
             await asyncio.sleep(1)
         await send({"type": "http.response.start", "status": 200})
@@ -275,8 +284,8 @@ def test_port_zero_serves_and_a_signal_shuts_down_gracefully(
     assert process.popen.wait(timeout=15) == 0
     assert (tmp_path / "marker").read_text() == "lifespan shutdown ran"
     access = (tmp_path / "access.log").read_text()
-    assert '"GET /hello HTTP/1.1" 200' in access
-    assert '"GET /slow HTTP/1.1" 200' in access
+    assert '"GET /hello" 200 13\n' in access
+    assert '"GET /slow" 200 12\n' in access
 
 
 def test_unix_socket_from_the_command_line(run_cli: Any, tmp_path: Path) -> None:
@@ -349,3 +358,103 @@ def test_asgi_threads_sizes_the_default_executor(tmp_path: Path) -> None:
         assert popen.stderr is not None
         popen.stdout.close()
         popen.stderr.close()
+
+
+# -- the access log, as daphne writes it -----------------------------------------------------------
+
+ACCESS_LINE = re.compile(
+    r'(?P<client>\S+) - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d\] "(?P<request>[^"]*)" '
+    r"(?P<status>\S+) (?P<size>\S+)"
+)
+
+
+def read_lines_until(process: Process, count: int, timeout: float = 10) -> list[str]:
+    """*count* more lines of the server's standard output (read from the pipe itself)."""
+    assert process.popen.stdout is not None
+    fd = process.popen.stdout.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while data.count(b"\n") < count:
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(remaining, 0))
+        if not ready:
+            raise TimeoutError(f"{count} lines expected, got {data!r}")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().splitlines()
+
+
+def websocket_session(port: int, path: str) -> bytes:
+    """Open a WebSocket on a raw socket, then drop it; the status line of the handshake."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+    return head.split(b"\r\n", 1)[0]
+
+
+def test_the_access_log_goes_to_standard_output_by_default(run_cli: Any) -> None:
+    process = run_cli("-p", "0", "--proxy-headers", "cliapp:application")
+    port = int(process.read_line().rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        # From 127.0.0.1, a trusted peer: the forwarded client is the one logged.
+        sock.sendall(
+            b"GET /hello?x=1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n"
+            b"X-Forwarded-Port: 4711\r\nConnection: close\r\n\r\n"
+        )
+        while sock.recv(65536):
+            pass
+    first = read_lines_until(process, 1)
+    assert websocket_session(port, "/ws/chat/") == b"HTTP/1.1 101 Switching Protocols"
+    assert websocket_session(port, "/reject") == b"HTTP/1.1 403 Forbidden"
+    lines = first + read_lines_until(process, 5)
+    parsed = [ACCESS_LINE.fullmatch(line) for line in lines]
+    assert all(parsed), lines
+    fields = [
+        (m["client"].rsplit(":", 1)[0], m["request"], m["status"], m["size"]) for m in parsed if m
+    ]
+    assert fields[0] == ("203.0.113.9", "GET /hello?x=1", "200", "13")
+    # The two WebSocket connections' lines may interleave; each is in order.
+    assert [field for field in fields if "/ws/chat/" in field[1]] == [
+        ("127.0.0.1", "WSCONNECTING /ws/chat/", "-", "-"),
+        ("127.0.0.1", "WSCONNECT /ws/chat/", "-", "-"),
+        ("127.0.0.1", "WSDISCONNECT /ws/chat/", "-", "-"),
+    ]
+    assert [field for field in fields if "/reject" in field[1]] == [
+        ("127.0.0.1", "WSCONNECTING /reject", "-", "-"),
+        ("127.0.0.1", "WSREJECT /reject", "-", "-"),
+    ]
+    assert lines[0].startswith("203.0.113.9:4711 - - [")
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.popen.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "logged"),
+    [(("-v", "0"), False), (("-v", "0", "--access-log", "-"), True), (("-v", "2"), True)],
+)
+def test_verbosity_0_turns_the_default_access_log_off(
+    run_cli: Any, argv: tuple[str, ...], logged: bool
+) -> None:
+    process = run_cli("-p", "0", *argv, "cliapp:application")
+    port = int(process.read_line().rsplit(":", 1)[1])
+    assert get(port, "/quiet").endswith(b"served /quiet")
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.popen.wait(timeout=15) == 0
+    assert process.popen.stdout is not None
+    rest = process.popen.stdout.read().decode()
+    if logged:
+        assert ACCESS_LINE.fullmatch(rest.strip()), rest
+        assert '"GET /quiet" 200 13' in rest
+    else:
+        assert rest == ""

@@ -24,7 +24,7 @@ from typing import Any
 from . import __version__
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config, tcp_endpoint_description
 from .errors import ConfigurationError
-from .logging import DEFAULT_LOG_FORMAT, configure_logging
+from .logging import DEFAULT_LOG_FORMAT, configure_logging, open_access_log
 from .server import run
 
 __all__ = ["build_parser", "config_from_arguments", "import_application", "main"]
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--access-log",
         default=None,
-        help="Where to write the access log (- for stdout); no access log by default",
+        help="Where to write the access log (- for stdout, the default for verbosity 1 or more)",
     )
     parser.add_argument("--log-fmt", default=DEFAULT_LOG_FORMAT, help="Log format to use")
     parser.add_argument(
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_arguments(arguments)
     except ConfigurationError as exc:
         parser.error(str(exc))
-    configure_logging(arguments.verbosity, arguments.log_fmt, arguments.access_log)
+    configure_logging(arguments.verbosity, arguments.log_fmt)
     try:
         application = import_application(arguments.application)
     except ConfigurationError as exc:
@@ -358,4 +358,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     random_port = any(
         endpoint.kind == "tcp" and endpoint.port == 0 for endpoint in config.parsed_endpoints
     )
-    return run(application, config, announce=sys.stdout if random_port else None)
+    try:
+        access_log = open_access_log(arguments.access_log, arguments.verbosity)
+    except OSError as exc:
+        print(f"channels-server: cannot open the access log: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return run(
+            application,
+            config,
+            announce=sys.stdout if random_port else None,
+            access_log_stream=access_log,
+        )
+    finally:
+        if access_log is not None and access_log is not sys.stdout:
+            access_log.close()

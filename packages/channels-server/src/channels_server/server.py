@@ -27,7 +27,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from asgiref.compatibility import guarantee_single_callable
 
@@ -35,7 +35,7 @@ from .config import Config
 from .context import ServerContext
 from .errors import ConfigurationError, LifespanFailure
 from .lifespan import Lifespan
-from .logging import AccessLogger
+from .logging import AccessLogger, StreamAccessLog
 from .transport.tcp import ServerProtocol, bind, describe_socket
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ class Server:
     :param config: the settings; the defaults serve on 127.0.0.1:8000.
     :param access_logger: where access-log records go (``channels_server.access``
         by default; ``manage.py runserver`` uses Django's ``django.server``).
+    :param access_log_stream: write the access-log lines to this text stream
+        instead of making log records (the command line's ``--access-log``).
     """
 
     def __init__(
@@ -61,12 +63,17 @@ class Server:
         config: Config | None = None,
         *,
         access_logger: logging.Logger | None = None,
+        access_log_stream: IO[str] | None = None,
     ) -> None:
         self.config = config if config is not None else Config()
         app: ASGIApplication = guarantee_single_callable(application)  # type: ignore[no-untyped-call]
         self.context = ServerContext(app, self.config)
+        if access_logger is not None and access_log_stream is not None:
+            raise ConfigurationError("give access_logger or access_log_stream, not both")
         if access_logger is not None:
             self.context.access_log = AccessLogger(access_logger)
+        elif access_log_stream is not None:
+            self.context.access_log = StreamAccessLog(access_log_stream)
         self.lifespan = Lifespan(app, self.config.lifespan, self.context.state)
         #: The listening sockets, once started.
         self.sockets: list[socket.socket] = []
@@ -250,11 +257,13 @@ def run(
     config: Config | None = None,
     *,
     announce: TextIO | None = None,
+    access_log_stream: IO[str] | None = None,
 ) -> int:
     """Serve *application* until SIGTERM or SIGINT; returns the process exit status.
 
     :param announce: where to print the listening addresses (the command line
         passes standard output when a port is 0, so the chosen port can be read).
+    :param access_log_stream: where to write the access log (see :class:`Server`).
     """
     config = config if config is not None else Config()
     threads = _thread_pool_size()
@@ -265,7 +274,7 @@ def run(
         loop.set_default_executor(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asgi")
         )
-    server = Server(application, config)
+    server = Server(application, config, access_log_stream=access_log_stream)
     in_main_thread = threading.current_thread() is threading.main_thread()
     signals_seen = 0
 

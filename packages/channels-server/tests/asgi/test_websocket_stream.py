@@ -7,6 +7,7 @@ client cannot do: frames before the handshake is answered, silence after a ping.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -573,7 +574,7 @@ async def test_pings_go_out_every_ping_interval_to_an_idle_client(
                 pings.append(loop.time())
                 client.send(event.response())
         await client.writer.drain()
-    gaps = [later - earlier for earlier, later in zip(pings, pings[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(pings)]
     assert all(0.3 <= gap < 2 for gap in gaps), gaps
     client.writer.close()
 
