@@ -59,6 +59,8 @@ def copy_message(value: Any) -> Any:
 #: The size of the signature at the end of new_channel()'s non-local parts.
 _SIGNATURE_BYTES = 4
 _SIGNATURE_LENGTH = 2 * _SIGNATURE_BYTES  # in hexadecimal digits
+#: How many checked non-local parts to remember (then they are forgotten at once).
+_CHECKED_REMOTES_KEPT = 4096
 
 #: Where a channel's messages would be: most channels only ever have a
 #: receiver waiting, and a deque costs some 700 bytes, so one is made on the
@@ -79,12 +81,14 @@ class _Backlog:
     the backlog of ``reader!``. Other channels count their own queue.
     """
 
-    __slots__ = ("channels", "size")
+    __slots__ = ("channels", "made_here", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, made_here: bool) -> None:
         self.size = 0
         #: How many open channels share this backlog.
         self.channels = 0
+        #: Whether the non-local part came from this layer's new_channel().
+        self.made_here = made_here
 
 
 class _Channel:
@@ -218,6 +222,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         # Signs the names new_channel() makes, so that receive() can tell
         # them from names it never made without remembering each one.
         self._name_key = secrets.token_bytes(16)
+        # Non-local parts already checked by _made_here(), and the answer.
+        self._checked_remotes: dict[str, bool] = {}
 
     # -- channels --------------------------------------------------------------
 
@@ -249,11 +255,16 @@ class InMemoryChannelLayer(BaseChannelLayer):
         Cancelling a waiting ``receive()`` never loses a message: a message is
         only taken off the queue by a receiver that goes on to return it.
         """
-        if type(channel) is not str or channel not in self.channels:
+        known = self.channels.get(channel) if type(channel) is str else None
+        if known is None:
             self.require_valid_channel_name(channel)
-        if "!" in channel and not self._made_here(channel):
-            # Checked even for a channel that holds messages: a send() to
-            # another process's channel must not be read here either.
+            foreign = "!" in channel and not self._made_here(channel)
+        else:
+            # A channel that holds messages is checked too (a send() to
+            # another process's channel must not be read here), through its
+            # backlog, which checked its non-local part once.
+            foreign = known.backlog is not None and not known.backlog.made_here
+        if foreign:
             raise ForeignChannelError(
                 f"Cannot receive on {channel!r}: it is a process-specific channel that "
                 "this layer did not make with new_channel(), so nothing can arrive on it "
@@ -321,8 +332,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
     def _made_here(self, channel: str) -> bool:
         """Whether the part of *channel* up to its ``!`` came from :meth:`new_channel`."""
         remote = channel[: channel.index("!")]
+        # A receiver calls receive() on its channel again and again: hashing
+        # each time would cost a quarter of a send and receive.
+        known = self._checked_remotes.get(remote)
+        if known is not None:
+            return known
         body, signature = remote[:-_SIGNATURE_LENGTH], remote[-_SIGNATURE_LENGTH:]
-        return len(remote) > _SIGNATURE_LENGTH and self._signature(body) == signature
+        made_here = len(remote) > _SIGNATURE_LENGTH and self._signature(body) == signature
+        if len(self._checked_remotes) >= _CHECKED_REMOTES_KEPT:
+            self._checked_remotes.clear()
+        self._checked_remotes[remote] = made_here
+        return made_here
 
     # -- groups ----------------------------------------------------------------
 
@@ -422,7 +442,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             key = channel[: bang + 1]
             backlog = self._backlogs.get(key)
             if backlog is None:
-                backlog = self._backlogs[key] = _Backlog()
+                backlog = self._backlogs[key] = _Backlog(self._made_here(channel))
             backlog.channels += 1
             queue = _Channel(self.get_capacity(channel), key, backlog)
         self.channels[channel] = queue
