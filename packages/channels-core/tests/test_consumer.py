@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import connections
-from django.test import override_settings
+from django.test import TestCase, override_settings
 
 from channels.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from channels.db import database_sync_to_async
@@ -670,6 +670,58 @@ async def test_sync_handler_queries_the_database_and_closes_its_connection(
     assert all(conn.connection is None for conn in connections_used)
     # (database_sync_to_async, so this check leaves no connection open either.)
     assert await database_sync_to_async(User.objects.filter(username="grace").exists)()
+
+
+class SignUp(SyncConsumer):
+    """Creates users from client and layer events, answering with the user count."""
+
+    def test_whoami(self, message: dict[str, Any]) -> None:
+        self.send({"type": "me", "channel_name": self.channel_name})
+
+    def layer_signup(self, message: dict[str, Any]) -> None:
+        User.objects.create_user(username=message["username"])
+        self.send({"type": "users", "count": User.objects.count()})
+
+
+class AsyncSignUp(AsyncConsumer):
+    async def test_whoami(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "me", "channel_name": self.channel_name})
+
+    async def layer_signup(self, message: dict[str, Any]) -> None:
+        count = await self.create_and_count(message["username"])
+        await self.send({"type": "users", "count": count})
+
+    @database_sync_to_async
+    def create_and_count(self, username: str) -> int:
+        User.objects.create_user(username=username)
+        return User.objects.count()
+
+
+@override_settings(CHANNEL_LAYERS={"default": IN_MEMORY})
+class ConsumersInATestCase(TestCase):
+    """Handlers run for layer events use the TestCase's transaction, and leave it open."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        User.objects.create_user(username="from-setup")
+
+    async def check(self, consumer: type[AsyncConsumer]) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        communicator = ApplicationCommunicator(consumer.as_asgi(), SCOPE)
+        channel_name = (await whoami(communicator))["channel_name"]
+        for count, username in enumerate(["ada", "grace"], start=2):
+            await layer.send(channel_name, {"type": "layer.signup", "username": username})
+            assert await communicator.receive_output() == {"type": "users", "count": count}
+        await stop(communicator)
+        # The test's own queries still work, in the same transaction.
+        assert await User.objects.filter(username__in=["ada", "grace"]).acount() == 2
+
+    async def test_sync_consumer(self) -> None:
+        await self.check(SignUp)
+
+    async def test_async_consumer(self) -> None:
+        await self.check(AsyncSignUp)
 
 
 @pytest.mark.asyncio
