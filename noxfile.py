@@ -10,6 +10,12 @@
   dependencies, into a fresh virtualenv; every module must import.
 * ``lint``, ``typecheck``, ``docs``: ruff, mypy --strict, Sphinx with
   warnings as errors.
+* ``compat``: libraries built on Channels (djangochannelsrestframework,
+  channels-postgres) run their own test suites, taken from their sdists, once
+  on Channels 4.3.2 + Daphne + channels_redis from PyPI and once on our
+  packages; it prints both counts and fails when a test that passes on
+  Channels fails on ours (``tools/compat/run_third_party.py``; pins in
+  ``tools/compat/third_party.txt``; needs PostgreSQL at 127.0.0.1:5432).
 * ``echo`` (not run by default): serve the echo example on
   http://127.0.0.1:8000.
 * ``bench_consumer`` (not run by default): ``bench/consumer.py``.
@@ -317,3 +323,29 @@ def bench_consumer(session: nox.Session) -> None:
     """Consumer throughput and memory, side by side with channels 4.3.2."""
     session.install(*_local_packages("channels-core", "channels-testing"), "Django>=5.2,<5.3")
     session.run("python", str(ROOT / "bench" / "consumer.py"), *session.posargs)
+
+
+COMPAT = ROOT / "tools" / "compat"
+
+
+@nox.session(python="3.12", tags=["ci"])
+def compat(session: nox.Session) -> None:
+    """Third-party libraries' own tests on Channels 4.3.2 and on our packages, compared.
+
+    The script builds both stacks in virtualenvs of its own under this
+    session's, from pinned versions only (``tools/compat/third_party.txt``,
+    ``constraints.txt``), and installs ours the way ``docs/migrating.rst``
+    recommends. Options after ``--`` go to the script: ``--only NAME``,
+    ``--stack ours``, ``--no-postgres``. About two minutes on two cores.
+    """
+    session.install("-r", str(COMPAT / "runner.txt"))
+    check_install = COMPAT / "check_install.py"
+    if check_install.exists():
+        session.run("python", str(check_install))
+    session.run(
+        "python",
+        str(COMPAT / "run_third_party.py"),
+        "--workdir",
+        str(Path(session.virtualenv.location) / "work"),
+        *session.posargs,
+    )

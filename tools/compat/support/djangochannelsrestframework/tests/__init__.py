@@ -1,0 +1,1 @@
+"""The ``tests`` app: djangochannelsrestframework's test modules import ``tests.*``."""
