@@ -121,6 +121,9 @@ class AccessLogger:
             return
         self._record(client, f"{action} {path}", "-", "-", duration)
 
+    def flush(self) -> None:
+        """Write what is held back (records are not: the logging handlers decide)."""
+
     def _record(
         self, client: Address, request: str, status: str, size: str, duration: float
     ) -> None:
@@ -150,20 +153,22 @@ class StreamAccessLog(AccessLogger):
 
     :param stream: where the lines go (standard output, or a file opened for appending).
 
-    The stream is flushed at the end of the event loop turn that wrote to
-    it, so a line is out before the server waits for the network again.
-    A stream that fails (a closed pipe) is given up with one warning: the
-    requests go on being served.
+    The lines of one turn of the event loop are written together, with one
+    flush, at the end of that turn: one system call for many requests
+    under load (whatever the stream's own buffering, which
+    ``PYTHONUNBUFFERED`` turns off), and still out before the server waits
+    for the network again. A stream that fails (a closed pipe) is given up
+    with one warning: the requests go on being served.
     """
 
-    __slots__ = ("_flush_pending", "stream")
+    __slots__ = ("_lines", "stream")
 
     def __init__(self, stream: IO[str]) -> None:
         super().__init__()
         # daphne's date: local time, no zone.
         self._date = _LogDate("%d/%b/%Y:%H:%M:%S")
         self.stream: IO[str] | None = stream
-        self._flush_pending = False
+        self._lines: list[str] = []
 
     @property
     def enabled(self) -> bool:
@@ -193,32 +198,29 @@ class StreamAccessLog(AccessLogger):
             self._line(client, f"{action} {path}", "-", "-")
 
     def _line(self, client: Address, request: str, status: str, size: str) -> None:
-        stream = self.stream
-        assert stream is not None
-        line = f'{_client_text(client)} - - [{self._date.get()}] "{request}" {status} {size}\n'
-        try:
-            stream.write(line)
-        except (OSError, ValueError) as exc:
-            self._give_up(exc)
-            return
-        if not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        stream = self.stream
-        if stream is not None:
-            try:
-                stream.flush()
-            except (OSError, ValueError) as exc:
-                self._give_up(exc)
-
-    def _give_up(self, error: Exception) -> None:
-        self.stream = None
-        logging.getLogger("channels_server").warning(
-            "Access log stream failed (%s); no more access-log lines will be written", error
+        lines = self._lines
+        if not lines:
+            asyncio.get_running_loop().call_soon(self.flush)
+        lines.append(
+            f'{_client_text(client)} - - [{self._date.get()}] "{request}" {status} {size}\n'
         )
+
+    def flush(self) -> None:
+        """Write the lines not written yet (the server calls this last when it stops)."""
+        lines = self._lines
+        stream = self.stream
+        if not lines or stream is None:
+            return
+        text = "".join(lines)
+        lines.clear()
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError) as error:
+            self.stream = None
+            logging.getLogger("channels_server").warning(
+                "Access log stream failed (%s); no more access-log lines will be written", error
+            )
 
 
 def configure_logging(

@@ -189,6 +189,7 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), 1)
         self._servers.clear()
         self._close_sockets()
+        context.access_log.flush()
 
     async def _finish_tasks(self) -> None:
         # Every connection is closed, so each application has been told it
