@@ -35,7 +35,10 @@ returned (not only its part up to the ``!``); ``new_channel(prefix=...)``
 starts the name with *prefix*; the layer has ``ChannelFull`` and
 ``MessageTooLarge`` attributes that are the classes of
 :mod:`channels.exceptions`; names may hold one ``?`` (single-reader); invalid
-names and non-dict messages raise ``TypeError``.
+names and non-dict messages raise ``TypeError``. And where a layer could only
+wait forever, it raises: ``receive()`` on a process-specific name whose part
+up to the ``!`` the layer did not make raises
+:class:`~channels.exceptions.ForeignChannelError` at once.
 
 Timing: expiry tests make layers with ``expiry=1`` or ``group_expiry=1`` and
 wait :attr:`ChannelLayerConformance.expiry_wait` seconds (2.5 by default,
