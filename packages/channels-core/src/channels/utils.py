@@ -29,10 +29,11 @@ async def await_many_dispatch(
     Results are dispatched one at a time, in the order they arrive. A
     callable is called again only once its previous result has been
     dispatched: a dispatch that raises leaves the next message where it was,
-    instead of in a call that is about to be cancelled. Waiting for the next
-    result always goes through the event loop, so tasks that *dispatch*
-    scheduled start before the next result is dispatched. Every pending call
-    is cancelled and awaited when this returns or raises.
+    instead of in a call that is about to be cancelled. Each round waits,
+    through the event loop, for the calls that have finished and dispatches
+    their results, so a task that *dispatch* scheduled starts before the
+    results of the next round are dispatched. Every pending call is
+    cancelled and awaited when this returns or raises.
 
     Consumers no longer use this (they own their reader tasks), but code
     written against it keeps working.
