@@ -320,7 +320,9 @@ class SyncConsumer(AsyncConsumer):
 
     Handlers run in a worker thread (the one Django's ORM uses from async
     code), with stale database connections closed before and after each
-    one, so they may block and may use the ORM directly. ``send()`` queues
+    one (by :func:`channels.db.close_old_connections`, which leaves a
+    connection inside a transaction alone, such as a ``TestCase``'s), so
+    they may block and may use the ORM directly. ``send()`` queues
     the event and returns at once, without waiting for the event loop; the
     loop sends queued events promptly and in order, and the next event is
     only dispatched once everything the handler sent has been sent (an
