@@ -11,7 +11,8 @@
 * ``lint``, ``typecheck``, ``docs``: ruff, mypy --strict, Sphinx with
   warnings as errors.
 * ``compat``: libraries built on Channels (djangochannelsrestframework,
-  channels-postgres) run their own test suites, taken from their sdists, once
+  channels-postgres, drf-spectacular-websocket, django-channels-jwt-stateless)
+  run their own test suites, taken from their sdists, once
   on Channels 4.3.2 + Daphne + channels_redis from PyPI and once on our
   packages; it prints both counts and fails when a test that passes on
   Channels fails on ours (``tools/compat/run_third_party.py``; pins in

@@ -36,7 +36,8 @@ project (an HTTP request answered on a free port).
 Options:
 
 ``--python``
-    the interpreter for the virtualenvs (default: the one running this script).
+    the interpreter for the virtualenvs: a path, or a version that uv finds
+    installed (it never downloads one). Default: the one running this script.
 ``--wheelhouse``
     a folder made by ``tools/compat/build_wheels.py`` (compatibility wheels
     and constraints.txt). Default: built into a temporary directory. Our own
@@ -79,6 +80,7 @@ STRAWBERRY = "strawberry-graphql[channels]==0.341.2"
 # The originals, as a user would get them by accident.
 REAL = ["channels==4.3.2", "channels-redis==4.3.0"]
 OURS = ["channels-core", "channels-layers-redis", "channels-server"]
+OUR_WHEELS = [*build_wheels.COMPAT, *build_wheels.PACKAGES]
 FOLDERS = ["channels", "channels_redis", "channels_server", "daphne"]
 OWNERS = {
     "channels": "channels-core",
@@ -140,7 +142,20 @@ class Venv:
         self.run(self.python, "-m", "pip", "install", "--quiet", *arguments, env=env)
 
     def uv_pip(self, *arguments: str, env: Mapping[str, str] | None = None) -> None:
-        self.run(self.uv, "pip", "install", "--quiet", "--python", self.python, *arguments, env=env)
+        # uv's cache would serve a wheel of ours built earlier under the same
+        # name and version; these must be the ones just built.
+        refresh = [f"--refresh-package={name}" for name in OUR_WHEELS]
+        self.run(
+            self.uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            self.python,
+            *refresh,
+            *arguments,
+            env=env,
+        )
 
 
 # What is asserted in a virtualenv.
@@ -316,6 +331,23 @@ def assert_project(venv: Venv, root: Path, server_app: str, library: str) -> Non
     print(f"  ok: runserver comes from {server_app!r} and is channels-server's; {found}")
     if server_app == "daphne":
         assert_daphne_serves(venv, project)
+        assert_staticfiles_order_checked(venv, project)
+
+
+def assert_staticfiles_order_checked(venv: Venv, project: Path) -> None:
+    """With ``daphne`` below staticfiles, ``manage.py check`` fails with ``daphne.E001``."""
+    settings = project / "mysite" / "settings.py"
+    text = settings.read_text()
+    settings.write_text(
+        text + '\nINSTALLED_APPS.remove("daphne")\nINSTALLED_APPS.append("daphne")\n'
+    )
+    try:
+        result = venv.run(venv.python, "manage.py", "check", cwd=project, check=False)
+    finally:
+        settings.write_text(text)
+    if result.returncode == 0 or "daphne.E001" not in result.stderr:
+        raise Failure(f"daphne below staticfiles passed the checks:\n{result.stderr}")
+    print("  ok: daphne below django.contrib.staticfiles fails the check daphne.E001")
 
 
 def assert_daphne_help(venv: Venv) -> None:
@@ -518,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     arguments = parser.parse_args(argv)
+    # Use the interpreters this machine has; never download one.
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     uv = shutil.which("uv")
     if uv is None:
         print("check_install: uv is not on PATH", file=sys.stderr)
