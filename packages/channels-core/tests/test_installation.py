@@ -276,3 +276,15 @@ def test_channels_without_its_init_after_an_uninstall_is_refused(tmp_path: Path)
     assert result.returncode == 1
     assert "has lost channels-core's files" in result.stderr
     assert "--force-reinstall --no-deps channels-core==" in result.stderr
+
+
+def test_a_dist_info_folder_is_matched_by_its_normalized_name(tmp_path: Path) -> None:
+    install(tmp_path, "channels-core", "0.1.0", OUR_CHANNELS)
+    dist_info = install(tmp_path, "channels-redis", "4.3.0", {"channels_redis/core.py": ""})
+    install(tmp_path, "channels-layers-redis", "0.1.0", {"channels_redis/core.py": ""})
+    # Old installers kept the project's spelling: "Channels.Redis-4.3.0.dist-info".
+    dist_info.rename(tmp_path / "Channels.Redis-4.3.0.dist-info")
+
+    [mixed] = find_mixed_folders(str(tmp_path))
+    assert mixed.import_name == "channels_redis"
+    assert [dist.version for dist in mixed.foreign] == ["4.3.0"]

@@ -70,15 +70,26 @@ _FOLDERS = (
 )
 _WATCHED = frozenset(name for folder in _FOLDERS for name in folder.foreign)
 
-# "channels_redis-4.3.0.dist-info": the name (escaped, PEP 427) and the version.
-_DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
 # The project name at the start of a requirement (PEP 508).
-_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_REQUIREMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
 def canonical_name(name: str) -> str:
     """A project name as PEP 503 compares it: ``Channels_Redis`` -> ``channels-redis``."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _split_dist_info(filename: str) -> tuple[str, str] | None:
+    """``("channels-redis", "4.3.0")`` from ``channels_redis-4.3.0.dist-info``, else None.
+
+    String methods rather than a regular expression: this runs for every
+    entry of site-packages on every start. The name is escaped (PEP 427), so
+    the first hyphen ends it.
+    """
+    if not filename.endswith(".dist-info"):
+        return None
+    name, _, version = filename[: -len(".dist-info")].partition("-")
+    return name.replace("_", "-").replace(".", "-").lower(), version
 
 
 class MixedInstallationError(ImportError):
@@ -122,16 +133,16 @@ class InstalledDistribution:
         names = self._metadata().get("name")
         if names:
             return names[0]
-        match = _DIST_INFO.match(os.path.basename(self.path))
-        return match.group("name") if match else os.path.basename(self.path)
+        split = _split_dist_info(os.path.basename(self.path))
+        return split[0] if split else os.path.basename(self.path)
 
     @property
     def version(self) -> str:
         versions = self._metadata().get("version")
         if versions:
             return versions[0]
-        match = _DIST_INFO.match(os.path.basename(self.path))
-        return match.group("version") if match else "?"
+        split = _split_dist_info(os.path.basename(self.path))
+        return split[1] if split else "?"
 
     @property
     def installer(self) -> str:
@@ -155,7 +166,7 @@ class InstalledDistribution:
             # not one that an extra or an environment marker adds.
             if ";" in requirement:
                 continue
-            match = _REQUIREMENT_NAME.match(requirement)
+            match = re.match(_REQUIREMENT_NAME, requirement)
             if match is not None and canonical_name(match.group()) in OUR_DISTRIBUTIONS:
                 return True
         return False
@@ -188,12 +199,9 @@ def _distributions(
         return found
     with entries:
         for entry in entries:
-            match = _DIST_INFO.match(entry.name)
-            if match is None:
-                continue
-            name = canonical_name(match.group("name"))
-            if name in wanted:
-                found.setdefault(name, []).append(InstalledDistribution(entry.path))
+            split = _split_dist_info(entry.name)
+            if split is not None and split[0] in wanted:
+                found.setdefault(split[0], []).append(InstalledDistribution(entry.path))
     return found
 
 
