@@ -16,24 +16,31 @@ import types
 from collections.abc import Callable, Iterator
 from http.cookies import Morsel, SimpleCookie
 from importlib import import_module
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
+from django.utils.functional import LazyObject
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
+from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 from channels.sessions import (
     MAX_SESSION_KEY_LENGTH,
     CookieMiddleware,
+    InstanceSessionWrapper,
+    SessionLazyObject,
     SessionMiddleware,
     SessionMiddlewareStack,
 )
@@ -847,7 +854,15 @@ async def test_server_scope_is_not_changed(engine: type[SessionBase]) -> None:
     before = dict(scope)
     await run_http(SessionMiddlewareStack(recorder), scope)
     assert scope == before
-    assert isinstance(recorder.scopes[0]["session"], SessionBase)
+    session = recorder.scopes[0]["session"]
+    # Channels' contract: a LazyObject whose _wrapped is the store, and which
+    # passes for the store it wraps.
+    assert isinstance(session, LazyObject)
+    assert isinstance(session, SessionLazyObject)
+    assert session.is_resolved
+    assert type(session._wrapped) is engine
+    assert session._wrapped.session_key == "abcdefghijkl"
+    assert isinstance(session, SessionBase)
 
 
 def test_middleware_keeps_inner_app_reachable() -> None:
@@ -1003,3 +1018,356 @@ async def test_200_interleaved_http_requests_each_get_their_own_session(
         return [read_session(engine, key) for key in keys]
 
     assert await database_sync_to_async(read_all)() == [{"n": n} for n in range(count)]
+
+
+# -- the Channels wrapper API: InstanceSessionWrapper ------------------------------
+
+
+class TokenSessionWrapper(InstanceSessionWrapper):
+    """Finds the session by an ``x-session-token`` header or a ``?token=`` query
+    string instead of the cookie, the way libraries built on Channels do."""
+
+    async def resolve_session(self) -> None:
+        token: str | None = None
+        for name, value in self.scope["headers"]:
+            if name == b"x-session-token":
+                token = value.decode("ascii")
+        if token is None:
+            query = parse_qs(self.scope["query_string"].decode("ascii"))
+            token = query.get("token", [None])[0]
+        self.scope["session"]._wrapped = await database_sync_to_async(self.session_store)(token)
+
+
+class TokenSessionMiddleware(SessionMiddleware):
+    """Picks the wrapper up through the class attribute."""
+
+    wrapper_class = TokenSessionWrapper
+
+
+class OverridingSessionMiddleware(SessionMiddleware):
+    """Makes its wrapper in an overridden ``__call__``, as authentik's does."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        wrapper = TokenSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, wrapper.send)
+
+
+TOKEN_MIDDLEWARE = [TokenSessionMiddleware, OverridingSessionMiddleware]
+
+
+class SessionCounter(AsyncHttpConsumer):
+    """Counts requests in the session; remembers what scope["session"] was."""
+
+    seen: ClassVar[list[Any]] = []
+
+    async def handle(self, body: bytes) -> None:
+        session = self.scope["session"]
+        SessionCounter.seen.append(session)
+
+        def count() -> int:
+            session["count"] = session.get("count", 0) + 1
+            return int(session["count"])
+
+        number = await database_sync_to_async(count)()
+        status = 503 if self.scope["path"] == "/fail/" else 200
+        await self.send_response(status, str(number).encode())
+
+
+async def get_with(
+    app: Any, path: str = "/", headers: list[tuple[bytes, bytes]] | None = None
+) -> dict[str, Any]:
+    communicator = HttpCommunicator(app, "GET", path, headers=headers or [])
+    response = await communicator.get_response(timeout=TIMEOUT)
+    await communicator.wait(TIMEOUT)
+    return response
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("middleware", TOKEN_MIDDLEWARE)
+async def test_wrapper_subclass_finds_the_http_session_its_own_way(
+    engine: type[SessionBase], middleware: type[SessionMiddleware]
+) -> None:
+    mine = await database_sync_to_async(make_session)(engine, count=41)
+    other = await database_sync_to_async(make_session)(engine, count=1000)
+    SessionCounter.seen = []
+    app = CookieMiddleware(middleware(SessionCounter.as_asgi()))
+
+    # The header wins over a cookie naming another session.
+    response = await get_with(
+        app,
+        headers=[(b"x-session-token", mine.encode()), (b"cookie", f"sessionid={other}".encode())],
+    )
+    assert response["status"] == 200
+    assert response["body"] == b"42"
+    session = SessionCounter.seen[0]
+    assert isinstance(session, LazyObject)
+    assert type(session._wrapped) is engine
+    # The save still goes through the wrapper's send(): stored, cookie set.
+    saved_key = set_cookies(response)["sessionid"].value
+    if not is_signed_cookies(engine):
+        assert saved_key == mine
+    assert await database_sync_to_async(read_session)(engine, saved_key) == {"count": 42}
+    assert await database_sync_to_async(read_session)(engine, other) == {"count": 1000}
+
+    # Without a token the subclass gives a new session, whatever the cookie says.
+    response = await get_with(app, headers=[(b"cookie", f"sessionid={other}".encode())])
+    assert response["body"] == b"1"
+
+
+class TokenEcho(SessionEcho):
+    """SessionEcho that also reports what its scope["session"] is."""
+
+    def connect(self) -> None:
+        self.accept()
+        session = self.scope["session"]
+        self.send(text_data=f"{type(session).__name__} {type(session._wrapped).__name__}")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("middleware", TOKEN_MIDDLEWARE)
+async def test_wrapper_subclass_finds_the_websocket_session_by_query_string(
+    engine: type[SessionBase], middleware: type[SessionMiddleware]
+) -> None:
+    key = await database_sync_to_async(make_session)(engine, name="ada")
+    app = CookieMiddleware(middleware(TokenEcho.as_asgi()))
+    communicator = WebsocketCommunicator(app, f"/ws/?token={key}")
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    assert await communicator.receive_from(timeout=TIMEOUT) == "SessionLazyObject SessionStore"
+    # The key did not change after resolve_session(), so no cookie is set on
+    # the accept, although the client sent none.
+    assert communicator.response_headers == []
+    assert await ask(communicator, "get name") == "'ada'"
+    assert await ask(communicator, "set name grace") == "ok"
+    saved_key = await ask(communicator, "save")
+    await communicator.disconnect()
+    assert isinstance(saved_key, str)
+    assert await database_sync_to_async(read_session)(engine, saved_key) == {"name": "grace"}
+
+
+class RecordingWrapper(InstanceSessionWrapper):
+    """Records every save_session() call, then saves as usual."""
+
+    saves: ClassVar[list[dict[str, Any]]] = []
+
+    async def save_session(self) -> None:
+        RecordingWrapper.saves.append(dict(self.scope["session"]._wrapped.items()))
+        await super().save_session()
+
+
+class RecordingMiddleware(SessionMiddleware):
+    wrapper_class = RecordingWrapper
+
+
+@pytest.mark.asyncio
+async def test_overridden_save_session_is_what_saves(engine: type[SessionBase]) -> None:
+    RecordingWrapper.saves = []
+    app = CookieMiddleware(RecordingMiddleware(SessionCounter.as_asgi()))
+    response = await get_with(app)
+    assert response["body"] == b"1"
+    assert RecordingWrapper.saves == [{"count": 1}]
+    key = set_cookies(response)["sessionid"].value
+    assert await database_sync_to_async(read_session)(engine, key) == {"count": 1}
+
+    # A server error saves nothing: save_session() is not called.
+    response = await get_with(app, "/fail/", [(b"cookie", f"sessionid={key}".encode())])
+    assert response["status"] == 503
+    assert RecordingWrapper.saves == [{"count": 1}]
+    assert set_cookies(response) == {}
+
+    # An unmodified session is not saved either.
+    response = await get_with(
+        CookieMiddleware(RecordingMiddleware(http_app(lambda session: session.get("count")))),
+        headers=[(b"cookie", f"sessionid={key}".encode())],
+    )
+    assert response["body"] == b"1"
+    assert RecordingWrapper.saves == [{"count": 1}]
+    assert set_cookies(response) == {}
+
+
+class OwnSaveWrapper(InstanceSessionWrapper):
+    """Saves the session its own way, without the base class's save_session()."""
+
+    calls: ClassVar[int] = 0
+
+    async def save_session(self) -> None:
+        OwnSaveWrapper.calls += 1
+        await database_sync_to_async(self.scope["session"].save)()
+
+
+class OwnSaveMiddleware(SessionMiddleware):
+    wrapper_class = OwnSaveWrapper
+
+
+@pytest.mark.asyncio
+async def test_save_session_replaced_entirely_still_gets_a_full_cookie(
+    engine: type[SessionBase], settings: Any
+) -> None:
+    settings.SESSION_COOKIE_AGE = 4321
+    OwnSaveWrapper.calls = 0
+    response = await get_with(CookieMiddleware(OwnSaveMiddleware(SessionCounter.as_asgi())))
+    assert OwnSaveWrapper.calls == 1
+    cookie = set_cookies(response)["sessionid"]
+    assert cookie["max-age"] == "4321"
+    assert header_values(response["headers"], b"vary") == [b"Cookie"]
+    assert await database_sync_to_async(read_session)(engine, cookie.value) == {"count": 1}
+
+
+class SaveOnAcceptWrapper(RecordingWrapper):
+    save_message_types = [*InstanceSessionWrapper.save_message_types, "websocket.accept"]
+
+
+class SaveOnAcceptMiddleware(SessionMiddleware):
+    wrapper_class = SaveOnAcceptWrapper
+
+
+class ChangeThenAccept(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await database_sync_to_async(self.scope["session"].__setitem__)("seen", True)
+        await self.accept()
+
+
+@pytest.mark.asyncio
+async def test_message_types_listed_by_a_subclass_save_the_session(
+    engine: type[SessionBase],
+) -> None:
+    RecordingWrapper.saves = []
+    communicator = await ws_connect(
+        CookieMiddleware(SaveOnAcceptMiddleware(ChangeThenAccept.as_asgi())), None
+    )
+    await communicator.disconnect()
+    assert RecordingWrapper.saves == [{"seen": True}]
+    cookie = set_cookies({"headers": communicator.response_headers})["sessionid"]
+    assert await database_sync_to_async(read_session)(engine, cookie.value) == {"seen": True}
+
+
+class NoCookieWrapper(InstanceSessionWrapper):
+    cookie_response_message_types: ClassVar[list[str]] = []
+
+
+class NoCookieMiddleware(SessionMiddleware):
+    wrapper_class = NoCookieWrapper
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_saving_without_a_cookie_message_saves_but_sets_no_cookie(settings: Any) -> None:
+    # (Not with signed_cookies: there the cookie is the store.)
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    engine = import_module(settings.SESSION_ENGINE).SessionStore
+    key = await database_sync_to_async(make_session)(engine, count=1)
+    response = await get_with(
+        CookieMiddleware(NoCookieMiddleware(SessionCounter.as_asgi())),
+        headers=[(b"cookie", f"sessionid={key}".encode())],
+    )
+    assert response["body"] == b"2"
+    assert set_cookies(response) == {}
+    assert await database_sync_to_async(read_session)(engine, key) == {"count": 2}
+
+
+@pytest.mark.asyncio
+async def test_store_set_into_wrapped_by_the_application_is_the_one_saved(
+    engine: type[SessionBase],
+) -> None:
+    original = await database_sync_to_async(make_session)(engine, who="original")
+
+    async def swap(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        replacement = engine()
+        replacement["who"] = "replacement"
+        scope["session"]._wrapped = replacement
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    response = await get(SessionMiddlewareStack(swap), f"sessionid={original}")
+    key = set_cookies(response)["sessionid"].value
+    assert key != original
+    assert await database_sync_to_async(read_session)(engine, key) == {"who": "replacement"}
+    assert await database_sync_to_async(read_session)(engine, original) == {"who": "original"}
+
+
+@pytest.mark.asyncio
+async def test_session_used_before_it_is_resolved_names_resolve_session() -> None:
+    class Forgetful(SessionMiddleware):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+            wrapper = InstanceSessionWrapper(scope, send)
+            return await self.inner(wrapper.scope, receive, wrapper.send)
+
+    sessions: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        sessions.append(scope["session"])
+        scope["session"].get("a")
+
+    with pytest.raises(ValueError, match=r"before the session was resolved.*resolve_session"):
+        await call(CookieMiddleware(Forgetful(app)), http_scope([]))
+    assert isinstance(sessions[0], SessionLazyObject)
+    assert not sessions[0].is_resolved
+
+
+@pytest.mark.asyncio
+async def test_wrapper_under_an_existing_session_changes_nothing(engine: Any) -> None:
+    key = await database_sync_to_async(make_session)(engine, a=1)
+    seen: list[Any] = []
+
+    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        assert not wrapper.activated
+        assert wrapper.real_send is send
+        seen.append((scope["session"], wrapper.scope["session"]))
+        await http_app(lambda session: session["a"])(wrapper.scope, receive, wrapper.send)
+
+    response = await get(SessionMiddlewareStack(inner), f"sessionid={key}")
+    assert response["body"] == b"1"
+    outer, passed_on = seen[0]
+    assert passed_on is outer
+    assert outer._wrapped.session_key == key
+    assert len(header_values(response["headers"], b"vary")) == 1
+
+
+def test_wrapper_has_the_channels_attributes(settings: Any) -> None:
+    settings.SESSION_COOKIE_NAME = "sid"
+
+    async def send(message: Any) -> None:
+        raise AssertionError("not sent")
+
+    wrapper = InstanceSessionWrapper(http_scope([]) | {"cookies": {}}, send)
+    assert wrapper.cookie_name == "sid"
+    assert wrapper.session_store is import_module(settings.SESSION_ENGINE).SessionStore
+    assert wrapper.activated is True
+    assert wrapper.real_send is send
+    assert wrapper.save_message_types == ["http.response.start"]
+    assert "http.response.start" in wrapper.cookie_response_message_types
+    assert isinstance(wrapper.scope["session"], LazyObject)
+    assert SessionMiddleware.wrapper_class is InstanceSessionWrapper
+    with pytest.raises(ValueError, match="wrap it in CookieMiddleware"):
+        InstanceSessionWrapper(http_scope([]), send)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("middleware", TOKEN_MIDDLEWARE)
+async def test_auth_middleware_finds_the_user_of_a_token_session(
+    middleware: type[SessionMiddleware],
+) -> None:
+    def log_in() -> str:
+        user = get_user_model().objects.create_user("ada", password="analytical-engine")
+        client = Client()
+        client.force_login(user)
+        return client.cookies["sessionid"].value
+
+    key = await database_sync_to_async(log_in)()
+
+    class WhoIsIt(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept()
+            await self.send(text_data=self.scope["user"].get_username())
+
+    app = CookieMiddleware(middleware(AuthMiddleware(WhoIsIt.as_asgi())))
+    communicator = WebsocketCommunicator(app, f"/ws/?token={key}")
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    assert await communicator.receive_from(timeout=TIMEOUT) == "ada"
+    await communicator.disconnect()

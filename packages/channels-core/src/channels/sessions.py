@@ -24,22 +24,25 @@ import time
 from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
 from importlib import import_module
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.http.cookie import parse_cookie
 from django.utils import timezone
+from django.utils.functional import LazyObject, empty
 from django.utils.http import http_date
 
-from .asgi_types import ASGIApplication, Message, Receive, Scope, Send
+from .asgi_types import AnyASGIApplication, Message, Receive, Scope, Send
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
 
 __all__ = [
     "MAX_SESSION_KEY_LENGTH",
     "CookieMiddleware",
+    "InstanceSessionWrapper",
+    "SessionLazyObject",
     "SessionMiddleware",
     "SessionMiddlewareStack",
 ]
@@ -254,111 +257,239 @@ def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     headers.append((b"vary", b"Cookie"))
 
 
-class _ConnectionSession:
-    """The session of one connection, and the ``send`` that persists it.
+class SessionLazyObject(LazyObject):  # type: ignore[type-arg]
+    """``scope["session"]``: a stand-in for the connection's session store.
 
-    One is made for every scope, so nothing is shared between connections.
+    :class:`InstanceSessionWrapper` puts an empty one in the scope and its
+    :meth:`~InstanceSessionWrapper.resolve_session` fills it in by setting
+    ``_wrapped`` to a ``SessionStore``; from then on it behaves like that
+    store (``session["key"]``, ``session.save()``, ``isinstance(session,
+    SessionBase)``). Using it before then raises ``ValueError``.
     """
 
-    def __init__(
-        self,
-        scope: Scope,
-        send: Send,
-        store_class: type[SessionBase],
-        cookie_name: str,
-        response_message_types: Iterable[str],
-    ) -> None:
-        cookies = scope["cookies"]
-        sent = cookies.get(cookie_name)
-        self.cookie_name = cookie_name
-        #: Whether the client sent a session cookie at all (even a useless one).
-        self.had_cookie = cookie_name in cookies
-        #: The key the client's cookie names, if it can be one.
-        self.sent_key: str | None = sent if _could_be_session_key(sent) else None
-        # Building a store reads nothing: Django loads the data on first use.
-        self.session = store_class(self.sent_key)
-        self.scope: Scope = dict(scope, session=self.session)
-        self.kind = scope.get("type")
-        self.response_message_types = frozenset(response_message_types)
-        self._send = send
-        self._response_started = False
-        self._accepted = False
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_wrapped":
+            # Remember the key the session had when it was resolved: a key
+            # that differs when the WebSocket is accepted was changed by the
+            # application (a login or logout), and the browser must hear of it.
+            # The key is read without touching the store.
+            self.__dict__["_resolved_key"] = (
+                None if value is empty else getattr(value, "session_key", None)
+            )
+        super().__setattr__(name, value)
+
+    def _setup(self) -> None:
+        raise ValueError(
+            "scope['session'] was used before the session was resolved: "
+            "InstanceSessionWrapper.resolve_session() must set scope['session']._wrapped "
+            "before the application runs"
+        )
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether a session store has been put in."""
+        return self._wrapped is not empty
+
+
+class InstanceSessionWrapper:
+    """The session of one connection, and the ``send`` that persists it.
+
+    :class:`SessionMiddleware` makes one for every connection, so nothing
+    about a session is shared between connections. Its life is::
+
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        await inner(wrapper.scope, receive, wrapper.send)
+
+    The constructor copies the scope into :attr:`scope` and puts an
+    unresolved :class:`SessionLazyObject` in ``scope["session"]``;
+    :meth:`resolve_session` fills it with the store named by the session
+    cookie; :meth:`send` saves the session and sets its cookie on the
+    response. Subclass it to find the session another way (override
+    :meth:`resolve_session`) or to save it another way (override
+    :meth:`save_session`), and set the subclass as
+    :attr:`SessionMiddleware.wrapper_class`.
+
+    When the scope already has a ``session`` (an outer session middleware
+    made it) or is a lifespan scope, the wrapper is not :attr:`activated`:
+    it adds nothing, resolves nothing and sends messages as they are.
+    """
+
+    #: Messages that save the session, if it was modified (or on every
+    #: response with ``SESSION_SAVE_EVERY_REQUEST``), with the rules of
+    #: Django's ``SessionMiddleware``. Only the first such message of a
+    #: connection counts.
+    save_message_types: ClassVar[list[str]] = ["http.response.start"]
+    #: Messages whose headers get the session cookie: set when the session
+    #: was saved, deleted when the client sent one and the session is now
+    #: empty. On a message that does not save (``websocket.accept``), the
+    #: cookie is set when the application changed the session key since it
+    #: was resolved (a login or logout before accepting).
+    cookie_response_message_types: ClassVar[list[str]] = [
+        "http.response.start",
+        "websocket.accept",
+    ]
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        #: The session cookie's name (``SESSION_COOKIE_NAME``).
+        self.cookie_name: str = settings.SESSION_COOKIE_NAME
+        #: The ``SessionStore`` class of ``SESSION_ENGINE``.
+        self.session_store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
+        #: The ``send`` of the server (or of the middleware outside this one).
+        self.real_send: Send = send
+        #: The scope to give the inner application: a copy of the one passed in.
+        self.scope: Scope = dict(scope)
+        #: Whether this wrapper manages the session (see the class docstring).
+        self.activated: bool
+        if "session" in scope or _plain_passthrough(scope):
+            self.activated = False
+        else:
+            if "cookies" not in scope:
+                raise ValueError(
+                    "SessionMiddleware found no 'cookies' in the scope: wrap it in "
+                    "CookieMiddleware (SessionMiddlewareStack and AuthMiddlewareStack do this "
+                    "for you)"
+                )
+            self.scope["session"] = SessionLazyObject()
+            self.activated = True
+        self._response_handled = False
+        # What the base save_session() measured, for the cookie it sets next.
+        self._saved_cookie_lifetime: tuple[int | None, str | None] | None = None
+
+    async def resolve_session(self) -> None:
+        """Put the session store into ``scope["session"]._wrapped``.
+
+        The store is the ``SessionStore`` for the key in the session cookie,
+        or a new, empty one when there is no cookie or its value cannot be a
+        session key. Making it reads nothing: Django loads the data on first
+        use. Override this to find the session another way; set
+        ``self.scope["session"]._wrapped`` to a store.
+        """
+        if not self.activated:
+            return
+        sent = self.scope["cookies"].get(self.cookie_name)
+        key = sent if _could_be_session_key(sent) else None
+        self.scope["session"]._wrapped = self.session_store(key)
 
     async def send(self, message: Message) -> None:
-        message_type = message.get("type")
-        if (
-            self.kind == "http"
-            and message_type in self.response_message_types
-            and not self._response_started
-        ):
-            self._response_started = True
-            message = await self._finish_http_response(message)
-        elif self.kind == "websocket" and message_type == "websocket.accept" and not self._accepted:
-            self._accepted = True
-            message = await self._finish_websocket_accept(message)
-        await self._send(message)
+        """Send *message*, first saving the session and adding its cookie if it is due."""
+        if self.activated and not self._response_handled:
+            message_type = message.get("type")
+            if (
+                message_type in self.save_message_types
+                or message_type in self.cookie_response_message_types
+            ):
+                self._response_handled = True
+                message = await self._finish_response(message)
+        return await self.real_send(message)
 
-    async def _finish_http_response(self, message: Message) -> Message:
+    async def save_session(self) -> None:
+        """Save the session, in a worker thread.
+
+        Called by :meth:`send` when the session is due to be saved.
+
+        :raises django.contrib.sessions.exceptions.SessionInterrupted: if the
+            session was deleted from the store meanwhile (a logout in a
+            concurrent request); saving it would bring it back.
+        """
+        self._saved_cookie_lifetime = await database_sync_to_async(self._save)()
+
+    def _store(self) -> tuple[SessionBase, str | None] | None:
+        """The resolved session store and its key when resolved, or ``None``."""
+        session = self.scope.get("session")
+        if isinstance(session, LazyObject):
+            store = session._wrapped
+            if store is empty:
+                return None
+            resolved_key: str | None = session.__dict__.get("_resolved_key")
+            return store, resolved_key
+        if session is None:
+            return None
+        # resolve_session() replaced the stand-in with a store of its own.
+        sent = self.scope["cookies"].get(self.cookie_name)
+        return session, sent if _could_be_session_key(sent) else None
+
+    async def _finish_response(self, message: Message) -> Message:
         """Save the session and set or delete its cookie, as Django does for HTTP."""
-        session = self.session
+        resolved = self._store()
+        if resolved is None:
+            return message
+        store, resolved_key = resolved
+        message_type = message.get("type")
+        saves = message_type in self.save_message_types
         # None of these read the session store.
-        accessed, modified, empty = session.accessed, session.modified, session.is_empty()
+        accessed, modified, empty = store.accessed, store.modified, store.is_empty()
         headers: list[tuple[bytes, bytes]] = list(message.get("headers") or ())
         response: Message = dict(message, headers=headers)
-        if self.had_cookie and empty:
-            # The session was flushed (a logout) or named nothing: tell the
-            # client to forget the cookie.
-            CookieMiddleware.delete_cookie(
-                response,
-                self.cookie_name,
-                path=settings.SESSION_COOKIE_PATH,
-                domain=settings.SESSION_COOKIE_DOMAIN,
-                samesite=settings.SESSION_COOKIE_SAMESITE,
-            )
-            vary = True
-        else:
-            vary = accessed
-            if (modified or settings.SESSION_SAVE_EVERY_REQUEST) and not empty:
-                status = message.get("status", 200)
-                # A server error must not persist half-made changes (Django
-                # skips the save for every 5xx response too).
-                if not (isinstance(status, int) and status >= 500):
-                    max_age, expires = await database_sync_to_async(self._save)()
-                    self._set_session_cookie(response, max_age, expires)
-                    vary = True
-        if vary:
+        cookie_changed = False
+        if message_type in self.cookie_response_message_types:
+            if self.cookie_name in self.scope["cookies"] and empty:
+                # The session was flushed (a logout) or named nothing: tell
+                # the client to forget the cookie.
+                CookieMiddleware.delete_cookie(
+                    response,
+                    self.cookie_name,
+                    path=settings.SESSION_COOKIE_PATH,
+                    domain=settings.SESSION_COOKIE_DOMAIN,
+                    samesite=settings.SESSION_COOKIE_SAMESITE,
+                )
+                cookie_changed = True
+            elif not saves:
+                # WebSocket sessions are never saved for you. But when the
+                # application changed the key before accepting (login() rotates
+                # it and stores the session under the new key), the handshake
+                # response is the only chance to update the browser's cookie
+                # (the accept's headers, ASGI WebSocket spec 2.1).
+                key = store.session_key
+                if key is not None and key != resolved_key:
+                    lifetime = await database_sync_to_async(_cookie_lifetime)(store)
+                    self._set_session_cookie(response, store, *lifetime)
+                    cookie_changed = True
+        if saves and (modified or settings.SESSION_SAVE_EVERY_REQUEST) and not empty:
+            status = message.get("status", 200)
+            # A server error must not persist half-made changes (Django skips
+            # the save for every 5xx response too).
+            if not (isinstance(status, int) and status >= 500):
+                self._saved_cookie_lifetime = None
+                await self.save_session()
+                if message_type in self.cookie_response_message_types:
+                    lifetime = self._saved_cookie_lifetime
+                    if lifetime is None:
+                        # An overriding save_session() did not measure it.
+                        lifetime = await database_sync_to_async(_cookie_lifetime)(store)
+                    self._set_session_cookie(response, store, *lifetime)
+                    cookie_changed = True
+        if message_type == "http.response.start" and (accessed or cookie_changed):
             # set_cookie() replaced the list: add to the one now in the message.
             _add_vary_cookie(response["headers"])
-        return response
+            return response
+        return response if cookie_changed else message
 
     def _save(self) -> tuple[int | None, str | None]:
         """Save the session (in a worker thread); return the cookie's lifetime."""
-        session = self.session
-        max_age, expires = self._cookie_lifetime()
+        resolved = self._store()
+        if resolved is None:
+            raise ValueError(
+                "save_session() was called before resolve_session() put a session in the scope"
+            )
+        store = resolved[0]
+        lifetime = _cookie_lifetime(store)
         try:
-            session.save()
+            store.save()
         except UpdateError:
             raise SessionInterrupted(
                 "The session was deleted before the response was sent; the user may "
                 "have logged out in a concurrent request."
             ) from None
-        return max_age, expires
-
-    def _cookie_lifetime(self) -> tuple[int | None, str | None]:
-        """``Max-Age`` and ``Expires`` for the session cookie (may read the store)."""
-        session = self.session
-        if session.get_expire_at_browser_close():
-            return None, None
-        max_age = session.get_expiry_age()
-        return max_age, http_date(time.time() + max_age)
+        return lifetime
 
     def _set_session_cookie(
-        self, message: Message, max_age: int | None, expires: str | None
+        self, message: Message, store: SessionBase, max_age: int | None, expires: str | None
     ) -> None:
         CookieMiddleware.set_cookie(
             message,
             self.cookie_name,
-            self.session.session_key or "",
+            store.session_key or "",
             max_age=max_age,
             expires=expires,
             path=settings.SESSION_COOKIE_PATH,
@@ -368,43 +499,23 @@ class _ConnectionSession:
             samesite=settings.SESSION_COOKIE_SAMESITE,
         )
 
-    async def _finish_websocket_accept(self, message: Message) -> Message:
-        """Tell the client about a session key that changed before the accept.
 
-        WebSocket sessions are never saved for you. But when the application
-        has already changed the session key by the time it accepts (a
-        ``login()`` in ``connect()`` rotates it and stores the session under the
-        new key; a ``logout()`` flushes it), the handshake response is the only
-        chance to update the browser's cookie, so the ``Set-Cookie`` goes on
-        the ``websocket.accept`` (its ``headers`` key, ASGI WebSocket spec 2.1).
-        """
-        session = self.session
-        key = session.session_key
-        if key is not None and key != self.sent_key:
-            max_age, expires = await database_sync_to_async(self._cookie_lifetime)()
-            accept: Message = dict(message, headers=list(message.get("headers") or ()))
-            self._set_session_cookie(accept, max_age, expires)
-            return accept
-        if key is None and self.had_cookie and session.is_empty():
-            accept = dict(message, headers=list(message.get("headers") or ()))
-            CookieMiddleware.delete_cookie(
-                accept,
-                self.cookie_name,
-                path=settings.SESSION_COOKIE_PATH,
-                domain=settings.SESSION_COOKIE_DOMAIN,
-                samesite=settings.SESSION_COOKIE_SAMESITE,
-            )
-            return accept
-        return message
+def _cookie_lifetime(store: SessionBase) -> tuple[int | None, str | None]:
+    """``Max-Age`` and ``Expires`` for the session cookie (may read the store)."""
+    if store.get_expire_at_browser_close():
+        return None, None
+    max_age = store.get_expiry_age()
+    return max_age, http_date(time.time() + max_age)
 
 
 class SessionMiddleware(BaseMiddleware):
     """Puts the connection's Django session in ``scope["session"]``.
 
     Must be inside :class:`CookieMiddleware` (use
-    :func:`SessionMiddlewareStack`). The session is the ``SessionStore`` of
-    ``SESSION_ENGINE`` for the key in the ``SESSION_COOKIE_NAME`` cookie, or a
-    new, empty one. Its data is read from the store the first time it is
+    :func:`SessionMiddlewareStack`). ``scope["session"]`` is a
+    :class:`SessionLazyObject` wrapping the ``SessionStore`` of
+    ``SESSION_ENGINE`` for the key in the ``SESSION_COOKIE_NAME`` cookie, or
+    a new, empty one. Its data is read from the store the first time it is
     used, so a connection that never touches its session costs no query.
     Reading it touches the store synchronously, like in Django: do it from
     synchronous code (a ``SyncConsumer``, or ``database_sync_to_async``), or
@@ -423,39 +534,23 @@ class SessionMiddleware(BaseMiddleware):
     login or logout in ``connect()``), the cookie is updated in the handshake
     response.
 
-    Wrapping this middleware around itself is harmless: the inner one finds
-    ``scope["session"]`` and passes the connection through.
+    The work for each connection is done by an instance of
+    :attr:`wrapper_class`. Wrapping this middleware around itself is
+    harmless: the inner one finds ``scope["session"]`` and passes the
+    connection through.
     """
 
-    #: The messages whose headers get the session cookie (HTTP).
-    cookie_response_message_types: tuple[str, ...] = ("http.response.start",)
-
-    @property
-    def cookie_name(self) -> str:
-        """The session cookie's name (``SESSION_COOKIE_NAME``)."""
-        name: str = settings.SESSION_COOKIE_NAME
-        return name
-
-    @property
-    def session_store(self) -> type[SessionBase]:
-        """The ``SessionStore`` class of ``SESSION_ENGINE``."""
-        store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
-        return store
+    #: The :class:`InstanceSessionWrapper` (sub)class made for each connection.
+    wrapper_class: ClassVar[type[InstanceSessionWrapper]] = InstanceSessionWrapper
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "session" in scope or _plain_passthrough(scope):
             return await self.inner(scope, receive, send)
-        if "cookies" not in scope:
-            raise ValueError(
-                "SessionMiddleware found no 'cookies' in the scope: wrap it in CookieMiddleware "
-                "(SessionMiddlewareStack and AuthMiddlewareStack do this for you)"
-            )
-        connection = _ConnectionSession(
-            scope, send, self.session_store, self.cookie_name, self.cookie_response_message_types
-        )
-        return await self.inner(connection.scope, receive, connection.send)
+        wrapper = self.wrapper_class(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, wrapper.send)
 
 
-def SessionMiddlewareStack(inner: ASGIApplication) -> CookieMiddleware:
+def SessionMiddlewareStack(inner: AnyASGIApplication) -> CookieMiddleware:
     """``CookieMiddleware(SessionMiddleware(inner))``: sessions for *inner*."""
     return CookieMiddleware(SessionMiddleware(inner))
