@@ -8,6 +8,9 @@
   saves the session and sends the cookie with ``http.response.start``, with the
   same rules as Django's own ``SessionMiddleware``. WebSocket sessions are
   never saved for you.
+* :class:`InstanceSessionWrapper` does that work for one connection; subclass
+  it to find or save sessions another way. ``scope["session"]`` is a
+  :class:`SessionLazyObject` (a Django ``LazyObject``) that it fills in.
 * :func:`SessionMiddlewareStack` is both, in the order they need.
 
 Every connection gets a session object of its own. Nothing about a session
@@ -268,14 +271,12 @@ class SessionLazyObject(LazyObject):  # type: ignore[type-arg]
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "_wrapped":
-            # Remember the key the session had when it was resolved: a key
-            # that differs when the WebSocket is accepted was changed by the
-            # application (a login or logout), and the browser must hear of it.
-            # The key is read without touching the store.
-            self.__dict__["_resolved_key"] = (
-                None if value is empty else getattr(value, "session_key", None)
-            )
+        if name == "_wrapped" and value is not empty and "_resolved_key" not in self.__dict__:
+            # Remember the key the session had when it was first resolved: a
+            # key that differs when the WebSocket is accepted was changed by
+            # the application (a login, a logout, another store put in), and
+            # the browser must hear of it. Reading it does not touch the store.
+            self.__dict__["_resolved_key"] = getattr(value, "session_key", None)
         super().__setattr__(name, value)
 
     def _setup(self) -> None:
