@@ -246,11 +246,13 @@ class Config:
     #: Largest ``http.request`` message body handed to the application; a
     #: longer request body arrives in several messages (daphne's ``request_buffer_size``).
     request_buffer_size: int = 8192
-    #: Seconds of silence on a WebSocket before the server pings it.
+    #: Seconds without a message either way before the server pings a
+    #: WebSocket, and between pings while it stays idle.
     ping_interval: float = 20
-    #: Seconds to wait for any frame after a ping before dropping the connection.
+    #: Seconds a ping may go unanswered (no frame at all) before the connection is dropped.
     ping_timeout: float = 30
-    #: The longest a WebSocket may stay open; None for no limit (daphne's -1).
+    #: The longest a WebSocket may stay open, from its handshake, whatever the
+    #: ping interval; None for no limit (daphne's -1).
     websocket_timeout: float | None = 86400
     #: How long the application has to accept or reject a WebSocket handshake.
     websocket_connect_timeout: float = 5

@@ -1,10 +1,13 @@
 """One HTTP request as an ASGI connection scope: ``receive`` and ``send``.
 
 Request body flow control: body bytes are queued until the application
-calls ``receive()``; once more than :data:`BODY_HIGH_WATER` bytes wait, the
-connection stops reading from the socket, and it resumes when the
-application has taken them. A slow application is never handed (and the
-server never holds) an unbounded body.
+calls ``receive()``, which hands out at most ``request_buffer_size`` bytes
+per ``http.request`` message (daphne's chunking, 8192 by default), with
+``more_body`` true on every message but the last. Once more than
+:data:`BODY_HIGH_WATER` bytes wait, the connection stops reading from the
+socket, and it resumes when the application has taken enough of them. A
+slow application is never handed (and the server never holds) an unbounded
+body.
 
 Response back-pressure: ``send()`` returns once the bytes are queued on the
 socket, and waits first whenever the socket's write buffer is over its
