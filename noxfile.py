@@ -336,13 +336,14 @@ def compat(session: nox.Session) -> None:
     The script builds both stacks in virtualenvs of its own under this
     session's, from pinned versions only (``tools/compat/third_party.txt``,
     ``constraints.txt``), and installs ours the way ``docs/migrating.rst``
-    recommends. Options after ``--`` go to the script: ``--only NAME``,
-    ``--stack ours``, ``--no-postgres``. About two minutes on two cores.
+    recommends, after ``tools/compat/check_install.py`` has checked those
+    installations. Options after ``--`` go to run_third_party.py:
+    ``--only NAME``, ``--stack ours``, ``--no-postgres``.
     """
     session.install("-r", str(COMPAT / "runner.txt"))
-    check_install = COMPAT / "check_install.py"
-    if check_install.exists():
-        session.run("python", str(check_install))
+    # The documented installations themselves (pip and uv with the
+    # compatibility wheels, uv's override, the mixed one and its repair).
+    session.run("python", str(COMPAT / "check_install.py"))
     session.run(
         "python",
         str(COMPAT / "run_third_party.py"),

@@ -181,18 +181,16 @@ def _install_reference(python: Path, work: Path) -> None:
 
 
 def _install_ours(python: Path, work: Path) -> None:
-    """Our packages from their folders, then the libraries and their test tools.
+    """Our packages from their folders, with the libraries and their test tools.
 
-    This is the migration that ``docs/migrating.rst`` recommends:
+    This is the installation that ``docs/migrating.rst`` recommends:
     ``build_wheels.py`` builds the compatibility distributions named
-    ``channels``, ``daphne`` and ``channels-redis`` (4.99.0, no files of their
+    ``channels``, ``daphne`` and ``channels-redis`` (4.99.0: no files of their
     own but ``daphne``'s shim, depending on our packages) and a constraints
     file pinning them; with ``--find-links`` and that file they satisfy the
     libraries' requirements on Channels, and PyPI's Channels is never chosen.
     The three names are installed here as the reference stack installs the
-    originals. Without ``build_wheels.py`` (an older checkout) the three
-    requirements are dropped with an override instead, which is what
-    ``--no-deps`` would do without losing the libraries' other dependencies.
+    originals.
     """
 
     def not_reference(line: str) -> bool:
@@ -201,20 +199,12 @@ def _install_ours(python: Path, work: Path) -> None:
     requirements = _filtered(THIRD_PARTY, not_reference, work / "ours-requirements.txt")
     constraints = _filtered(CONSTRAINTS, not_reference, work / "ours-constraints.txt")
     folders = [str(ROOT / "packages" / name) for name in OUR_PACKAGES]
-    if BUILD_WHEELS.exists():
-        wheels = work / "compat-wheels"
-        shutil.rmtree(wheels, ignore_errors=True)
-        _run([sys.executable, str(BUILD_WHEELS), str(wheels)])
-        _pip_install(
-            python, *folders, *sorted(REFERENCE), "--find-links", str(wheels),
-            "-c", str(wheels / "constraints.txt"), "-r", str(requirements), "-c", str(constraints),
-        )  # fmt: skip
-        return
-    overrides = work / "ours-overrides.txt"
-    overrides.write_text("".join(f'{name} ; python_version < "0"\n' for name in sorted(REFERENCE)))
+    wheels = work / "compat-wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    _run([sys.executable, str(BUILD_WHEELS), str(wheels)])
     _pip_install(
-        python, *folders, "-r", str(requirements), "-c", str(constraints),
-        "--override", str(overrides),
+        python, *folders, *sorted(REFERENCE), "--find-links", str(wheels),
+        "-c", str(wheels / "constraints.txt"), "-r", str(requirements), "-c", str(constraints),
     )  # fmt: skip
 
 
