@@ -20,6 +20,7 @@ from .errors import (
     RedisCommandError,
     RedisConnectionError,
     RedisLayerError,
+    SendOutcomeUnknown,
     UndecryptableMessage,
     UnknownProcessChannel,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "RedisConnectionError",
     "RedisLayerError",
     "RedisPubSubChannelLayer",
+    "SendOutcomeUnknown",
     "UndecryptableMessage",
     "UnknownProcessChannel",
     "__version__",

@@ -24,18 +24,20 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from channels.exceptions import ChannelFull
+
 from .connections import Execute as ExecuteCommand
-from .errors import RedisLayerError, map_redis_errors, translate_redis_error
+from .errors import RedisCommandError, RedisLayerError, map_redis_errors, translate_redis_error
 from .scripts import Script
 from .wire import now_ms
 
-__all__ = ["ShardWriter", "script_executor"]
+__all__ = ["ShardWriter", "refused", "script_executor"]
 
 logger = logging.getLogger("channels_redis")
 
 #: (the message's KEYS, its ARGV, the sender's future); every message of a
 #: script has as many KEYS and ARGV as the others.
-Pending = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[bool]"]
+Pending = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[int]"]
 
 #: Runs one batch: (KEYS, ARGV after now and TTL) -> one 1/0 per message;
 #: ``cached=False`` sends the script's text (Redis said it lost the script).
@@ -78,12 +80,14 @@ class ShardWriter:
         #: The batch on its way: a task, or the future of a reply (see :data:`Start`).
         self.in_flight: asyncio.Future[Any] | None = None
 
-    def submit(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> asyncio.Future[bool]:
+    def submit(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> asyncio.Future[int]:
         """Queue one message (its KEYS and ARGV, the element first among ARGV).
 
-        The future says whether the channel took it.
+        The future gets the script's answer for it: 1 queued, 0 the channel
+        was full, -1 a key of the channel holds a value of another type
+        (see :func:`refused`).
         """
-        future: asyncio.Future[bool] = self.loop.create_future()
+        future: asyncio.Future[int] = self.loop.create_future()
         self.pending.append((keys, args, future))
         if not self.scheduled and self.in_flight is None:
             self.scheduled = True
@@ -140,7 +144,7 @@ class ShardWriter:
             failure = reply.exception()
             if failure is not None:
                 action = "sending messages" if batch else "acknowledging"
-                self._settle(batch, translate_redis_error(failure, action))
+                self._settle(batch, translate_redis_error(failure, action, bool(batch)))
             else:
                 self._settle(batch, None, reply.result())
         finally:
@@ -208,7 +212,7 @@ class ShardWriter:
         assert results is not None
         for (*_, future), result in zip(batch, results, strict=True):
             if not future.done():
-                future.set_result(bool(result))
+                future.set_result(result)
 
     async def aclose(self) -> None:
         """Send what is pending and wait until every batch has been answered."""
@@ -227,6 +231,17 @@ class ShardWriter:
                     pass
 
 
+def refused(channel: str, capacity: int, status: int) -> Exception:
+    """The error of a send to *channel* that the script answered *status* (not 1) for."""
+    if status == 0:
+        return ChannelFull(f"Channel {channel!r} is full (capacity {capacity})")
+    return RedisCommandError(
+        f"Cannot send to {channel!r}: one of its keys in Redis holds a value of another "
+        "type, which this layer did not write (delete the key, or give the layer "
+        "another prefix)"
+    )
+
+
 def script_executor(script: Script, call: ExecuteCommand, ttl_ms: int, sending: str) -> Execute:
     """The :data:`Execute` of a writer whose batches are calls of *script*.
 
@@ -236,7 +251,9 @@ def script_executor(script: Script, call: ExecuteCommand, ttl_ms: int, sending: 
 
     async def execute(keys: list[str], args: list[Any], cached: bool = True) -> list[int]:
         arguments = [now_ms(), ttl_ms, *args]
-        with map_redis_errors(sending if len(keys) > 1 else "acknowledging"):
+        # args: the number of acknowledgements, two values for each, then the messages.
+        has_messages = len(args) > 1 + 2 * args[0]
+        with map_redis_errors(sending if has_messages else "acknowledging", has_messages):
             if cached:
                 result: list[int] = await script.run(call, keys, arguments)
             else:

@@ -28,11 +28,10 @@ from typing import Any, ClassVar
 import redis.exceptions
 from redis.asyncio import ConnectionPool
 
-from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 
-from .batching import ShardWriter, script_executor
+from .batching import ShardWriter, refused, script_executor
 from .connections import (
     Client,
     Execute,
@@ -46,7 +45,13 @@ from .connections import (
     make_client,
     make_clients,
 )
-from .errors import RedisLayerError, UnknownProcessChannel, map_redis_errors
+from .errors import (
+    RedisLayerError,
+    Unanswered,
+    UnknownProcessChannel,
+    map_redis_errors,
+    unanswered,
+)
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, QueueReader
 from .options import check_shared_options, name_checks
@@ -205,8 +210,9 @@ class RedisChannelLayer(BaseChannelLayer):
                 (queue_key, keys.count_key(queue)),
                 (element, capacity, non_local_part(channel)),
             )
-        if not await future:
-            raise ChannelFull(f"Channel {channel!r} is full (capacity {capacity})")
+        status = await future
+        if status != 1:
+            raise refused(channel, capacity, status)
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """The next message on *channel*, waiting as long as it takes.
@@ -318,18 +324,20 @@ class RedisChannelLayer(BaseChannelLayer):
             expired_score(now, self.group_expiry),
         ]
         tail = [now_milliseconds + self._expiry_ms, payload]
-        with map_redis_errors(f"sending to the group {group!r}"):
+        with map_redis_errors(f"sending to the group {group!r}", sending=True):
             if state.topology.cluster:
-                await self._group_send_cluster(state, group, common, tail)
+                replies = await self._group_send_cluster(state, group, common, tail)
             elif len(state.shards) == 1:
                 shard = state.shards[0]
-                await GROUP_SEND.run(
-                    state.calls[0],
-                    [shard.keys.group_key(group)],
-                    [*common, shard.keys.channel_prefix, shard.keys.count_prefix, *tail],
-                )
+                replies = [
+                    await GROUP_SEND.run(
+                        state.calls[0],
+                        [shard.keys.group_key(group)],
+                        [*common, shard.keys.channel_prefix, shard.keys.count_prefix, *tail],
+                    )
+                ]
             else:
-                await asyncio.gather(
+                replies = await asyncio.gather(
                     *(
                         GROUP_SEND.run(
                             state.calls[shard.client_index],
@@ -339,10 +347,20 @@ class RedisChannelLayer(BaseChannelLayer):
                         for shard in state.shards
                     )
                 )
+        skipped = sum(reply[1] for reply in replies)
+        if skipped:
+            # Members whose keys hold what this layer did not write (by hand,
+            # or another program): the others got the message.
+            logger.warning(
+                "group_send to %r skipped %d member(s) whose keys in Redis hold values "
+                "this layer did not write",
+                group,
+                skipped,
+            )
 
     async def _group_send_cluster(
         self, state: _LoopState, group: str, common: list[Any], tail: list[Any]
-    ) -> None:
+    ) -> list[Any]:
         # redis-py's cluster pipeline sends the commands of each node together:
         # one round trip per node, all nodes at once.
         cluster = state.clients[0]
@@ -361,14 +379,18 @@ class RedisChannelLayer(BaseChannelLayer):
                 results = await pipeline.execute(raise_on_error=False)
             except redis.exceptions.NoScriptError:
                 results = [redis.exceptions.NoScriptError()]
+            except _LOST as exc:
+                # redis-py cannot say whether the scripts ran.
+                raise unanswered(exc) from exc
             errors = [result for result in results if isinstance(result, Exception)]
             if not errors:
-                return
+                return list(results)
             if attempt or not all(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
-                raise errors[0]
+                raise unanswered(errors[0]) if isinstance(errors[0], _LOST) else errors[0]
             # A node lost its script cache (restart, failover): load it on
             # every primary, then send again.
             await cluster.script_load(GROUP_SEND.source)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     # -- flush extension ---------------------------------------------------------
 
@@ -548,7 +570,12 @@ class _LoopState:
             self.writers.append(
                 ShardWriter(
                     loop,
-                    script_executor(SEND, call, ttl_ms, "sending messages"),
+                    script_executor(
+                        SEND,
+                        _cluster_send(call) if topology.cluster else call,
+                        ttl_ms,
+                        "sending messages",
+                    ),
                     self._starter(fast_of.get(call), ttl_ms),
                 )
             )
@@ -602,6 +629,27 @@ class _LoopState:
             await close_client(client)
         await self.layer._close_connections(self.loop)
         self.layer._process_parts.release(self.client_prefix, self.channel_numbers)
+
+
+_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _cluster_send(call: Execute) -> Execute:
+    """*call* (redis-py's Cluster client) for sends: a connection error is in doubt.
+
+    redis-py does not say whether a command had been written when its
+    connection failed, so a send that failed so may have been applied.
+    """
+
+    async def send(*args: Any) -> Any:
+        try:
+            return await call(*args)
+        except _LOST as exc:
+            if isinstance(exc, Unanswered):
+                raise
+            raise unanswered(exc) from exc
+
+    return send
 
 
 def _block_seconds(spec: HostSpec, longest: float) -> float:

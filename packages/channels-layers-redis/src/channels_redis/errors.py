@@ -12,6 +12,7 @@ The tree::
     └── RedisLayerError
         ├── InvalidConfiguration               (also ValueError)
         ├── RedisConnectionError               (also ConnectionError)
+        │   └── SendOutcomeUnknown
         ├── RedisCommandError
         ├── UndecryptableMessage
         ├── MessageTooLarge                    (also channels.exceptions.MessageTooLarge)
@@ -20,6 +21,11 @@ The tree::
 Invalid channel and group names raise the built-in ``TypeError`` (as every
 channel layer does), and so do messages holding values that cannot be
 serialized: the message names the key.
+
+A ``send()`` or ``group_send()`` that raises :class:`SendOutcomeUnknown` may
+have been applied: Redis stopped answering (a freeze past ``socket_timeout``,
+a crash) after the command had left. Any other error from them means the
+message was not queued, so retrying it cannot deliver it twice.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ __all__ = [
     "RedisCommandError",
     "RedisConnectionError",
     "RedisLayerError",
+    "SendOutcomeUnknown",
     "UndecryptableMessage",
     "UnknownProcessChannel",
     "map_redis_errors",
@@ -55,6 +62,17 @@ class InvalidConfiguration(RedisLayerError, ValueError):
 class RedisConnectionError(RedisLayerError, ConnectionError):
     """Redis cannot be reached, the connection broke, or Redis is not serving
     (loading, failing over, cluster down). Retrying later may succeed."""
+
+
+class SendOutcomeUnknown(RedisConnectionError):
+    """Redis stopped answering after a ``send()`` or ``group_send()`` had
+    been written to it (it froze past ``socket_timeout``, or the connection
+    broke): the message may have been queued, and delivered.
+
+    Retrying may therefore deliver it twice; not retrying may lose it. Every
+    other error from ``send()`` and ``group_send()`` means Redis did not
+    queue the message.
+    """
 
 
 class RedisCommandError(RedisLayerError):
@@ -113,21 +131,47 @@ _UNAVAILABLE = (
 )
 
 
+class Unanswered(Exception):
+    """Marks a redis-py error raised for a command that had been written to
+    Redis when its connection failed: Redis may have run it."""
+
+
+class UnansweredLoss(Unanswered, redis.exceptions.ConnectionError):
+    """The connection broke while a written command waited for its reply."""
+
+
+class UnansweredTimeout(Unanswered, redis.exceptions.TimeoutError):
+    """A written command's reply did not come within ``socket_timeout``."""
+
+
+def unanswered(failure: Exception) -> Exception:
+    """The error for a command in flight on a connection that failed with *failure*."""
+    if isinstance(failure, redis.exceptions.TimeoutError):
+        return UnansweredTimeout(str(failure))
+    return UnansweredLoss(str(failure))
+
+
 @contextlib.contextmanager
-def map_redis_errors(action: str) -> Iterator[None]:
+def map_redis_errors(action: str, sending: bool = False) -> Iterator[None]:
     """Translate redis-py exceptions raised inside the block into this package's.
 
     *action* completes the sentence "Redis failed while ..." in the message,
-    e.g. ``"sending to 'chat'"``.
+    e.g. ``"sending to 'chat'"``; *sending* says the block queues messages,
+    whose failure after they were written is :class:`SendOutcomeUnknown`.
     """
     try:
         yield
     except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
-        raise translate_redis_error(exc, action) from exc
+        raise translate_redis_error(exc, action, sending) from exc
 
 
-def translate_redis_error(exc: BaseException, action: str) -> BaseException:
+def translate_redis_error(exc: BaseException, action: str, sending: bool = False) -> BaseException:
     """This package's exception for a redis-py one (*exc* itself for any other)."""
+    if sending and isinstance(exc, Unanswered):
+        return SendOutcomeUnknown(
+            f"Redis stopped answering while {action}, after the command was sent ({exc}): "
+            "the message may have been queued, so a retry may deliver it twice"
+        )
     if isinstance(exc, _UNAVAILABLE):
         return RedisConnectionError(f"Redis is unavailable while {action}: {exc}")
     if isinstance(exc, redis.exceptions.RedisError):

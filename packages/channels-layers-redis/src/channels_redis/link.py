@@ -14,7 +14,9 @@ the link then takes over its socket.
 
 A link that fails (the socket closed, a reply late by more than the socket
 timeout, bytes that are not RESP) fails every command waiting on it with
-redis-py's ``ConnectionError`` or ``TimeoutError`` and is not used again.
+redis-py's ``ConnectionError`` or ``TimeoutError`` (marked
+:class:`~channels_redis.errors.Unanswered`: they had been written, so Redis
+may have run them) and is not used again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .errors import unanswered
 from .resp import NOTHING, ProtocolError, Push, ReplyParser
 
 __all__ = ["Link", "open_link"]
@@ -140,9 +143,12 @@ class Link(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         waiting, self.waiting = self.waiting, deque()
+        if waiting:
+            # These commands were written: Redis may have run them.
+            in_flight = unanswered(failure)
         for future, _ in waiting:
             if not future.done():
-                future.set_exception(type(failure)(str(failure)))
+                future.set_exception(type(in_flight)(str(in_flight)))
         self.resume_writing()
         if self.transport is not None:
             self.transport.abort()

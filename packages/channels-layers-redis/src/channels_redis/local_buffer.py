@@ -44,7 +44,7 @@ from .connections import Client, Execute
 from .errors import UndecryptableMessage, map_redis_errors
 from .scripts import DRAIN
 from .serializers import PayloadDecoder
-from .wire import now_ms, unpack_element
+from .wire import now_ms, queue_name, unpack_element
 
 __all__ = ["LocalBuffer", "Mailbox", "QueueReader"]
 
@@ -58,6 +58,13 @@ def _is_flat(message: dict[str, Any]) -> bool:
     """Whether every value of *message* is immutable (a shallow copy is a full copy)."""
     immutable = _IMMUTABLE
     return all(type(value) in immutable for value in message.values())
+
+
+def _describe(exc: BaseException) -> str:
+    """*exc* for a log line: an undecryptable message says why; anything else is named."""
+    if isinstance(exc, (UndecryptableMessage, ValueError, TypeError)) and str(exc):
+        return f"{type(exc).__name__}: {exc}"
+    return repr(exc)
 
 
 async def stop_task(task: asyncio.Task[Any] | None) -> None:
@@ -343,7 +350,12 @@ class QueueReader:
                 logger.warning("Redis is back: receiving on %r again", self.name)
             attempt = 0
             if elements:
-                self.deliver(elements)
+                try:
+                    self.deliver(elements)
+                except Exception:
+                    # A bug, not bad data (deliver() drops that): the loop
+                    # must still serve the channel's next messages.
+                    logger.exception("Handing out messages received on %r failed", self.name)
             if self.persistent:
                 now = time.monotonic()
                 if now >= self.next_sweep:
@@ -387,37 +399,37 @@ class QueueReader:
         now = now_ms()
         decoder = self.decoder
         buffer = self.buffer
+        persistent = self.persistent
         for element in elements:
+            # Anything may have been pushed into the list (another serializer,
+            # another key, junk written by hand): such an element is dropped
+            # with one warning, and the loop goes on with the next.
+            channels: list[str] | None = None
             try:
                 deadline, channels, payload = unpack_element(element)
-            except (ValueError, UnicodeDecodeError):
-                logger.warning(
-                    "Dropped a message on %r that is not in this layer's format", self.name
-                )
-                continue
-            if deadline <= now:
-                self._release(channels)
-                continue
-            try:
+                if channels is None:
+                    channels = [self.name]
+                    raw = None if persistent else element
+                elif not persistent or not self._ours(channels):
+                    channels = None
+                    raise ValueError("its header names channels this list does not serve")
+                else:
+                    raw = None
+                if deadline <= now:
+                    self._release(channels, raw)
+                    continue
                 plain = decoder.open(payload)
-            except UndecryptableMessage as exc:
-                logger.warning("Dropped a message on %r: %s", self.name, exc)
-                self._release(channels)
-                continue
-            if channels is None:
-                channels = [self.name]
-                raw = None if self.persistent else element
-            else:
-                raw = None
-            try:
                 first = decoder.decode(plain)
+                if type(first) is not dict:
+                    raise TypeError(f"it decodes to {type(first).__name__!r}, not to a dict")
             except Exception as exc:  # noqa: BLE001 - a serializer may raise anything
-                # Whatever a serializer (or a layer's deserialize()) raises,
-                # the receive loop goes on.
                 logger.warning(
-                    "Dropped a message on %r that cannot be decoded: %r", channels[0], exc
+                    "Dropped a message on %r that cannot be decoded: %s",
+                    self.name if channels is None else channels[0],
+                    _describe(exc),
                 )
-                self._release(channels)
+                if channels is not None:
+                    self._release(channels, raw)
                 continue
             counted = raw is None
             put = buffer.put
@@ -433,10 +445,16 @@ class QueueReader:
                     for channel in channels[1:]:
                         put(channel, deadline, decoder.decode(plain), raw, counted)
 
-    def _release(self, channels: list[str] | None) -> None:
+    def _ours(self, channels: list[str]) -> bool:
+        # Every channel an element of a process queue names must queue here:
+        # its count lives in this process's hash, and its mailbox is ours.
+        name = self.name
+        return all("!" in channel and queue_name(channel) == name for channel in channels)
+
+    def _release(self, channels: list[str], raw: bytes | None) -> None:
         # Messages of process-specific channels that will never be received
         # must stop counting against the channels' capacity.
-        if channels is not None:
+        if raw is None:
             for channel in channels:
                 self.buffer.consumed(channel, 1)
 

@@ -42,11 +42,10 @@ from typing import Any, ClassVar
 
 import redis.exceptions
 
-from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 
-from .batching import ShardWriter, script_executor
+from .batching import ShardWriter, refused, script_executor
 from .connections import (
     Client,
     Execute,
@@ -61,7 +60,6 @@ from .core import DEFAULT_MAX_MESSAGE_SIZE, _flush_server, _glob_escape
 from .errors import (
     InvalidConfiguration,
     RedisConnectionError,
-    UndecryptableMessage,
     UnknownProcessChannel,
     map_redis_errors,
 )
@@ -201,8 +199,9 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             (keys.channel_key(queue), keys.count_key(queue)),
             (element, capacity, field, self._publish_name(queue)),
         )
-        if not await future:
-            raise ChannelFull(f"Channel {channel!r} is full (capacity {capacity})")
+        status = await future
+        if status != 1:
+            raise refused(channel, capacity, status)
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """The next message on *channel*, subscribing to it on first use.
@@ -268,7 +267,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         state = await self._state()
         element = pack_element(now_ms() + self._expiry_ms, None, payload)
         shard = shard_index(group, len(state.clients))
-        with map_redis_errors(f"sending to the group {group!r}"):
+        with map_redis_errors(f"sending to the group {group!r}", sending=True):
             await state.calls[shard]("PUBLISH", self._group_publish_name(group), element)
 
     # -- flush, close ----------------------------------------------------------------
@@ -438,8 +437,14 @@ class _PubSubLoopState:
         """A message published (or backlogged) on a queue this process reads."""
         try:
             deadline, channels, payload = unpack_element(element)
-        except (ValueError, UnicodeDecodeError):
-            logger.warning("Dropped a message on %r that is not in this layer's format", queue)
+            if channels is not None and any(
+                "!" not in channel or queue_name(channel) != queue for channel in channels
+            ):
+                raise ValueError("its header names channels this queue does not serve")
+        except ValueError as exc:
+            # Whatever was published there by hand or by another program:
+            # dropped, and the subscription goes on.
+            logger.warning("Dropped a message on %r that cannot be decoded: %s", queue, exc)
             return
         targets = [queue] if channels is None else channels
         if deadline <= now_ms():
@@ -464,8 +469,8 @@ class _PubSubLoopState:
             return
         try:
             deadline, _, payload = unpack_element(element)
-        except (ValueError, UnicodeDecodeError):
-            logger.warning("Dropped a message of group %r not in this layer's format", group)
+        except ValueError as exc:
+            logger.warning("Dropped a message of group %r that cannot be decoded: %s", group, exc)
             return
         self._hand_out(list(members), deadline, payload, counted=False)
 
@@ -473,18 +478,20 @@ class _PubSubLoopState:
         decoder = self.decoder
         try:
             plain = decoder.open(payload)
-        except UndecryptableMessage as exc:
-            logger.warning("Dropped a message for %s: %s", channels[0], exc)
+        except Exception as exc:  # noqa: BLE001 - a serializer may raise anything
+            logger.warning("Dropped a message on %r that cannot be decoded: %s", channels[0], exc)
             if counted:
                 self._release(channels)
             return
         for position, channel in enumerate(channels):
             try:
                 message = decoder.decode(plain)
+                if type(message) is not dict:
+                    raise TypeError(f"it decodes to {type(message).__name__!r}, not to a dict")
             except Exception as exc:  # noqa: BLE001 - a serializer may raise anything
                 # Whatever a serializer (or a layer's deserialize()) raises,
                 # the subscription goes on.
-                logger.warning("Dropped a message for %r that cannot be decoded: %r", channel, exc)
+                logger.warning("Dropped a message on %r that cannot be decoded: %r", channel, exc)
                 if counted:
                     self._release(channels[position:])
                 return
@@ -678,7 +685,14 @@ class _ShardSubscriber:
                     await self._retry_drains()
                 message = await self.pubsub.get_message(timeout=1.0)
                 if message is not None:
-                    await self._handle(message)
+                    try:
+                        await self._handle(message)
+                    except (redis.exceptions.RedisError, OSError, ConnectionError):
+                        raise
+                    except Exception:
+                        # A bug, not bad data (deliveries drop that): the
+                        # shard's other channels must still be served.
+                        logger.exception("Handling a message from %s failed", self.spec.address)
             except (redis.exceptions.RedisError, OSError, ConnectionError) as exc:
                 await self._disconnect()
                 attempt += 1

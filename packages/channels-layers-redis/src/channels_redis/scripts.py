@@ -106,7 +106,7 @@ local function hash_update(key, fields, values)
     local all = redis.call('HGETALL', key)
     local deletes = {}
     for i = 1, #all, 2 do
-      if tonumber(all[i + 1]) <= 0 then
+      if (tonumber(all[i + 1]) or 0) <= 0 then
         deletes[#deletes + 1] = all[i]
       end
     end
@@ -119,8 +119,8 @@ end
 local function uncount_all(counter, amounts)
   -- amounts: non-local part -> how many to take off. A counter that is gone
   -- (expired, or flushed) has nothing to take off, and writing to it would
-  -- make a hash without an expiry.
-  if redis.call('EXISTS', counter) == 0 then
+  -- make a hash without an expiry; a key of another type is not ours.
+  if redis.call('TYPE', counter)['ok'] ~= 'hash' then
     return
   end
   local fields = {}
@@ -230,7 +230,8 @@ class Script:
 #: Then, per message, two KEYS (the queue, its counter hash) and three ARGV:
 #: the element, the channel's capacity, and the non-local part whose count
 #: it goes to ('' for an ordinary channel, whose count is its length).
-#: Returns, per message, 1 if it was queued, 0 if the channel was full.
+#: Returns, per message, 1 if it was queued, 0 if the channel was full, -1
+#: if one of its keys holds a value of another type (written by someone else).
 SEND = Script(
     "send",
     _HELPERS
@@ -244,32 +245,53 @@ for i = 1, (#KEYS - acks) / 2 do
   local counter = KEYS[acks + 2 * i]
   local capacity = tonumber(ARGV[base + 3 * i - 2])
   local field = ARGV[base + 3 * i - 1]
-  local room
+  -- 1: queued; 0: the channel is full; -1: a key holds a value of another
+  -- type (not written by this layer): this message fails, the others go on.
+  local status = 1
+  local count = 0
   if field == '' then
-    local length = redis.call('LLEN', queue)
-    if length >= capacity then
-      length = drop_expired(queue, now, length, nil)
+    local length = redis.pcall('LLEN', queue)
+    if type(length) ~= 'number' then
+      status = -1
+    else
+      if length >= capacity then
+        length = drop_expired(queue, now, length, nil)
+      end
+      if length >= capacity then
+        status = 0
+      end
     end
-    room = length < capacity
   else
-    local count = tonumber(redis.call('HGET', counter, field) or '0')
-    if count >= capacity then
-      drop_expired(queue, now, redis.call('LLEN', queue), counter)
-      count = tonumber(redis.call('HGET', counter, field) or '0')
-    end
-    room = count < capacity
-    if room then
-      redis.call('HINCRBY', counter, field, 1)
-      redis.call('PEXPIRE', counter, ttl)
+    count = redis.pcall('HGET', counter, field)
+    if type(count) == 'table' then
+      status = -1
+    else
+      -- A count that is not a number was not written here: it counts as 0.
+      count = tonumber(count) or 0
+      if count >= capacity then
+        local length = redis.pcall('LLEN', queue)
+        if type(length) == 'number' then
+          drop_expired(queue, now, length, counter)
+          count = tonumber(redis.call('HGET', counter, field)) or 0
+        end
+      end
+      if count >= capacity then
+        status = 0
+      end
     end
   end
-  if room then
-    redis.call('RPUSH', queue, ARGV[base + 3 * i - 3])
-    redis.call('PEXPIRE', queue, ttl)
-    queued[i] = 1
-  else
-    queued[i] = 0
+  if status == 1 then
+    if type(redis.pcall('RPUSH', queue, ARGV[base + 3 * i - 3])) == 'table' then
+      status = -1
+    else
+      redis.call('PEXPIRE', queue, ttl)
+      if field ~= '' then
+        redis.call('HSET', counter, field, count + 1)
+        redis.call('PEXPIRE', counter, ttl)
+      end
+    end
   end
+  queued[i] = status
 end
 return queued
 """,
@@ -295,7 +317,9 @@ return 1
 #: keys (ms); ARGV[3]: the lowest score still alive; ARGV[4]: the prefix of
 #: queue keys; ARGV[5]: the prefix of counter keys; ARGV[6]: the deadline
 #: (ms); ARGV[7]: the payload.
-#: Returns the number of members the message was queued for.
+#: Returns {members the message was queued for, members skipped}: a member
+#: is skipped when its name could not have been added by the layer (it holds
+#: ',' or a newline) or one of its keys holds a value of another type.
 GROUP_SEND = Script(
     "group_send",
     _HELPERS
@@ -306,51 +330,10 @@ local queue_prefix = ARGV[4]
 local counter_prefix = ARGV[5]
 local header = ARGV[6] .. ':'
 local payload = ARGV[7]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local processes = {}
-local order = {}
-local queued = 0
-for i = 1, #members, 2 do
-  local channel = members[i]
-  local capacity = tonumber(members[i + 1]) % 2097152
-  local bang = string.find(channel, '!', 1, true)
-  if bang then
-    local nonlocal = string.sub(channel, 1, bang)
-    local name = queue_of(nonlocal)
-    local process = processes[name]
-    if process == nil then
-      process = {channels = {}, slots = {}, capacities = {}, fields = {}, slot_of = {}}
-      processes[name] = process
-      order[#order + 1] = name
-    end
-    local slot = process.slot_of[nonlocal]
-    if slot == nil then
-      slot = #process.fields + 1
-      process.fields[slot] = nonlocal
-      process.slot_of[nonlocal] = slot
-    end
-    local n = #process.channels + 1
-    process.channels[n] = channel
-    process.slots[n] = slot
-    process.capacities[n] = capacity
-  else
-    local queue = queue_prefix .. channel
-    local length = redis.call('LLEN', queue)
-    if length >= capacity then
-      length = drop_expired(queue, now, length, nil)
-    end
-    if length < capacity then
-      redis.call('RPUSH', queue, header .. '\n' .. payload)
-      redis.call('PEXPIRE', queue, ttl)
-      queued = queued + 1
-    end
-  end
-end
-for _, name in ipairs(order) do
-  local process = processes[name]
-  local queue = queue_prefix .. name
-  local counter = counter_prefix .. name
+
+-- One element for the members a process has in the group; returns how many
+-- it was queued for.
+local function send_to_process(process, queue, counter)
   local counts = hash_numbers(counter, process.fields)
   for n = 1, #process.channels do
     if counts[process.slots[n]] >= process.capacities[n] then
@@ -380,10 +363,74 @@ for _, name in ipairs(order) do
     end
     hash_update(counter, fields, values)
     redis.call('PEXPIRE', counter, ttl)
-    queued = queued + #recipients
+  end
+  return #recipients
+end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local processes = {}
+local order = {}
+local queued = 0
+local skipped = 0
+for i = 1, #members, 2 do
+  local channel = members[i]
+  local capacity = (tonumber(members[i + 1]) or 0) % 2097152
+  local bang = string.find(channel, '!', 1, true)
+  if string.find(channel, '[,\n]') then
+    -- Not a name the layer adds: it would break the header of an element
+    -- shared with other members.
+    skipped = skipped + 1
+  elseif bang then
+    local nonlocal = string.sub(channel, 1, bang)
+    local name = queue_of(nonlocal)
+    local process = processes[name]
+    if process == nil then
+      process = {channels = {}, slots = {}, capacities = {}, fields = {}, slot_of = {}}
+      processes[name] = process
+      order[#order + 1] = name
+    end
+    local slot = process.slot_of[nonlocal]
+    if slot == nil then
+      slot = #process.fields + 1
+      process.fields[slot] = nonlocal
+      process.slot_of[nonlocal] = slot
+    end
+    local n = #process.channels + 1
+    process.channels[n] = channel
+    process.slots[n] = slot
+    process.capacities[n] = capacity
+  else
+    local queue = queue_prefix .. channel
+    local length = redis.pcall('LLEN', queue)
+    if type(length) ~= 'number' then
+      skipped = skipped + 1
+    else
+      if length >= capacity then
+        length = drop_expired(queue, now, length, nil)
+      end
+      if length < capacity then
+        redis.call('RPUSH', queue, header .. '\n' .. payload)
+        redis.call('PEXPIRE', queue, ttl)
+        queued = queued + 1
+      end
+    end
   end
 end
-return queued
+for _, name in ipairs(order) do
+  local process = processes[name]
+  local queue = queue_prefix .. name
+  local counter = counter_prefix .. name
+  local queue_type = redis.call('TYPE', queue)['ok']
+  local counter_type = redis.call('TYPE', counter)['ok']
+  if (queue_type ~= 'list' and queue_type ~= 'none')
+      or (counter_type ~= 'hash' and counter_type ~= 'none') then
+    skipped = skipped + #process.channels
+  else
+    queued = queued + send_to_process(process, queue, counter)
+  end
+end
+return {queued, skipped}
 """,
 )
 
@@ -396,7 +443,8 @@ return queued
 #: Acknowledgements as for SEND; then, per message, two KEYS (the backlog
 #: list, its counter hash) and four ARGV: the element, the channel's
 #: capacity, the counted field, and the Pub/Sub channel.
-#: Returns, per message, 1 if it was sent, 0 if the channel was full.
+#: Returns, per message, 1 if it was sent, 0 if the channel was full, -1 if
+#: one of its keys holds a value of another type (written by someone else).
 PUBSUB_SEND = Script(
     "pubsub_send",
     _HELPERS
@@ -411,26 +459,39 @@ for i = 1, (#KEYS - acks) / 2 do
   local element = ARGV[base + 4 * i - 4]
   local capacity = tonumber(ARGV[base + 4 * i - 3])
   local field = ARGV[base + 4 * i - 2]
-  local count = tonumber(redis.call('HGET', counter, field) or '0')
-  if count >= capacity then
-    local length = redis.call('LLEN', backlog)
-    local left = drop_expired(backlog, now, length, counter)
-    if left < length and string.find(field, '!', 1, true) == nil then
-      -- Backlog elements of an ordinary channel name no channel: count them here.
-      uncount_all(counter, {[field] = length - left})
-    end
-    count = tonumber(redis.call('HGET', counter, field) or '0')
-  end
-  if count < capacity then
-    redis.call('HINCRBY', counter, field, 1)
-    redis.call('PEXPIRE', counter, ttl)
-    if redis.call('PUBLISH', ARGV[base + 4 * i - 1], element) == 0 then
-      redis.call('RPUSH', backlog, element)
-      redis.call('PEXPIRE', backlog, ttl)
-    end
-    sent[i] = 1
+  local count = redis.pcall('HGET', counter, field)
+  if type(count) == 'table' then
+    -- The counter holds a value of another type, not written by this layer.
+    sent[i] = -1
   else
-    sent[i] = 0
+    count = tonumber(count) or 0
+    if count >= capacity then
+      local length = redis.pcall('LLEN', backlog)
+      if type(length) == 'number' then
+        local left = drop_expired(backlog, now, length, counter)
+        if left < length and string.find(field, '!', 1, true) == nil then
+          -- Backlog elements of an ordinary channel name no channel: count them here.
+          uncount_all(counter, {[field] = length - left})
+        end
+        count = tonumber(redis.call('HGET', counter, field)) or 0
+      end
+    end
+    if count < capacity then
+      sent[i] = 1
+      if redis.call('PUBLISH', ARGV[base + 4 * i - 1], element) == 0 then
+        if type(redis.pcall('RPUSH', backlog, element)) == 'table' then
+          sent[i] = -1
+        else
+          redis.call('PEXPIRE', backlog, ttl)
+        end
+      end
+      if sent[i] == 1 then
+        redis.call('HSET', counter, field, count + 1)
+        redis.call('PEXPIRE', counter, ttl)
+      end
+    else
+      sent[i] = 0
+    end
   end
 end
 return sent

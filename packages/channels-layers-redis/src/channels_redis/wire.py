@@ -167,8 +167,10 @@ def unpack_element(element: bytes) -> tuple[int, list[str] | None, bytes]:
 
     Raises ``ValueError`` when *element* does not have the layout.
     """
-    newline = element.index(b"\n")
-    colon = element.index(b":", 0, newline)
+    newline = element.find(b"\n")
+    colon = element.find(b":", 0, newline) if newline >= 0 else -1
+    if colon < 0:
+        raise ValueError("it has no '<deadline>:' header line, so it is not in this layer's format")
     deadline = int(element[:colon])
     if colon + 1 == newline:
         return deadline, None, element[newline + 1 :]
