@@ -271,13 +271,19 @@ class SessionLazyObject(LazyObject):  # type: ignore[type-arg]
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "_wrapped" and value is not empty and "_resolved_key" not in self.__dict__:
+        if name != "_wrapped":
+            super().__setattr__(name, value)
+            return
+        state = self.__dict__
+        if value is not empty and "_resolved_key" not in state:
             # Remember the key the session had when it was first resolved: a
             # key that differs when the WebSocket is accepted was changed by
             # the application (a login, a logout, another store put in), and
             # the browser must hear of it. Reading it does not touch the store.
-            self.__dict__["_resolved_key"] = getattr(value, "session_key", None)
-        super().__setattr__(name, value)
+            state["_resolved_key"] = getattr(value, "session_key", None)
+        # Where LazyObject.__setattr__ keeps it too (going through it would
+        # cost a second call on every connection).
+        state["_wrapped"] = value
 
     def _setup(self) -> None:
         raise ValueError(
@@ -399,10 +405,12 @@ class InstanceSessionWrapper:
         """The resolved session store and its key when resolved, or ``None``."""
         session = self.scope.get("session")
         if isinstance(session, LazyObject):
-            store = session._wrapped
+            # One attribute lookup on the LazyObject instead of two.
+            state = session.__dict__
+            store = state.get("_wrapped", empty)
             if store is empty:
                 return None
-            resolved_key: str | None = session.__dict__.get("_resolved_key")
+            resolved_key: str | None = state.get("_resolved_key")
             return store, resolved_key
         if session is None:
             return None
@@ -418,13 +426,15 @@ class InstanceSessionWrapper:
         store, resolved_key = resolved
         message_type = message.get("type")
         saves = message_type in self.save_message_types
+        with_cookie = message_type in self.cookie_response_message_types
         # None of these read the session store.
         accessed, modified, empty = store.accessed, store.modified, store.is_empty()
-        headers: list[tuple[bytes, bytes]] = list(message.get("headers") or ())
-        response: Message = dict(message, headers=headers)
+        # The application's message is never changed: headers go on a copy
+        # (set_cookie() and delete_cookie() put a new header list on it).
+        response = dict(message)
         cookie_changed = False
-        if message_type in self.cookie_response_message_types:
-            if self.cookie_name in self.scope["cookies"] and empty:
+        if with_cookie:
+            if empty and self.cookie_name in self.scope["cookies"]:
                 # The session was flushed (a logout) or named nothing: tell
                 # the client to forget the cookie.
                 CookieMiddleware.delete_cookie(
@@ -446,14 +456,14 @@ class InstanceSessionWrapper:
                     lifetime = await database_sync_to_async(_cookie_lifetime)(store)
                     self._set_session_cookie(response, store, *lifetime)
                     cookie_changed = True
-        if saves and (modified or settings.SESSION_SAVE_EVERY_REQUEST) and not empty:
+        if saves and not empty and (modified or settings.SESSION_SAVE_EVERY_REQUEST):
             status = message.get("status", 200)
             # A server error must not persist half-made changes (Django skips
             # the save for every 5xx response too).
             if not (isinstance(status, int) and status >= 500):
                 self._saved_cookie_lifetime = None
                 await self.save_session()
-                if message_type in self.cookie_response_message_types:
+                if with_cookie:
                     lifetime = self._saved_cookie_lifetime
                     if lifetime is None:
                         # An overriding save_session() did not measure it.
@@ -461,7 +471,8 @@ class InstanceSessionWrapper:
                     self._set_session_cookie(response, store, *lifetime)
                     cookie_changed = True
         if message_type == "http.response.start" and (accessed or cookie_changed):
-            # set_cookie() replaced the list: add to the one now in the message.
+            if not cookie_changed:
+                response["headers"] = list(message.get("headers") or ())
             _add_vary_cookie(response["headers"])
             return response
         return response if cookie_changed else message
