@@ -103,6 +103,8 @@ async def test_echo_and_the_websocket_scope(
     assert scope["query_string"] == b"token=1"
     assert scope["root_path"] == ""
     assert scope["subprotocols"] == ["v1", "v2"]
+    # Lists, as daphne gives them.
+    assert type(scope["client"]) is list
     assert scope["client"][0] == "127.0.0.1"
     assert scope["server"] == ["127.0.0.1", port]
     assert scope["extensions"] == {"websocket.http.response": {}}
