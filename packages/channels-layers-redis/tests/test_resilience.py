@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio
 import redis.exceptions
 
 from channels_redis.core import RedisChannelLayer
@@ -125,3 +127,97 @@ async def test_send_to_an_unreachable_server_fails_fast() -> None:
         await layer.send("nowhere", {"type": "x"})
     assert time.monotonic() - started < 3
     await layer.close_pools()
+
+
+async def until_accepted(call: Callable[[], Awaitable[None]], within: float) -> None:
+    """Retry *call* while Redis is unreachable."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await call()
+            return
+        except RedisConnectionError:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_groups_come_back_when_redis_restarts_without_its_data(
+    restartable_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # restartable_redis runs with --save "" --appendonly no: a restart empties it.
+    caplog.set_level(logging.WARNING, logger="channels_redis")
+    url = restartable_redis.url
+    events: list[str] = []
+    reconnected = asyncio.Event()
+
+    async def on_reconnect() -> None:
+        events.append("reconnect")
+        reconnected.set()
+
+    layer = RedisChannelLayer(
+        hosts=[url], on_disconnect=lambda: events.append("disconnect"), on_reconnect=on_reconnect
+    )
+    notified = RedisChannelLayer(
+        hosts=[url], on_disconnect="redis.disconnect", on_reconnect="redis.reconnect"
+    )
+    sender = RedisChannelLayer(hosts=[url])  # another process, in no group
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        specific = await layer.new_channel()
+        await layer.group_add("room", specific)
+        await layer.group_add("room", "room.worker")
+        await layer.group_add("left", specific)
+        await layer.group_discard("left", specific)
+        watcher = await notified.new_channel()
+        await notified.group_add("room", watcher)
+        score = await client.zscore("asgi:gr:room", specific)
+        received: list[dict[str, Any]] = []
+
+        async def consume() -> None:
+            while True:
+                received.append(await layer.receive(specific))
+
+        consumer = asyncio.ensure_future(consume())
+        await sender.group_send("room", {"type": "before"})
+        assert await asyncio.wait_for(notified.receive(watcher), 5) == {"type": "before"}
+        assert await asyncio.wait_for(layer.receive("room.worker"), 5) == {"type": "before"}
+        watching = asyncio.ensure_future(notified.receive(watcher))
+
+        restartable_redis.kill()
+        assert await asyncio.wait_for(watching, 5) == {"type": "redis.disconnect"}
+        watching = asyncio.ensure_future(notified.receive(watcher))
+        await client.aclose()
+        restartable_redis.start()
+        client = redis.asyncio.Redis.from_url(url)
+
+        # The layer's own group_send, retried until Redis takes it, reaches
+        # its members: its new connection restored the groups first.
+        await until_accepted(lambda: layer.group_send("room", {"type": "first"}), within=10)
+        assert await asyncio.wait_for(layer.receive("room.worker"), 5) == {"type": "first"}
+        # Any process's group_send, once the consumers' layers have reconnected.
+        await asyncio.wait_for(reconnected.wait(), 10)
+        assert await asyncio.wait_for(watching, 10) == {"type": "redis.reconnect"}
+        await sender.group_send("room", {"type": "after"})
+        message = await asyncio.wait_for(notified.receive(watcher), 5)
+        if message == {"type": "first"}:  # if its layer had reconnected by then
+            message = await asyncio.wait_for(notified.receive(watcher), 5)
+        assert message == {"type": "after"}
+        assert await asyncio.wait_for(layer.receive("room.worker"), 5) == {"type": "after"}
+        deadline = time.monotonic() + 5
+        while len(received) < 3:
+            assert time.monotonic() < deadline, received
+            await asyncio.sleep(0.02)
+        assert received == [{"type": "before"}, {"type": "first"}, {"type": "after"}]
+        assert events == ["disconnect", "reconnect"]
+        # Restored as they were: same expiry; a group left is not rejoined.
+        assert await client.zscore("asgi:gr:room", specific) == score
+        assert not await client.exists("asgi:gr:left")
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+    finally:
+        await client.aclose()
+        for each in (layer, notified, sender):
+            await each.close_pools()
+    restored = [r.getMessage() for r in caplog.records if "restored" in r.getMessage()]
+    assert len(restored) == 2, restored  # once per layer that had joined groups

@@ -23,7 +23,7 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -45,6 +45,7 @@ __all__ = [
     "Execute",
     "FastConnections",
     "PerLoop",
+    "ServerEvents",
     "Shard",
     "Topology",
     "close_client",
@@ -185,6 +186,21 @@ Execute = Callable[..., Awaitable[Any]]
 _BLOCKING = {"BLMPOP": 1, "BLPOP": -1}
 
 
+class ServerEvents(Protocol):
+    """What a layer learns of one server through its :class:`FastConnections`."""
+
+    def lost(self) -> None:
+        """A connection failed (not closed on purpose): the server may be gone."""
+
+    async def connected(self, run_id: str, connections: FastConnections) -> None:
+        """A new connection is up, to the server whose ``run_id`` is *run_id*.
+
+        Awaited before the connection carries any command: a layer that must
+        put something back after a restart does it here, with a link of its
+        own (:meth:`FastConnections.open_unwatched`).
+        """
+
+
 class FastConnections:
     """Commands to one server over :class:`~channels_redis.link.Link`\\ s.
 
@@ -196,8 +212,9 @@ class FastConnections:
     by a new one on the next command.
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, events: ServerEvents | None = None) -> None:
         self.pool = client.connection_pool
+        self.events = events
         # After a failover the old master answers writes with READONLY: the
         # link must go, so that the next one asks the Sentinels again.
         self.sentinel = isinstance(self.pool, SentinelConnectionPool)
@@ -274,6 +291,23 @@ class FastConnections:
         return reply
 
     async def _open(self) -> Link:
+        link = await self.open_unwatched()
+        events = self.events
+        if events is not None:
+            try:
+                # INFO's run_id changes when the server restarts (or a Sentinel
+                # names another master): its data may be gone.
+                info = await link.send(pack_command(("INFO", "server")))
+                await events.connected(_run_id(info), self)
+            except BaseException:
+                link.close()
+                self.every.discard(link)
+                raise
+            link.on_failure = events.lost
+        return link
+
+    async def open_unwatched(self) -> Link:
+        """A new link, which :meth:`aclose` closes, without telling the events."""
         link = await open_link(self.pool)
         self.every.add(link)
         return link
@@ -292,13 +326,26 @@ class FastConnections:
         self.shared = None
 
 
-def executors(clients: Sequence[Client]) -> tuple[list[Execute], list[FastConnections]]:
-    """How to send commands to each client: fast for servers, redis-py for a Cluster."""
+def _run_id(info: Any) -> str:
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line[len("run_id:") :].strip()
+    return ""  # a server that hides it: restarts go unnoticed
+
+
+def executors(
+    clients: Sequence[Client], events: Callable[[int], ServerEvents | None] | None = None
+) -> tuple[list[Execute], list[FastConnections]]:
+    """How to send commands to each client: fast for servers, redis-py for a Cluster.
+
+    *events* gives the :class:`ServerEvents` of the client at an index, if any.
+    """
     calls: list[Execute] = []
     fast: list[FastConnections] = []
-    for client in clients:
+    for index, client in enumerate(clients):
         if isinstance(client, Redis):
-            connections = FastConnections(client)
+            connections = FastConnections(client, None if events is None else events(index))
             fast.append(connections)
             calls.append(connections.execute)
         else:

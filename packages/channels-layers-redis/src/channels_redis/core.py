@@ -44,6 +44,7 @@ from .connections import (
     executors,
     make_client,
     make_clients,
+    pack_command,
 )
 from .errors import (
     RedisLayerError,
@@ -52,6 +53,7 @@ from .errors import (
     map_redis_errors,
     unanswered,
 )
+from .hooks import ConnectionCallback, announce, check_callbacks
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, QueueReader
 from .options import check_shared_options, name_checks
@@ -112,6 +114,12 @@ class RedisChannelLayer(BaseChannelLayer):
     :param max_message_size: the most bytes a serialized message may take
         (before encryption); larger ones raise
         :class:`~channels_redis.errors.MessageTooLarge`. ``None``: no limit.
+    :param on_disconnect: what to do when a connection to a server is lost:
+        a message type sent to every channel being received in the event
+        loop, or a callable (see :mod:`channels_redis.hooks`).
+    :param on_reconnect: the same, once the server answers again and, if it
+        restarted without its data, the groups joined through this layer are
+        back.
 
     Every message goes through :meth:`serialize` on its way to Redis and
     :meth:`deserialize` on its way back: a subclass that overrides them
@@ -136,10 +144,15 @@ class RedisChannelLayer(BaseChannelLayer):
         random_prefix_length: int = 12,
         serializer_format: str = "msgpack",
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        on_disconnect: ConnectionCallback = None,
+        on_reconnect: ConnectionCallback = None,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         group_expiry = require_positive_seconds("group_expiry", group_expiry)
         check_shared_options(prefix, random_prefix_length, max_message_size)
+        check_callbacks(on_disconnect, on_reconnect)
+        self.on_disconnect = on_disconnect
+        self.on_reconnect = on_reconnect
         self._check_channel, self._check_group = name_checks(self)
         self._host_specs: list[HostSpec] = parse_hosts(hosts)
         #: ``hosts`` as channels_redis decodes it: one dict per server (see
@@ -167,6 +180,13 @@ class RedisChannelLayer(BaseChannelLayer):
         self._connections: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[int, Client]
         ] = weakref.WeakKeyDictionary()
+        #: (group, channel) -> when group_add last added it (epoch seconds),
+        #: for as long as no group_discard removed it: what a server that
+        #: restarted without its data gets back.
+        self._memberships: dict[tuple[str, str], float] = {}
+        self._prune_memberships_at = 1024
+        #: The run_id of each server (by client index) when last seen.
+        self._server_ids: dict[int, str] = {}
 
     @property
     def ring_size(self) -> int:
@@ -297,6 +317,14 @@ class RedisChannelLayer(BaseChannelLayer):
                     expired_score(now, self.group_expiry),
                 ],
             )
+        memberships = self._memberships
+        memberships[(group, channel)] = now
+        if len(memberships) >= self._prune_memberships_at:
+            oldest = now - self.group_expiry
+            for key, added in list(memberships.items()):
+                if added <= oldest:
+                    memberships.pop(key, None)
+            self._prune_memberships_at = max(1024, 2 * len(memberships))
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove *channel* from *group*; nothing happens if it is not a member."""
@@ -304,6 +332,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self._check_channel(channel)
         state = await self._state()
         shard = state.shard_for(queue_name(channel))
+        self._memberships.pop((group, channel), None)
         with map_redis_errors(f"removing {channel!r} from the group {group!r}"):
             await state.calls[shard.client_index]("ZREM", shard.keys.group_key(group), channel)
 
@@ -409,6 +438,7 @@ class RedisChannelLayer(BaseChannelLayer):
         readers = list(state.readers.values())
         await asyncio.gather(*(reader.halt() for reader in readers))
         state.buffer.clear()
+        self._memberships.clear()
         pattern = _glob_escape(self.prefix) + ":*"
         try:
             with map_redis_errors("flushing the layer"):
@@ -548,7 +578,10 @@ class _LoopState:
         self.topology = topology
         self.shards: tuple[Shard, ...] = topology.shards
         self.clients: list[Client] = make_clients(topology)
-        self.calls, self.fast = executors(self.clients)
+        #: Callbacks and restorations under way.
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.watches = [_ServerWatch(self, index) for index in range(len(self.clients))]
+        self.calls, self.fast = executors(self.clients, self.watches.__getitem__)
         # Each loop reads its own process queues: two loops reading one list
         # would take each other's messages.
         self.client_prefix, self.channel_numbers = layer._process_parts.claim()
@@ -612,7 +645,14 @@ class _LoopState:
             self.ack_targets[channel] = target
         target[0].acknowledge(target[1], target[2], count)
 
+    def announce(self, callback: ConnectionCallback) -> None:
+        """Run on_disconnect / on_reconnect."""
+        announce(callback, self.buffer, self.layer._expiry_ms, self.loop, self.tasks)
+
     async def aclose(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         readers = list(self.readers.values())
         self.readers.clear()
         await asyncio.gather(*(reader.stop() for reader in readers), return_exceptions=True)
@@ -632,6 +672,96 @@ class _LoopState:
 
 
 _LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class _ServerWatch:
+    """One server as one event loop sees it: outages, and restarts that lost data.
+
+    Redis without persistence comes back from a restart empty: the groups
+    this layer joined there are gone, and a ``group_send`` would reach
+    nobody. The server's ``run_id`` (asked on every new connection) tells a
+    restart from a broken connection; after one, the memberships the layer
+    still holds go back before any other command uses the new connection.
+    """
+
+    def __init__(self, state: _LoopState, index: int) -> None:
+        self.state = state
+        self.index = index
+        self.down = False
+        #: The run_id being restored for, and the restoration.
+        self.restoring: tuple[str, asyncio.Future[None]] | None = None
+
+    def lost(self) -> None:
+        if not self.down:
+            self.down = True
+            self.state.announce(self.state.layer.on_disconnect)
+
+    async def connected(self, run_id: str, connections: FastConnections) -> None:
+        layer = self.state.layer
+        known = layer._server_ids.get(self.index)
+        if known is None or not run_id:
+            if run_id:
+                layer._server_ids[self.index] = run_id
+        elif known != run_id:
+            restoring = self.restoring
+            if restoring is None or restoring[0] != run_id or _failed(restoring[1]):
+                future = asyncio.ensure_future(self._restore(run_id, connections))
+                future.add_done_callback(_retrieve)
+                restoring = self.restoring = (run_id, future)
+            await asyncio.shield(restoring[1])
+        if self.down:
+            self.down = False
+            self.state.announce(layer.on_reconnect)
+
+    async def _restore(self, run_id: str, connections: FastConnections) -> None:
+        state = self.state
+        layer = state.layer
+        now = time.time()
+        oldest = now - layer.group_expiry
+        entries = []
+        for (group, channel), added in list(layer._memberships.items()):
+            shard = state.shard_for(queue_name(channel))
+            if added > oldest and shard.client_index == self.index:
+                entries.append((shard.keys.group_key(group), channel, added))
+        if entries:
+            link = await connections.open_unwatched()
+            try:
+                # Pipelined on one connection, after the script (the restart
+                # emptied Redis's script cache too).
+                replies = [link.send(pack_command(("SCRIPT", "LOAD", GROUP_ADD.source)))]
+                ttl_ms = int(layer.group_expiry * 1000)
+                lowest = expired_score(now, layer.group_expiry)
+                for key, channel, added in entries:
+                    # The original score: the membership expires when it would have.
+                    score = member_score(added, layer._capacity(channel))
+                    arguments = GROUP_ADD.args([key], [channel, score, ttl_ms, lowest])
+                    replies.append(link.send(pack_command(("EVALSHA", GROUP_ADD.sha, *arguments))))
+                results = await asyncio.gather(*replies, return_exceptions=True)
+            finally:
+                link.close()
+                connections.every.discard(link)
+            lost = [result for result in results if isinstance(result, _LOST)]
+            if lost:
+                raise lost[0]
+            refused = [result for result in results if isinstance(result, Exception)]
+            logger.warning(
+                "Redis at %s restarted and lost its data: %d group membership(s) of this "
+                "process restored%s",
+                state.topology.hosts[self.index].address,
+                len(entries) - len(refused),
+                f" ({len(refused)} refused: {refused[0]})" if refused else "",
+            )
+        layer._server_ids[self.index] = run_id
+
+
+def _failed(future: asyncio.Future[None]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    # Whoever waited got the error; with nobody waiting it is not news.
+    if not future.cancelled():
+        future.exception()
 
 
 def _cluster_send(call: Execute) -> Execute:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio.connection import ConnectionPool
@@ -60,6 +61,8 @@ class Link(asyncio.Protocol):
         #: The stream writer the socket came from: when collected it would
         #: close the socket, so the link holds it for as long as it lives.
         self.writer: asyncio.StreamWriter | None = None
+        #: Called once if the link fails other than by :meth:`close`.
+        self.on_failure: Callable[[], None] | None = None
 
     @property
     def usable(self) -> bool:
@@ -139,6 +142,9 @@ class Link(asyncio.Protocol):
         """Make the link unusable: fail what waits and close the socket."""
         if self.failure is None:
             self.failure = failure
+        on_failure, self.on_failure = self.on_failure, None
+        if on_failure is not None:
+            on_failure()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -154,6 +160,7 @@ class Link(asyncio.Protocol):
             self.transport.abort()
 
     def close(self) -> None:
+        self.on_failure = None  # closed on purpose: nothing to report
         self.fail(RedisConnectionError("The connection was closed."))
 
     async def wait_closed(self) -> None:

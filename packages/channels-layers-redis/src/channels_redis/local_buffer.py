@@ -334,7 +334,15 @@ class QueueReader:
                 attempt += 1
                 if not self.failing:
                     self.failing = True
-                    if isinstance(exc, (redis.exceptions.RedisError, OSError)):
+                    if isinstance(exc, redis.exceptions.ResponseError):
+                        # A key of another type (written by hand, or by another
+                        # program) under the channel's name: it may go away.
+                        logger.warning(
+                            "Redis refused to read %r (%s); retrying in the background",
+                            self.name,
+                            exc,
+                        )
+                    elif isinstance(exc, (redis.exceptions.RedisError, OSError)):
                         logger.warning(
                             "Lost Redis while receiving on %r (%s); reconnecting in the background",
                             self.name,

@@ -32,12 +32,11 @@ layer; Redis Cluster does not (use the list layer, which supports it).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import redis.exceptions
@@ -63,6 +62,7 @@ from .errors import (
     UnknownProcessChannel,
     map_redis_errors,
 )
+from .hooks import ConnectionCallback, announce, check_callbacks
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer, stop_task
 from .options import check_shared_options, name_checks
@@ -91,9 +91,6 @@ from .wire import (
 __all__ = ["RedisPubSubChannelLayer"]
 
 logger = logging.getLogger("channels_redis")
-
-#: on_disconnect / on_reconnect: a message type, or a callable.
-ConnectionCallback = str | Callable[[], Any] | None
 
 
 class RedisPubSubChannelLayer(BaseChannelLayer):
@@ -135,11 +132,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self.group_expiry = require_positive_seconds("group_expiry", group_expiry)
         check_shared_options(prefix, random_prefix_length, max_message_size)
         self._check_channel, self._check_group = name_checks(self)
-        for name, callback in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
-            if callback is not None and not isinstance(callback, str) and not callable(callback):
-                raise InvalidConfiguration(
-                    f"{name} must be a message type (str) or a callable, not {callback!r}"
-                )
+        check_callbacks(on_disconnect, on_reconnect)
         self._host_specs: list[HostSpec] = parse_hosts(hosts)
         #: ``hosts`` as channels_redis decodes it: one dict per server.
         self.hosts: list[dict[str, Any]] = decode_hosts(hosts)
@@ -503,23 +496,7 @@ class _PubSubLoopState:
 
     def announce(self, callback: ConnectionCallback) -> None:
         """Run on_disconnect / on_reconnect."""
-        if callback is None:
-            return
-        if isinstance(callback, str):
-            deadline = now_ms() + self.layer._expiry_ms
-            for channel, box in list(self.buffer.mailboxes.items()):
-                if box.waiters or box.messages:
-                    self.buffer.put(channel, deadline, {"type": callback})
-            return
-        try:
-            result = callback()
-        except Exception:
-            logger.exception("The on_disconnect/on_reconnect callback failed")
-            return
-        if inspect.isawaitable(result):
-            task = self.loop.create_task(_await_callback(result))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        announce(callback, self.buffer, self.layer._expiry_ms, self.loop, self.tasks)
 
     async def aclose(self) -> None:
         for task in list(self.tasks):
@@ -535,13 +512,6 @@ class _PubSubLoopState:
         for client in [*self.clients, *self.subscriber_clients]:
             await close_client(client)
         self.layer._process_parts.release(self.client_prefix, self.channel_numbers)
-
-
-async def _await_callback(result: Any) -> None:
-    try:
-        await result
-    except Exception:
-        logger.exception("The on_disconnect/on_reconnect callback failed")
 
 
 class _ShardSubscriber:
@@ -769,6 +739,10 @@ class _ShardSubscriber:
                 # is handed out before anything published after it.
                 try:
                     await self._drain(queue)
+                except redis.exceptions.ResponseError as exc:
+                    # Not a list (written by hand, or by another program):
+                    # reading it again would fail again.
+                    logger.warning("The backlog of %r cannot be read: %s", queue, exc)
                 except (redis.exceptions.RedisError, OSError) as exc:
                     # The subscription stands; only the backlog read failed.
                     logger.debug("Reading the backlog of %r failed (%s); retrying", queue, exc)
@@ -781,6 +755,8 @@ class _ShardSubscriber:
         for queue in list(self.pending_drains):
             try:
                 await self._drain(queue)
+            except redis.exceptions.ResponseError as exc:
+                logger.warning("The backlog of %r cannot be read: %s", queue, exc)
             except (redis.exceptions.RedisError, OSError):
                 return
             self.pending_drains.discard(queue)
