@@ -324,8 +324,9 @@ class InstanceSessionWrapper:
 
     #: Messages that save the session, if it was modified (or on every
     #: response with ``SESSION_SAVE_EVERY_REQUEST``), with the rules of
-    #: Django's ``SessionMiddleware``. Only the first such message of a
-    #: connection counts.
+    #: Django's ``SessionMiddleware``. Of the messages named here or in
+    #: :attr:`cookie_response_message_types`, only the first one a connection
+    #: sends is handled (its response start, or its accept).
     save_message_types: ClassVar[list[str]] = ["http.response.start"]
     #: Messages whose headers get the session cookie: set when the session
     #: was saved, deleted when the client sent one and the session is now
