@@ -19,12 +19,19 @@ The tree::
         ├── AcceptConnection
         └── DenyConnection
 
+One exception stands outside the tree: ``MixedInstallationError`` (an
+``ImportError``, defined in ``channels._installation`` and re-exported here),
+raised on import when another distribution (Django Channels, channels_redis,
+Daphne) has written its files into our package folders.
+
 Invalid channel and group names raise the built-in ``TypeError`` (the
 Channel Layer Specification treats a bad name as a programming error), with a
 message that names the value and the rule it broke.
 """
 
 from __future__ import annotations
+
+from channels._installation import MixedInstallationError
 
 __all__ = [
     "AcceptConnection",
@@ -35,6 +42,7 @@ __all__ = [
     "ForeignChannelError",
     "InvalidChannelLayerError",
     "MessageTooLarge",
+    "MixedInstallationError",
     "RequestAborted",
     "RequestTimeout",
     "StopConsumer",
