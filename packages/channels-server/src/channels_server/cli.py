@@ -143,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Largest WebSocket frame in bytes; larger ones close the connection with 1009",
     )
     parser.add_argument(
+        "--websocket-max-fragments",
+        type=int,
+        default=4096,
+        help="Most frames a WebSocket message may arrive in; more close the connection with 1009",
+    )
+    parser.add_argument(
+        "--write-timeout",
+        type=float,
+        default=60,
+        help="Seconds a client may read nothing of a full write buffer before it is dropped",
+    )
+    parser.add_argument(
         "--application-close-timeout",
         type=float,
         default=10,
@@ -293,6 +305,8 @@ def config_from_arguments(arguments: argparse.Namespace) -> Config:
         websocket_connect_timeout=arguments.websocket_connect_timeout,
         websocket_max_message_size=arguments.websocket_max_message_size,
         websocket_max_frame_size=arguments.websocket_max_frame_size,
+        websocket_max_fragments=arguments.websocket_max_fragments,
+        write_timeout=arguments.write_timeout,
         application_close_timeout=arguments.application_close_timeout,
         root_path=arguments.root_path,
         proxy_headers=arguments.proxy_headers,

@@ -262,6 +262,12 @@ class Config:
     websocket_max_frame_size: int = _MiB
     #: How long to wait for the client's close frame after the server sent one.
     websocket_close_timeout: float = 5
+    #: Most frames one WebSocket message may arrive in, closed with 1009 above it.
+    websocket_max_fragments: int = 4096
+    #: How long a client may read none of what the server has queued for it
+    #: (over the write buffer's high-water mark, or anything once the
+    #: connection is closing) before the connection is dropped.
+    write_timeout: float = 60
     #: How long an application may run after its client disconnected before it is cancelled.
     application_close_timeout: float = 10
     #: ``root_path`` of every scope (the mount point, WSGI's SCRIPT_NAME).
@@ -322,6 +328,7 @@ class Config:
             "application_close_timeout",
             "header_timeout",
             "keep_alive_timeout",
+            "write_timeout",
         ):
             _positive(name, getattr(self, name))
         _positive("shutdown_timeout", self.shutdown_timeout, allow_zero=True)
@@ -329,6 +336,7 @@ class Config:
             "request_buffer_size",
             "websocket_max_message_size",
             "websocket_max_frame_size",
+            "websocket_max_fragments",
             "max_request_line_size",
             "max_header_size",
             "max_header_count",
