@@ -362,7 +362,10 @@ def _run_library(library: Library, python: Path, tree: Path, stack: str, work: P
     junit = work / f"{stack}-{library.name}.xml"
     junit.unlink(missing_ok=True)
     env = dict(os.environ)
-    # Only the library's own tree: nothing of this repository on the path.
+    # Only the library's own tree on the path, for its tests' helpers and
+    # settings (and, where the sdist is not a src layout, its own copy of the
+    # library, the same release as the installed wheel); nothing of this
+    # repository: Channels comes from the stack's virtualenv.
     env.pop("PYTHONPATH", None)
     env.update(library.env)
     env["PYTHONPATH"] = str(tree)
