@@ -252,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-header-count", type=int, default=100, help="Most request header fields (more: 431)"
     )
+    parser.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=None,
+        help="Most connections served at once; beyond it HTTP requests get 503 and "
+        "WebSockets close with 1013 (default: no limit)",
+    )
     parser.add_argument("--version", action="version", version=f"channels-server {__version__}")
     return parser
 
@@ -323,6 +330,7 @@ def config_from_arguments(arguments: argparse.Namespace) -> Config:
         max_request_line_size=arguments.max_request_line,
         max_header_size=arguments.max_header_size,
         max_header_count=arguments.max_header_count,
+        limit_concurrency=arguments.limit_concurrency,
         **extra,
     )
 

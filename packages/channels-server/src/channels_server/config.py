@@ -297,6 +297,10 @@ class Config:
     shutdown_timeout: float = 30
     #: listen() backlog of sockets the server binds itself.
     backlog: int = 2048
+    #: The most connections served at once; a request on a connection beyond
+    #: it is answered 503 (a WebSocket handshake: accepted, then closed with
+    #: 1013 Try Again Later). None for no limit. See the Deploying guide.
+    limit_concurrency: int | None = None
     #: The event loop: "auto" (uvloop when installed), "asyncio" or "uvloop".
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     #: The HTTP/1.1 parser: "auto" (httptools when installed), "h11" or "httptools".
@@ -345,6 +349,14 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive int, not {value!r}")
+        if self.limit_concurrency is not None and (
+            isinstance(self.limit_concurrency, bool)
+            or not isinstance(self.limit_concurrency, int)
+            or self.limit_concurrency <= 0
+        ):
+            raise ConfigurationError(
+                f"limit_concurrency must be a positive int or None, not {self.limit_concurrency!r}"
+            )
         if self.max_request_line_size > self.max_header_size:
             raise ConfigurationError(
                 f"max_request_line_size ({self.max_request_line_size}) cannot exceed "
