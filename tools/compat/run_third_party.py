@@ -202,8 +202,11 @@ def _install_ours(python: Path, work: Path) -> None:
     wheels = work / "compat-wheels"
     shutil.rmtree(wheels, ignore_errors=True)
     _run([sys.executable, str(BUILD_WHEELS), str(wheels)])
+    # uv's cache could serve a wheel built by an earlier run under the same
+    # name and version (4.99.0, 0.1.0); these must be the ones just built.
+    refresh = [f"--refresh-package={name}" for name in [*OUR_PACKAGES, *sorted(REFERENCE)]]
     _pip_install(
-        python, *folders, *sorted(REFERENCE), "--find-links", str(wheels),
+        python, *refresh, *folders, *sorted(REFERENCE), "--find-links", str(wheels),
         "-c", str(wheels / "constraints.txt"), "-r", str(requirements), "-c", str(constraints),
     )  # fmt: skip
 
