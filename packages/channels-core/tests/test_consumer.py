@@ -879,3 +879,111 @@ async def test_an_instance_feeding_itself_events_does_not_hold_the_loop(
     assert busy.output_queue.empty(), "the busy instance ran all its events first"
     await stop(busy)
     await stop(other)
+
+
+# -- after the client has gone ------------------------------------------------------------
+
+
+class ClientGone(OSError):
+    """What a server following ASGI www spec 2.4 raises from send() once the client has gone."""
+
+
+class LeavingClient:
+    """Wraps an application as such a server would: once :meth:`leave` is called,
+    ``send()`` raises *error* instead of delivering the event.
+
+    ``refused`` holds the events it refused; ``refused_one`` is set at the first.
+    """
+
+    def __init__(self, application: Any, error: type[Exception] = ClientGone) -> None:
+        self.application = application
+        self.error = error
+        self.gone = False
+        self.refused: list[dict[str, Any]] = []
+        self.refused_one = asyncio.Event()
+
+    def leave(self) -> None:
+        self.gone = True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_unless_gone(message: dict[str, Any]) -> None:
+            if self.gone:
+                self.refused.append(message)
+                self.refused_one.set()
+                raise self.error(f"Cannot send {message['type']!r}: the client has gone")
+            await send(message)
+
+        await self.application(scope, receive, send_unless_gone)
+
+
+class AsyncBurst(AsyncConsumer):
+    log: list[str] = []
+
+    async def test_burst(self, message: dict[str, Any]) -> None:
+        for n in range(3):
+            await self.send({"type": "test.frame", "n": n})
+        self.log.append("burst sent")
+
+    async def test_stop(self, message: dict[str, Any]) -> None:
+        self.log.append("stop")
+        raise StopConsumer()
+
+
+class SyncBurst(SyncConsumer):
+    log: list[str] = []
+
+    def test_burst(self, message: dict[str, Any]) -> None:
+        for n in range(3):
+            self.send({"type": "test.frame", "n": n})
+        self.log.append("burst sent")
+
+    def test_stop(self, message: dict[str, Any]) -> None:
+        self.log.append("stop")
+        raise StopConsumer()
+
+
+@pytest.mark.parametrize("cls", [AsyncBurst, SyncBurst], ids=["async", "sync"])
+@pytest.mark.asyncio
+async def test_sends_after_the_client_has_gone_are_dropped_and_the_instance_goes_on(
+    cls: type[AsyncBurst], layer_setting: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="channels.consumer")
+    log: list[str] = []
+    server = LeavingClient(cls.as_asgi(log=log))
+    communicator = ApplicationCommunicator(server, SCOPE)
+    await communicator.send_input({"type": "test.burst"})
+    assert [(await communicator.receive_output())["n"] for _ in range(3)] == [0, 1, 2]
+
+    server.leave()
+    await communicator.send_input({"type": "test.burst"})
+    await server.refused_one.wait()
+    # The server's disconnect event (here: any next event) is still dispatched.
+    await communicator.send_input({"type": "test.stop"})
+    await communicator.wait()
+    assert log == ["burst sent", "burst sent", "stop"]
+    # The first refusal was enough: later sends never reached the server.
+    assert server.refused == [{"type": "test.frame", "n": 0}]
+    assert communicator.output_queue.empty()
+    dropped = [r for r in caplog.records if r.name == "channels.consumer"]
+    assert len(dropped) == 1
+    assert dropped[0].levelname == "DEBUG"
+    assert cls.__qualname__ in dropped[0].getMessage()
+    assert "ClientGone" in dropped[0].getMessage()
+
+
+class SendDeadline(TimeoutError):
+    """A TimeoutError around a send: an OSError, but not one about a closed connection."""
+
+
+@pytest.mark.parametrize("error", [RuntimeError, ValueError, SendDeadline])
+@pytest.mark.parametrize("cls", [AsyncBurst, SyncBurst], ids=["async", "sync"])
+@pytest.mark.asyncio
+async def test_other_errors_from_the_server_send_still_end_the_instance(
+    cls: type[AsyncBurst], error: type[Exception], layer_setting: str
+) -> None:
+    server = LeavingClient(cls.as_asgi(log=[]), error=error)
+    server.leave()
+    communicator = ApplicationCommunicator(server, SCOPE)
+    await communicator.send_input({"type": "test.burst"})
+    with pytest.raises(error, match=r"Cannot send 'test\.frame'"):
+        await communicator.wait()

@@ -13,7 +13,12 @@ handler goes on. After each handler the consumer awaits :meth:`drain`, so:
   everything the handler sent has been sent;
 * an exception raised by the server's ``send`` is raised from the handler's
   dispatch, as it would have been from the ``send()`` call; events queued
-  after the failing one are dropped, as the handler would have stopped there.
+  after the failing one are dropped, as the handler would have stopped there;
+* except an ``OSError`` (other than ``TimeoutError``): the server says the
+  client has gone. That is not the handler's error: the queued events and
+  every later one are dropped, and :meth:`drain` returns the ``OSError``
+  (once) instead of raising it, for the consumer to log (see
+  :mod:`channels.consumer`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class ThreadOutbox:
         "_closed",
         "_error",
         "_flusher",
+        "_gone",
         "_lock",
         "_loop",
         "_pending",
@@ -50,6 +56,7 @@ class ThreadOutbox:
         self._scheduled = False
         self._flusher: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._gone: OSError | None = None
         self._closed = False
 
     def __call__(self, message: Message) -> None:
@@ -57,8 +64,9 @@ class ThreadOutbox:
         with self._lock:
             if self._error is not None or self._closed:
                 # A send already failed (the handler would have stopped there),
-                # or the instance is gone and a handler thread it could not
-                # stop is still running: nothing more reaches the client.
+                # the client has gone, or the instance is gone and a handler
+                # thread it could not stop is still running: nothing more
+                # reaches the client.
                 return
             self._pending.append(message)
             if self._scheduled:
@@ -82,17 +90,41 @@ class ThreadOutbox:
                 for message in batch:
                     try:
                         await send(message)
+                    except OSError as exc:
+                        # TimeoutError is an OSError too, but not one that
+                        # says the connection is closed.
+                        if isinstance(exc, TimeoutError):
+                            self._stop(exc)
+                        else:
+                            self._stop(None)
+                            self._gone = exc
+                        return
                     except BaseException as exc:  # noqa: BLE001 - re-raised by drain()
-                        with self._lock:
-                            self._pending = []
-                            self._scheduled = False
-                            self._error = exc
+                        self._stop(exc)
                         return
         finally:
             self._flusher = None
 
-    async def drain(self) -> None:
-        """Wait until every queued event is sent; raise what a send raised."""
+    def _stop(self, error: BaseException | None) -> None:
+        """A send failed: drop what is queued and accept no more.
+
+        *error* is raised by :meth:`drain`; ``None`` when the client has gone,
+        which is no error (later sends are dropped at :meth:`__call__`).
+        """
+        with self._lock:
+            self._pending = []
+            self._scheduled = False
+            if error is None:
+                self._closed = True
+            else:
+                self._error = error
+
+    async def drain(self) -> OSError | None:
+        """Wait until every queued event is sent; raise what a send raised.
+
+        If instead a send found the client gone, return the server's
+        ``OSError``, the first time only; otherwise return ``None``.
+        """
         while True:
             flusher = self._flusher
             if flusher is not None:
@@ -106,6 +138,8 @@ class ThreadOutbox:
         error, self._error = self._error, None
         if error is not None:
             raise error
+        gone, self._gone = self._gone, None
+        return gone
 
     def cancel(self) -> None:
         """Drop what is queued and stop flushing (the instance is going away)."""

@@ -28,12 +28,24 @@ it sets up is in place for the client's next message. It also keeps one
 instance with a backlog (or one that keeps sending events to itself) from
 holding the loop while other connections wait. The turn costs one pass of
 the loop per event (``bench/consumer.py`` measures it).
+
+Once the client has gone, sends are dropped. A server that follows ASGI
+www spec 2.4 raises an ``OSError`` (``ClientDisconnected`` and the like)
+from ``send()`` on a closed connection; Daphne, which code written for
+Channels is used to, ignores such a send. A handler that sends to a client
+that has just left (typically a channel-layer event handler) is the common
+case, and ending the instance there would skip the ``websocket.disconnect``
+the server is about to deliver, and with it the consumer's clean-up (leaving
+its groups, ``disconnect()``). So the first ``OSError`` from ``send`` is
+logged at DEBUG and swallowed, every later send does nothing, and the
+instance runs until the server's disconnect event stops it as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -50,6 +62,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
 
 
 def get_handler_name(message: Message) -> str:
@@ -138,6 +152,7 @@ class AsyncConsumer:
     _stop_reason: BaseException | None = None
     _stopping_main = False
     _tasks: list[asyncio.Task[None]] | None = None
+    _client_left = False
 
     scope: Scope
     channel_layer: BaseChannelLayer | None
@@ -311,8 +326,40 @@ class AsyncConsumer:
         await handler(message)
 
     async def send(self, message: Message) -> None:
-        """Send an event to the client (the ASGI ``send`` callable)."""
-        await self.base_send(message)
+        """Send an event to the client (the ASGI ``send`` callable).
+
+        Once the client has gone (the server's ``send`` raised an
+        ``OSError``), the event is dropped instead, as are all later ones;
+        the server's disconnect event then stops the instance as usual.
+        Any other exception from the server is raised.
+        """
+        try:
+            await self.base_send(message)
+        except OSError as exc:
+            # TimeoutError is an OSError too, but one raised around a send
+            # (a deadline on a slow client) says nothing about the connection
+            # being closed, and no disconnect event would follow.
+            if isinstance(exc, TimeoutError):
+                raise
+            self._drop_sends(exc)
+
+    def _drop_sends(self, error: OSError) -> None:
+        """The client has gone (the server's ``send`` raised *error*): send nothing more.
+
+        Called by :meth:`send`, or by a synchronous consumer once its outbox
+        reports the error (the outbox drops later sends itself).
+        """
+        if self._client_left:
+            return  # two sends were in flight (a handler and a task)
+        self._client_left = True
+        if not self._sync:
+            self.base_send = _send_nothing
+        logger.debug(
+            "%s: the client has gone (%s: %s); this send and any later ones are dropped",
+            type(self).__qualname__,
+            type(error).__name__,
+            error,
+        )
 
 
 class SyncConsumer(AsyncConsumer):
@@ -326,7 +373,9 @@ class SyncConsumer(AsyncConsumer):
     the event and returns at once, without waiting for the event loop; the
     loop sends queued events promptly and in order, and the next event is
     only dispatched once everything the handler sent has been sent (an
-    error from the server's ``send`` is raised from the handler's dispatch).
+    error from the server's ``send`` is raised from the handler's dispatch,
+    except an ``OSError`` saying the client has gone: then this and later
+    events are dropped, as in :meth:`AsyncConsumer.send`).
     """
 
     _sync = True
@@ -336,7 +385,9 @@ class SyncConsumer(AsyncConsumer):
         try:
             await self._dispatch_in_thread(message)
         finally:
-            await self.base_send.drain()
+            client_gone = await self.base_send.drain()
+            if client_gone is not None:
+                self._drop_sends(client_gone)
 
     @database_sync_to_async
     def _dispatch_in_thread(self, message: Message) -> None:
@@ -348,6 +399,14 @@ class SyncConsumer(AsyncConsumer):
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send an event to the client, from any thread."""
         self.base_send(message)
+
+
+async def _send_nothing(message: Message) -> None:
+    """The ``base_send`` of an instance whose client has gone."""
+    # Still a turn of the loop, as a real send may be: a streaming loop that
+    # only sends must not hold the loop, or the disconnect event that stops
+    # it would never be read.
+    await asyncio.sleep(0)
 
 
 def _no_handler(consumer: AsyncConsumer, message: Message) -> str:
