@@ -259,6 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Most connections served at once; beyond it HTTP requests get 503 and "
         "WebSockets close with 1013 (default: no limit)",
     )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30,
+        help="Seconds the server waits for more of a request body it is reading (then: 408)",
+    )
+    parser.add_argument(
+        "--limit-request-body",
+        type=int,
+        default=None,
+        help="Largest request body in bytes; larger ones get 413 (default: no limit)",
+    )
     parser.add_argument("--version", action="version", version=f"channels-server {__version__}")
     return parser
 
@@ -331,6 +343,8 @@ def config_from_arguments(arguments: argparse.Namespace) -> Config:
         max_header_size=arguments.max_header_size,
         max_header_count=arguments.max_header_count,
         limit_concurrency=arguments.limit_concurrency,
+        body_timeout=arguments.body_timeout,
+        limit_request_body=arguments.limit_request_body,
         **extra,
     )
 

@@ -293,6 +293,12 @@ class Config:
     header_timeout: float = 10
     #: How long an idle keep-alive connection is kept open.
     keep_alive_timeout: float = 75
+    #: How long the server waits for the next bytes of a request body it is
+    #: reading (not counting time the application leaves the body unread)
+    #: before answering 408.
+    body_timeout: float = 30
+    #: Largest request body in bytes, answered 413 above it; None for no limit.
+    limit_request_body: int | None = None
     #: On SIGTERM or SIGINT, how long in-flight HTTP responses have to finish.
     shutdown_timeout: float = 30
     #: listen() backlog of sockets the server binds itself.
@@ -333,6 +339,7 @@ class Config:
             "header_timeout",
             "keep_alive_timeout",
             "write_timeout",
+            "body_timeout",
         ):
             _positive(name, getattr(self, name))
         _positive("shutdown_timeout", self.shutdown_timeout, allow_zero=True)
@@ -356,6 +363,15 @@ class Config:
         ):
             raise ConfigurationError(
                 f"limit_concurrency must be a positive int or None, not {self.limit_concurrency!r}"
+            )
+        if self.limit_request_body is not None and (
+            isinstance(self.limit_request_body, bool)
+            or not isinstance(self.limit_request_body, int)
+            or self.limit_request_body < 0
+        ):
+            raise ConfigurationError(
+                "limit_request_body must be an int >= 0 or None, "
+                f"not {self.limit_request_body!r}"
             )
         if self.max_request_line_size > self.max_header_size:
             raise ConfigurationError(
