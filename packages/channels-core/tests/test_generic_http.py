@@ -455,3 +455,108 @@ async def test_a_task_started_for_a_chunk_runs_before_the_next_queued_chunk(
         ("handle", b"abc"),
         "disconnect",
     ]
+
+
+# -- after the client has gone ------------------------------------------------------------
+
+
+class ClientGone(OSError):
+    """What a server following ASGI www spec 2.4 raises from send() once the client has gone."""
+
+
+class LeavingClient:
+    """Wraps an application as such a server would: once :meth:`leave` is called,
+    ``send()`` raises :class:`ClientGone` instead of delivering the event.
+
+    ``refused`` holds the events it refused; ``refused_one`` is set at the first.
+    """
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+        self.gone = False
+        self.refused: list[dict[str, Any]] = []
+        self.refused_one = asyncio.Event()
+
+    def leave(self) -> None:
+        self.gone = True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_unless_gone(message: dict[str, Any]) -> None:
+            if self.gone:
+                self.refused.append(message)
+                self.refused_one.set()
+                raise ClientGone(f"Cannot send {message['type']!r}: the client has disconnected")
+            await send(message)
+
+        await self.application(scope, receive, send_unless_gone)
+
+
+@pytest.mark.asyncio
+async def test_a_response_for_a_client_that_has_gone_is_dropped_and_disconnect_runs(
+    layer_setting: str,
+) -> None:
+    record: list[Any] = []
+    before = asyncio.all_tasks()
+    server = LeavingClient(EchoBody.as_asgi(record=record))
+    server.leave()
+    communicator = ApplicationCommunicator(server, SCOPE)
+    await communicator.send_input({"type": "http.request", "body": b"hello"})
+    await communicator.wait()
+    # send_response() returned (its body was not even tried): the response
+    # counts as finished, so the instance stopped cleanly.
+    assert record == [("handle", b"hello"), "disconnect"]
+    assert [event["type"] for event in server.refused] == ["http.response.start"]
+    assert tasks_left(before) == set()
+
+
+@pytest.mark.asyncio
+async def test_a_long_poll_answered_after_the_client_left_stops_cleanly(
+    layer: InMemoryChannelLayer,
+) -> None:
+    record: list[Any] = []
+    names: list[str] = []
+    server = LeavingClient(LongPollConsumer.as_asgi(record=record, channel_names=names))
+    communicator = HttpCommunicator(server, "GET", "/poll/")
+    await communicator.send_request()
+    await communicator.receive_output()
+    await communicator.receive_output()
+    server.leave()
+    await layer.send(names[0], {"type": "chat.message", "text": "too late"})
+    await communicator.wait()
+    assert record == ["disconnect"]
+    assert [(event["type"], event["more_body"]) for event in server.refused] == [
+        ("http.response.body", False)
+    ]
+
+
+class TightStream(Recording):
+    """Streams without ever waiting on anything but send_body(), a bounded number of times."""
+
+    async def handle(self, body: bytes) -> None:
+        await self.send_headers(headers=[(b"Content-Type", b"text/event-stream")])
+        try:
+            for _ in range(100_000):
+                await self.send_body(b"data: x\n\n", more_body=True)
+        except asyncio.CancelledError:
+            self.record.append("cancelled")
+            raise
+        self.record.append("ran out")
+
+
+@pytest.mark.asyncio
+async def test_a_stream_sending_to_a_client_that_has_gone_lets_the_disconnect_in(
+    layer_setting: str,
+) -> None:
+    # Dropped sends still give the loop a turn: otherwise a stream that only
+    # sends would hold the loop, and the http.disconnect that stops it would
+    # never be read.
+    record: list[Any] = []
+    server = LeavingClient(TightStream.as_asgi(record=record))
+    communicator = HttpCommunicator(server, "GET", "/events/")
+    server.leave()
+    await communicator.send_request()
+    await server.refused_one.wait()
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait()
+    assert record == ["cancelled", "disconnect"]
+    assert [event["type"] for event in server.refused] == ["http.response.start"]

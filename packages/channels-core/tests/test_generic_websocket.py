@@ -595,3 +595,115 @@ async def test_overridden_json_codecs_are_used(cls: type[SyncJson], layer: Any) 
     # Decoded with Decimal (0.10 keeps its digits), encoded compactly with sorted keys.
     assert await communicator.receive_from() == '{"got":{"b":1,"price":"0.10"}}'
     await communicator.disconnect()
+
+
+# -- after the client has gone ----------------------------------------------------------
+
+
+class ClientGone(OSError):
+    """What a server following ASGI www spec 2.4 raises from send() once the client has gone."""
+
+
+class LeavingClient:
+    """Wraps an application as such a server would: once :meth:`leave` is called,
+    ``send()`` raises :class:`ClientGone` instead of delivering the event.
+
+    ``refused`` holds the events it refused; ``refused_one`` is set at the first.
+    """
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+        self.gone = False
+        self.refused: list[dict[str, Any]] = []
+        self.refused_one = asyncio.Event()
+
+    def leave(self) -> None:
+        self.gone = True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_unless_gone(message: dict[str, Any]) -> None:
+            if self.gone:
+                self.refused.append(message)
+                self.refused_one.set()
+                raise ClientGone(f"Cannot send {message['type']!r}: the WebSocket is closed")
+            await send(message)
+
+        await self.application(scope, receive, send_unless_gone)
+
+
+def dropped_sends(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "channels.consumer"]
+
+
+@pytest.mark.asyncio
+async def test_a_group_event_after_the_client_left_does_not_skip_disconnect(
+    echo: type[SyncEcho], layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The chat case: the client has just gone, its websocket.disconnect is on
+    # its way, and a message to the group arrives first.
+    caplog.set_level("DEBUG", logger="channels.consumer")
+    record: list[Any] = []
+    server = LeavingClient(echo.as_asgi(groups=["lobby"], record=record))
+    communicator = WebsocketCommunicator(server, "/ws/")
+    assert await communicator.connect() == (True, None)
+    assert len(layer.groups["lobby"]) == 1
+
+    server.leave()
+    await layer.group_send("lobby", {"type": "chat.message", "text": "anyone there?"})
+    await server.refused_one.wait()
+    await communicator.disconnect(code=1001)
+    # The groups were left, then disconnect() ran, and the instance ended cleanly.
+    assert record[-1] == ("disconnect", 1001, [])
+    assert "lobby" not in layer.groups
+    assert communicator.future.exception() is None
+    assert server.refused == [{"type": "websocket.send", "text": "anyone there?"}]
+    (message,) = dropped_sends(caplog)
+    assert echo.__qualname__ in message
+    assert "ClientGone" in message
+
+
+@pytest.mark.asyncio
+async def test_accept_after_the_client_left_still_ends_with_disconnect(
+    echo: type[SyncEcho], layer: InMemoryChannelLayer
+) -> None:
+    # The client gave up during the handshake, before connect() accepted.
+    record: list[Any] = []
+    server = LeavingClient(echo.as_asgi(groups=["lobby"], record=record))
+    server.leave()
+    communicator = WebsocketCommunicator(server, "/ws/")
+    await communicator.send_input({"type": "websocket.connect"})
+    await server.refused_one.wait()
+    await communicator.disconnect(code=1006)
+    assert record[-1] == ("disconnect", 1006, [])
+    assert "lobby" not in layer.groups
+    assert server.refused == [{"type": "websocket.accept", "subprotocol": None}]
+
+
+@pytest.mark.parametrize(
+    ("cls", "frame"),
+    [
+        (SyncEcho, "close-after"),
+        (AsyncEcho, "close-after"),
+        (SyncJson, '"close"'),
+        (AsyncJson, '"close"'),
+    ],
+    ids=["sync", "async", "sync-json", "async-json"],
+)
+@pytest.mark.asyncio
+async def test_sends_after_the_first_refused_one_are_not_attempted(
+    cls: type[Any], frame: str, layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A frame the client sent just before leaving is still delivered; the
+    # handler answers with a message and a close (two sends): only the first
+    # reaches the server, the close is not even tried.
+    caplog.set_level("DEBUG", logger="channels.consumer")
+    server = LeavingClient(cls.as_asgi())
+    communicator = WebsocketCommunicator(server, "/ws/")
+    await communicator.connect()
+    server.leave()
+    await communicator.send_to(text_data=frame)
+    await server.refused_one.wait()
+    await communicator.disconnect()
+    assert [event["type"] for event in server.refused] == ["websocket.send"]
+    assert len(dropped_sends(caplog)) == 1
+    assert communicator.future.exception() is None
