@@ -7,7 +7,8 @@ CI pass without ever talking to Redis.
 * ``redis_server``: one plain server for the session; ``redis_url`` empties
   it before each test and gives its URL.
 * ``shard_servers``: two more plain servers, for sharding.
-* ``restartable_redis``: a server of the test's own, to kill and restart.
+* ``restartable_redis``: a server of the test's own, to kill and restart, or
+  to freeze and thaw.
 * ``sentinel_setup``: a master, a replica and a Sentinel watching them.
 * ``cluster_nodes``: a three-master Redis Cluster.
 * ``tls_redis``: a server that speaks TLS only, with a throwaway CA.
@@ -20,6 +21,7 @@ import contextlib
 import datetime
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -148,7 +150,18 @@ class RedisProcess:
             self.process.kill()
             self.process.wait()
 
+    def freeze(self) -> None:
+        """Stop the server's process (SIGSTOP): connections stay open, nothing answers."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server go on (SIGCONT) with what it was sent meanwhile."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()  # a stopped process would not act on SIGTERM
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

@@ -13,7 +13,8 @@ import redis.asyncio
 import redis.exceptions
 
 from channels_redis.core import RedisChannelLayer
-from channels_redis.errors import RedisConnectionError, RedisLayerError
+from channels_redis.errors import RedisConnectionError, RedisLayerError, SendOutcomeUnknown
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 
 async def send_until_accepted(
@@ -221,3 +222,87 @@ async def test_groups_come_back_when_redis_restarts_without_its_data(
             await each.close_pools()
     restored = [r.getMessage() for r in caplog.records if "restored" in r.getMessage()]
     assert len(restored) == 2, restored  # once per layer that had joined groups
+
+
+LAYER_CLASSES = [RedisChannelLayer, RedisPubSubChannelLayer]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("layer_class", LAYER_CLASSES)
+async def test_a_send_redis_may_have_applied_says_so(
+    restartable_redis: Any, layer_class: type[RedisChannelLayer]
+) -> None:
+    layer = layer_class(hosts=[{"address": restartable_redis.url, "socket_timeout": 0.5}])
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("room", channel)
+        await layer.send(channel, {"type": "warm"})
+        await layer.group_send("room", {"type": "warm"})  # Redis knows the scripts now
+        for _ in range(2):
+            assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "warm"}
+
+        restartable_redis.freeze()
+        try:
+            # Both are written to Redis, which answers neither in time.
+            results = await asyncio.gather(
+                layer.send(channel, {"type": "frozen"}),
+                layer.group_send("room", {"type": "frozen.group"}),
+                return_exceptions=True,
+            )
+        finally:
+            restartable_redis.thaw()
+        for result in results:
+            assert isinstance(result, SendOutcomeUnknown), results
+            assert isinstance(result, RedisConnectionError)  # what callers caught before
+            assert "may have been queued" in str(result)
+            assert "twice" in str(result)
+
+        # The layer recovers; the list layer's frozen messages were applied
+        # after all (Redis read them when it went on): a retry would have
+        # delivered them twice.
+        await until_accepted(lambda: layer.send(channel, {"type": "after"}), within=10)
+        received = []
+        while not received or received[-1] != {"type": "after"}:
+            received.append(await asyncio.wait_for(layer.receive(channel), 10))
+        if layer_class is RedisChannelLayer:
+            assert sorted(message["type"] for message in received) == [
+                "after",
+                "frozen",
+                "frozen.group",
+            ]
+    finally:
+        restartable_redis.thaw()
+        await layer.close_pools()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("layer_class", LAYER_CLASSES)
+@pytest.mark.parametrize("fault", ["frozen", "killed"])
+async def test_close_pools_is_bounded_when_redis_does_not_answer(
+    restartable_redis: Any, layer_class: type[RedisChannelLayer], fault: str
+) -> None:
+    # No socket_timeout: only close_timeout bounds the wait.
+    layer = layer_class(hosts=[{"address": restartable_redis.url, "socket_timeout": None}])
+    layer.close_timeout = 0.5
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("room", channel)
+        waiting = asyncio.ensure_future(layer.receive("jobs"))
+        await asyncio.sleep(0.05)
+        await layer.send("jobs", {"type": "1"})
+        await layer.send("jobs", {"type": "2"})  # reaches the process, unclaimed
+        assert await asyncio.wait_for(waiting, 5) == {"type": "1"}
+        if fault == "frozen":
+            restartable_redis.freeze()
+        else:
+            restartable_redis.kill()
+        pending = asyncio.ensure_future(layer.send(channel, {"type": "late"}))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await asyncio.wait_for(layer.close_pools(), 10)
+        assert time.monotonic() - started < 3
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(pending, 5)
+    finally:
+        restartable_redis.thaw()
+        await layer.close_pools()

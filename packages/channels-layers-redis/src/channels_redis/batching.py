@@ -27,11 +27,18 @@ from redis.exceptions import NoScriptError
 from channels.exceptions import ChannelFull
 
 from .connections import Execute as ExecuteCommand
-from .errors import RedisCommandError, RedisLayerError, map_redis_errors, translate_redis_error
+from .errors import (
+    RedisCommandError,
+    RedisConnectionError,
+    RedisLayerError,
+    SendOutcomeUnknown,
+    map_redis_errors,
+    translate_redis_error,
+)
 from .scripts import Script
 from .wire import now_ms
 
-__all__ = ["ShardWriter", "refused", "script_executor"]
+__all__ = ["ShardWriter", "close_writers", "refused", "script_executor"]
 
 logger = logging.getLogger("channels_redis")
 
@@ -79,6 +86,8 @@ class ShardWriter:
         self.ack_timer: asyncio.TimerHandle | None = None
         #: The batch on its way: a task, or the future of a reply (see :data:`Start`).
         self.in_flight: asyncio.Future[Any] | None = None
+        #: Set by :meth:`abandon`: nothing more is sent.
+        self.closed = False
 
     def submit(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> asyncio.Future[int]:
         """Queue one message (its KEYS and ARGV, the element first among ARGV).
@@ -88,6 +97,9 @@ class ShardWriter:
         (see :func:`refused`).
         """
         future: asyncio.Future[int] = self.loop.create_future()
+        if self.closed:
+            future.set_exception(_closed_before_sending())
+            return future
         self.pending.append((keys, args, future))
         if not self.scheduled and self.in_flight is None:
             self.scheduled = True
@@ -107,7 +119,7 @@ class ShardWriter:
         if self.ack_timer is not None:
             self.ack_timer.cancel()
             self.ack_timer = None
-        if self.in_flight is not None or not (self.pending or self.acks):
+        if self.in_flight is not None or not (self.pending or self.acks) or self.closed:
             return
         pending = self.pending
         end, size = 0, 0
@@ -185,7 +197,17 @@ class ShardWriter:
             else:
                 results = await self.execute(*self._command(batch, acks), cached=False)
         except BaseException as exc:
-            self._settle(batch, exc)
+            if self.closed and isinstance(exc, asyncio.CancelledError):
+                # abandon(): the batch may have reached Redis.
+                self._settle(
+                    batch,
+                    SendOutcomeUnknown(
+                        "The layer closed while Redis had not answered a send: the message "
+                        "may have been queued"
+                    ),
+                )
+            else:
+                self._settle(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -218,6 +240,24 @@ class ShardWriter:
         """Send what is pending and wait until every batch has been answered."""
         await self.drain()
 
+    def abandon(self) -> None:
+        """Send nothing more (the layer is closing and Redis does not answer).
+
+        Messages not sent yet fail with
+        :class:`~channels_redis.errors.RedisConnectionError`; a batch on its
+        way fails with :class:`~channels_redis.errors.SendOutcomeUnknown` when
+        its connection closes (or at once, if it waits for one).
+        """
+        self.closed = True
+        if self.ack_timer is not None:
+            self.ack_timer.cancel()
+            self.ack_timer = None
+        pending, self.pending = self.pending, []
+        self.acks = {}
+        self._settle(pending, _closed_before_sending())
+        if isinstance(self.in_flight, asyncio.Task):
+            self.in_flight.cancel()
+
     async def drain(self) -> None:
         """Send what is pending now and wait until every batch has been answered."""
         while self.in_flight is not None or self.pending or self.acks:
@@ -229,6 +269,29 @@ class ShardWriter:
                     await asyncio.shield(task)
                 except Exception:  # noqa: BLE001 - each sender got the error
                     pass
+
+
+def _closed_before_sending() -> RedisConnectionError:
+    return RedisConnectionError("The layer was closed before the message was sent to Redis")
+
+
+async def close_writers(writers: list[ShardWriter], timeout: float) -> None:
+    """Wait up to *timeout* seconds for *writers* to send everything, then abandon them."""
+    if not writers:
+        return
+    drains = [asyncio.ensure_future(writer.drain()) for writer in writers]
+    _, late = await asyncio.wait(drains, timeout=timeout)
+    for writer in writers:
+        writer.abandon()
+    if late:
+        logger.warning(
+            "Redis did not answer sends within %ss while the layer closed: those not "
+            "answered fail (with SendOutcomeUnknown if they had been sent)",
+            timeout,
+        )
+        for drain in late:
+            drain.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 def refused(channel: str, capacity: int, status: int) -> Exception:

@@ -32,7 +32,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionLost
 from redis.exceptions import ReadOnlyError
 
-from .errors import InvalidConfiguration, map_redis_errors
+from .errors import InvalidConfiguration, Unanswered, map_redis_errors
 from .hosts import HostSpec, SentinelSpec, ServerSpec
 from .link import Link, open_link
 from .resp import pack_command
@@ -299,9 +299,12 @@ class FastConnections:
                 # names another master): its data may be gone.
                 info = await link.send(pack_command(("INFO", "server")))
                 await events.connected(_run_id(info), self)
-            except BaseException:
+            except BaseException as exc:
                 link.close()
                 self.every.discard(link)
+                if isinstance(exc, Unanswered):
+                    # The caller's command was not sent: no doubt about it.
+                    raise RedisConnectionLost(str(exc)) from None
                 raise
             link.on_failure = events.lost
         return link

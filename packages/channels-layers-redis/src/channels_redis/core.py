@@ -31,7 +31,7 @@ from redis.asyncio import ConnectionPool
 from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 
-from .batching import ShardWriter, refused, script_executor
+from .batching import ShardWriter, close_writers, refused, script_executor
 from .connections import (
     Client,
     Execute,
@@ -131,6 +131,10 @@ class RedisChannelLayer(BaseChannelLayer):
     #: The most seconds one blocking pop of a receive loop waits before it
     #: asks again (less when a host's ``socket_timeout`` is short).
     brpop_timeout: ClassVar[float] = QueueReader.BLOCK_SECONDS
+
+    #: The most seconds :meth:`close_pools` waits for Redis to answer what is
+    #: still on its way (sends, messages going back to their lists).
+    close_timeout: float = 5.0
 
     def __init__(
         self,
@@ -657,12 +661,20 @@ class _LoopState:
         self.readers.clear()
         await asyncio.gather(*(reader.stop() for reader in readers), return_exceptions=True)
         self.buffer.release_counted()
-        await asyncio.gather(*(writer.aclose() for writer in self.writers))
+        # A frozen or dead server must not hold the closing up: what it has
+        # not answered in time is abandoned.
+        deadline = self.loop.time() + self.layer.close_timeout
+        await close_writers(self.writers, self.layer.close_timeout)
         for reader in readers:
             try:
-                await reader.return_unclaimed()
-            except RedisLayerError as exc:
-                logger.warning("Messages that reached this process were lost: %s", exc)
+                await asyncio.wait_for(
+                    reader.return_unclaimed(), max(0.0, deadline - self.loop.time())
+                )
+            except (RedisLayerError, asyncio.TimeoutError) as exc:
+                logger.warning(
+                    "Messages that reached this process were lost: %s",
+                    str(exc) or "Redis did not answer in time",
+                )
         for fast in self.fast:
             await fast.aclose()
         for client in self.clients:

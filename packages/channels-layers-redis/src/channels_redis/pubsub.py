@@ -44,7 +44,7 @@ import redis.exceptions
 from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 
-from .batching import ShardWriter, refused, script_executor
+from .batching import ShardWriter, close_writers, refused, script_executor
 from .connections import (
     Client,
     Execute,
@@ -112,6 +112,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     """
 
     extensions: ClassVar[list[str]] = ["groups", "flush"]
+
+    #: The most seconds :meth:`close_pools` waits for Redis to answer the
+    #: sends still on their way.
+    close_timeout: float = 5.0
 
     def __init__(
         self,
@@ -506,7 +510,7 @@ class _PubSubLoopState:
             *(subscriber.stop() for subscriber in self.subscribers), return_exceptions=True
         )
         self.buffer.release_counted()
-        await asyncio.gather(*(writer.aclose() for writer in self.writers))
+        await close_writers(self.writers, self.layer.close_timeout)
         for fast in self.fast:
             await fast.aclose()
         for client in [*self.clients, *self.subscriber_clients]:
