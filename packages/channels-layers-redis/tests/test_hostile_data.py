@@ -296,3 +296,55 @@ async def test_a_group_key_of_another_type_is_a_layer_error(
     await layer.group_add("fine", channel)
     await layer.group_send("fine", {"type": "fine"})
     assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "fine"}
+
+
+@pytest.mark.asyncio
+async def test_a_bad_publish_to_a_group_is_dropped_and_the_group_goes_on(
+    make_layer: Callable[..., Layer],
+    servers: list[redis.asyncio.Redis],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="channels_redis")
+    layer = make_layer("pubsub")
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    for element in (b"junk", b"%d:\n%b" % (far(), msgpack.packb([1, 2]))):
+        for server in servers:
+            await server.publish("asgi:pubgr:room", element)
+    await layer.group_send("room", {"type": "good"})
+    assert await asyncio.wait_for(waiting, 5) == {"type": "good"}
+    warnings = dropped(caplog)
+    assert len(warnings) == 2, warnings
+    assert "'room'" in warnings[0]
+    assert repr(channel) in warnings[1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["list", "pubsub"])
+async def test_a_list_of_another_type_is_reported_once_and_read_once_it_is_fixed(
+    kind: str,
+    make_layer: Callable[..., Layer],
+    servers: list[redis.asyncio.Redis],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="channels_redis")
+    layer = make_layer(kind)
+    await write_everywhere(servers, lambda server: server.set("asgi:ch:spoiled.worker", "x"))
+    spoiled = asyncio.ensure_future(layer.receive("spoiled.worker"))
+    others = [await layer.new_channel(), "calm.worker"]
+    for _ in range(300):
+        if any("spoiled.worker" in r.getMessage() for r in caplog.records):
+            break
+        await asyncio.sleep(0.01)
+    reports = [r.getMessage() for r in caplog.records if "spoiled.worker" in r.getMessage()]
+    assert len(reports) == 1, reports
+    # Every other channel is served meanwhile.
+    for name in others:
+        await layer.send(name, {"type": "calm"})
+        assert await asyncio.wait_for(layer.receive(name), 5) == {"type": "calm"}
+    assert not spoiled.done()
+    await write_everywhere(servers, lambda server: server.delete("asgi:ch:spoiled.worker"))
+    await layer.send("spoiled.worker", {"type": "fixed"})
+    assert await asyncio.wait_for(spoiled, 10) == {"type": "fixed"}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

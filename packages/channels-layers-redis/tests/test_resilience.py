@@ -13,7 +13,12 @@ import redis.asyncio
 import redis.exceptions
 
 from channels_redis.core import RedisChannelLayer
-from channels_redis.errors import RedisConnectionError, RedisLayerError, SendOutcomeUnknown
+from channels_redis.errors import (
+    InvalidConfiguration,
+    RedisConnectionError,
+    RedisLayerError,
+    SendOutcomeUnknown,
+)
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 
@@ -306,3 +311,14 @@ async def test_close_pools_is_bounded_when_redis_does_not_answer(
     finally:
         restartable_redis.thaw()
         await layer.close_pools()
+
+
+@pytest.mark.parametrize("layer_class", LAYER_CLASSES)
+@pytest.mark.parametrize("option", ["on_disconnect", "on_reconnect"])
+def test_outage_callbacks_are_a_message_type_or_a_callable(
+    layer_class: type[RedisChannelLayer], option: str
+) -> None:
+    with pytest.raises(InvalidConfiguration, match=f"{option} must be a message type"):
+        layer_class(**{option: 3})
+    layer = layer_class(**{option: "redis.gone"})
+    assert getattr(layer, option) == "redis.gone"
