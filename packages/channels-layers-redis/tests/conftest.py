@@ -270,6 +270,14 @@ def redis_without_blmpop(redis_directory: Path) -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def redis_without_info(redis_directory: Path) -> Iterator[str]:
+    """A server whose INFO command is renamed away (some hosted Redis hide it)."""
+    server = RedisProcess(redis_directory, "--rename-command", "INFO", "")
+    with running(server):
+        yield server.url
+
+
 @contextlib.contextmanager
 def sentinel_running(directory: Path) -> Iterator[dict[str, Any]]:
     """A master, its replica, and one Sentinel (quorum 1) watching them."""

@@ -322,3 +322,16 @@ def test_outage_callbacks_are_a_message_type_or_a_callable(
         layer_class(**{option: 3})
     layer = layer_class(**{option: "redis.gone"})
     assert getattr(layer, option) == "redis.gone"
+
+
+@pytest.mark.asyncio
+async def test_a_server_without_info_is_used_all_the_same(redis_without_info: str) -> None:
+    # The layer asks INFO for the server's run_id on each new connection.
+    layer = RedisChannelLayer(hosts=[{"address": redis_without_info, "cluster": False}])
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("room", channel)
+        await layer.group_send("room", {"type": "hello"})
+        assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "hello"}
+    finally:
+        await layer.close_pools()

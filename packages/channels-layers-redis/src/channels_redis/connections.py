@@ -30,7 +30,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import ConnectionPool, SSLConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionLost
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from .errors import InvalidConfiguration, Unanswered, map_redis_errors
 from .hosts import HostSpec, SentinelSpec, ServerSpec
@@ -297,7 +297,10 @@ class FastConnections:
             try:
                 # INFO's run_id changes when the server restarts (or a Sentinel
                 # names another master): its data may be gone.
-                info = await link.send(pack_command(("INFO", "server")))
+                try:
+                    info = await link.send(pack_command(("INFO", "server")))
+                except ResponseError:
+                    info = b""  # INFO renamed away: restarts go unnoticed
                 await events.connected(_run_id(info), self)
             except BaseException as exc:
                 link.close()
