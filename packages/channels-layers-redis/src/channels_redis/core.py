@@ -717,9 +717,12 @@ class _ServerWatch:
         elif known != run_id:
             restoring = self.restoring
             if restoring is None or restoring[0] != run_id or _failed(restoring[1]):
-                future = asyncio.ensure_future(self._restore(run_id, connections))
-                future.add_done_callback(_retrieve)
-                restoring = self.restoring = (run_id, future)
+                task = self.state.loop.create_task(self._restore(run_id, connections))
+                task.add_done_callback(_retrieve)
+                # Owned by the loop's state: closing the layer cancels it.
+                self.state.tasks.add(task)
+                task.add_done_callback(self.state.tasks.discard)
+                restoring = self.restoring = (run_id, task)
             await asyncio.shield(restoring[1])
         if self.down:
             self.down = False

@@ -428,7 +428,7 @@ class QueueReader:
                     continue
                 plain = decoder.open(payload)
                 first = decoder.decode(plain)
-                if type(first) is not dict:
+                if not isinstance(first, dict):
                     raise TypeError(f"it decodes to {type(first).__name__!r}, not to a dict")
             except Exception as exc:  # noqa: BLE001 - a serializer may raise anything
                 logger.warning(

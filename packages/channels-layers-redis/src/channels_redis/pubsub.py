@@ -483,7 +483,7 @@ class _PubSubLoopState:
         for position, channel in enumerate(channels):
             try:
                 message = decoder.decode(plain)
-                if type(message) is not dict:
+                if not isinstance(message, dict):
                     raise TypeError(f"it decodes to {type(message).__name__!r}, not to a dict")
             except Exception as exc:  # noqa: BLE001 - a serializer may raise anything
                 # Whatever a serializer (or a layer's deserialize()) raises,
