@@ -10,7 +10,7 @@ The tree::
     ServerError
     ├── ConfigurationError (also ValueError)   bad settings, flags or endpoint descriptions
     ├── ProtocolError                          bytes from the network broke HTTP or WebSocket
-    │   └── HTTPProtocolError                  answered with .status_code (400, 414, 431, 501)
+    │   └── HTTPProtocolError                  answered with .status_code (400, 413, 431, 501, ...)
     ├── ApplicationError (also RuntimeError)   the ASGI application broke the ASGI protocol
     ├── ClientDisconnected (also OSError)      send() after the client went away (www spec 2.4)
     └── LifespanFailure                        lifespan startup or shutdown reported failure
@@ -48,7 +48,10 @@ class HTTPProtocolError(ProtocolError):
     """An HTTP request the server refuses, with the status code to answer it with.
 
     :param status_code: the 4xx or 5xx status of the error response.
-    :param reason: what was wrong, for the log and the response body.
+    :param reason: what kind of thing was wrong, for the log and the response
+        body: a fixed phrase such as ``"Malformed header field"``, never text
+        taken from the request. A rejected line can hold a cookie or a token,
+        and a response body can end up in a cache or a client-side log.
     """
 
     def __init__(self, status_code: int, reason: str) -> None:

@@ -513,8 +513,11 @@ async def test_daphne_root_path_header_is_kept_as_sent_from_trusted_peers(
         await send({"type": "http.response.start", "status": 204})
         await send({"type": "http.response.body"})
 
-    trusted = await serve(app)
-    untrusted = await serve(app, forwarded_allow_ips=("10.0.0.1",), root_path="/config")
+    # Trusted: --proxy-headers, from a peer of --forwarded-allow-ips (loopback by default).
+    trusted = await serve(app, proxy_headers=True)
+    untrusted = await serve(
+        app, proxy_headers=True, forwarded_allow_ips=("10.0.0.1",), root_path="/config"
+    )
     for value in (b"/", b"/app/", b"/mount%20point"):
         request = b"GET /x HTTP/1.1\r\nHost: x\r\nDaphne-Root-Path: " + value + b"\r\n\r\n"
         await http.exchange(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from channels_server.asgi.scope import decode_method, forwarded_values, split_target
+from channels_server.asgi.scope import (
+    decode_method,
+    forwarded_address,
+    forwarded_port,
+    forwarded_root_path,
+    forwarded_values,
+    split_target,
+)
 from channels_server.config import Config
 from channels_server.errors import HTTPProtocolError
 
@@ -75,10 +82,68 @@ def test_custom_header_names() -> None:
     assert values.client == ("8.8.8.8", 12)
 
 
-def test_proxy_headers_off_ignores_forwarded_for_but_not_the_root_path() -> None:
-    config = Config()
-    assert forwarded_values([(b"x-forwarded-for", b"1.2.3.4")], config, websocket=False) is None
-    values = forwarded_values([(b"daphne-root-path", b"/mount%20point/")], config, websocket=False)
+def test_daphne_root_path_is_percent_decoded_and_otherwise_kept() -> None:
+    values = forwarded_values([(b"daphne-root-path", b"/mount%20point/")], PROXY, websocket=False)
     assert values is not None
     # As daphne: percent-decoded, otherwise as sent (a trailing slash stays).
     assert values.root_path == "/mount point/"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"app",
+        b"https://evil.example/",
+        b"//evil.example",
+        b"/%2f%2fevil.example",
+        b"/%2Fevil.example",
+        b"/\\evil.example",
+        b"/%5cevil.example",
+        b"/a%00b",
+        b"/a%0d%0ab",
+        b"/a%c2%85b",
+        b"/a b",
+        b"/caf\xe9",
+    ],
+)
+def test_a_root_path_that_is_not_an_absolute_path_is_ignored(value: bytes) -> None:
+    assert forwarded_root_path(value) is None
+    assert forwarded_values([(b"daphne-root-path", value)], PROXY, websocket=False) is None
+
+
+def test_a_root_path_sent_twice_differently_is_ignored() -> None:
+    headers = [(b"daphne-root-path", b"/a"), (b"daphne-root-path", b"/b")]
+    assert forwarded_values(headers, PROXY, websocket=False) is None
+    headers = [(b"daphne-root-path", b"/a"), (b"daphne-root-path", b"/a")]
+    assert forwarded_values(headers, PROXY, websocket=False).root_path == "/a"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"203.0.113.7", "203.0.113.7"),
+        (b" 2001:DB8::1 ", "2001:db8::1"),
+        (b"[2001:db8::1]", "2001:db8::1"),
+        (b"203.0.113.7:80", None),
+        (b"unknown", None),
+        (b"1.2.3", None),
+        (b"", None),
+        (b"203.0.113.7\x85", None),
+    ],
+)
+def test_forwarded_address(value: bytes, expected: str | None) -> None:
+    assert forwarded_address(value) == expected
+
+
+def test_a_malformed_forwarded_for_entry_voids_the_whole_header() -> None:
+    headers = [(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-for", b"5.6.7.8, junk")]
+    assert forwarded_values(headers, PROXY, websocket=False) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(b"443", 443), (b" 8080 ", 8080), (b"0", None), (b"65536", None), (b"+80", None), (b"", None)],
+)
+def test_forwarded_port(value: bytes, expected: int | None) -> None:
+    assert forwarded_port(value) == expected

@@ -9,6 +9,11 @@ socket, and it resumes when the application has taken enough of them. A
 slow application is never handed (and the server never holds) an unbounded
 body.
 
+Slow bodies: while the server waits for body bytes (the application has
+asked for them, or has room for more), a client that sends none for
+``body_timeout`` seconds gets 408 and the application ``http.disconnect``.
+Time the application leaves the body unread does not count.
+
 Response back-pressure: ``send()`` returns once the bytes are queued on the
 socket, and waits first whenever the socket's write buffer is over its
 limit, so a fast application cannot fill memory with a slow client's
@@ -55,7 +60,9 @@ class HTTPStream:
 
     __slots__ = (
         "_body",
+        "_body_seen",
         "_body_size",
+        "_body_timer",
         "_continue_sent",
         "_final_delivered",
         "_more_body",
@@ -105,6 +112,13 @@ class HTTPStream:
         self._trailers_expected = False
         self._start_message: tuple[int, Any] = (0, ())
         self._timer: asyncio.TimerHandle | None = None
+        # The body timer runs while body bytes are awaited. Arrivals only
+        # note the time (cheaper than moving a timer per read); the timer
+        # checks it when it fires.
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_seen = 0.0
+        if head.has_body and not head.expect_continue:
+            self._await_body()
 
     # -- from the connection ------------------------------------------------------
 
@@ -113,6 +127,8 @@ class HTTPStream:
             return
         self._body.append(data)
         self._body_size += len(data)
+        if self._body_timer is not None:
+            self._body_seen = asyncio.get_running_loop().time()
         if self._body_size > BODY_HIGH_WATER and not self._paused:
             self._paused = True
             self.connection.pause_reading()
@@ -120,13 +136,66 @@ class HTTPStream:
 
     def feed_end(self) -> None:
         self._more_body = False
+        self._stop_body_timer()
         self._wake()
+
+    # -- the body timer ----------------------------------------------------------------
+
+    def _await_body(self) -> None:
+        """Start (or restart) waiting for body bytes, from now."""
+        loop = asyncio.get_running_loop()
+        timeout = self.connection.context.config.body_timeout
+        self._body_seen = loop.time()
+        if self._body_timer is None:
+            self._body_timer = loop.call_later(timeout, self._on_body_timer)
+
+    def _stop_body_timer(self) -> None:
+        timer = self._body_timer
+        if timer is not None:
+            self._body_timer = None
+            timer.cancel()
+
+    def _on_body_timer(self) -> None:
+        self._body_timer = None
+        if not self._more_body or self.disconnected:
+            return
+        loop = asyncio.get_running_loop()
+        timeout = self.connection.context.config.body_timeout
+        if self._paused:
+            # The application has not taken what is queued: not the client's delay.
+            self._await_body()
+            return
+        remaining = self._body_seen + timeout - loop.time()
+        if remaining > 0:
+            self._body_timer = loop.call_later(remaining, self._on_body_timer)
+            return
+        connection = self.connection
+        logger.info(
+            "Closing connection from %s: request body not received in time", connection.client
+        )
+        if self._state is ResponseState.WAITING or self._state is ResponseState.STARTED:
+            self._state = ResponseState.COMPLETE
+            self.status = 408
+            connection.write(
+                error_response(
+                    408, "Request body not received in time", connection.context.server_header
+                )
+            )
+            self._log()
+            # The client may still send: closing with unread bytes could
+            # reset the connection and destroy the 408.
+            connection.close_lingering()
+        else:
+            # Part of the response is on the wire: the client must see it cut short.
+            connection.abort()
+        self.disconnect()
 
     def disconnect(self) -> None:
         """The client went away: ``receive()`` returns ``http.disconnect`` from now on."""
         if self.disconnected:
             return
         self.disconnected = True
+        self._stop_body_timer()
         self._wake()
         task = self.task
         if task is not None and not task.done():
@@ -167,6 +236,9 @@ class HTTPStream:
                 if self._paused and self._body_size <= BODY_HIGH_WATER:
                     self._paused = False
                     self.connection.resume_reading()
+                    if self._body_timer is not None:
+                        # The client is waited for again from now.
+                        self._await_body()
                 # As daphne: more_body=True on every chunk but the last.
                 more_body = self._more_body or self._body_size > 0
                 if not more_body:
@@ -186,6 +258,8 @@ class HTTPStream:
                 # body; send it only once the application asks for the body.
                 self._continue_sent = True
                 self.connection.write(CONTINUE_RESPONSE)
+                if self.head.has_body:
+                    self._await_body()
             waiter = self._waiter
             if waiter is None:
                 waiter = self._waiter = asyncio.get_running_loop().create_future()
@@ -297,6 +371,7 @@ class HTTPStream:
 
     def _finish(self) -> None:
         self._cancel_timer()
+        self._stop_body_timer()
         self._wake()
         self._log()
         finished = getattr(self.connection, "response_complete", None)

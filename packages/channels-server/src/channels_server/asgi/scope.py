@@ -4,12 +4,17 @@ The request target is split into ``path`` (percent-decoded, UTF-8),
 ``raw_path`` and ``query_string`` as the www specification describes. The
 client address, scheme and root path can come from a reverse proxy's
 headers, but only when the peer is one the server trusts
-(``--forwarded-allow-ips``): anyone else could write those headers.
+(``--proxy-headers``, from the peers of ``--forwarded-allow-ips``):
+anyone else could write those headers. Each value is validated whole, and a
+malformed one is ignored.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ..config import Config
@@ -22,6 +27,9 @@ __all__ = [
     "ForwardedValues",
     "build_scope",
     "decode_method",
+    "forwarded_address",
+    "forwarded_port",
+    "forwarded_root_path",
     "forwarded_values",
     "split_target",
 ]
@@ -80,58 +88,117 @@ class ForwardedValues:
 
 
 _ROOT_PATH_HEADER: Final = b"daphne-root-path"
+_SCHEMES: Final = {b"http": False, b"https": True, b"ws": False, b"wss": True}
+# What a forwarded value may contain: visible ASCII (a header value may also
+# hold tabs and bytes above 0x7f, which no address, port or path needs).
+_VISIBLE_ASCII = re.compile(rb"[\x21-\x7e]+").fullmatch
+
+
+def forwarded_address(value: bytes) -> str | None:
+    """The address in one ``X-Forwarded-For`` entry, or None if it is not one.
+
+    An IPv4 or IPv6 address (an IPv6 one may be in brackets), normalised.
+    """
+    text = value.strip()
+    if text[:1] == b"[" and text[-1:] == b"]":
+        text = text[1:-1]
+    if not _VISIBLE_ASCII(text):
+        return None
+    try:
+        return str(ipaddress.ip_address(text.decode("ascii")))
+    except ValueError:
+        return None
+
+
+def forwarded_port(value: bytes) -> int | None:
+    """The port of ``X-Forwarded-Port`` (1-65535), or None."""
+    text = value.strip()
+    if not 0 < len(text) <= 5 or not text.isdigit():
+        return None
+    port = int(text)
+    return port if 0 < port <= 65535 else None
+
+
+def forwarded_root_path(value: bytes) -> str | None:
+    """The root path of ``Daphne-Root-Path``, percent-decoded, or None if it is no path.
+
+    Only an absolute path is one: it starts with ``/``, not ``//`` (a
+    network-path reference, which a browser reads as another host), and
+    holds no scheme, backslash or control character, before or after
+    decoding. As daphne, the value is otherwise kept as sent (``/`` stays
+    ``/``, a trailing slash stays).
+    """
+    text = value.strip()
+    if not _VISIBLE_ASCII(text):
+        return None
+    path = unquote(text.decode("ascii")) if b"%" in text else text.decode("ascii")
+    if path[:1] != "/" or path[:2] == "//" or "\\" in path or not path.isprintable():
+        return None
+    return path
 
 
 def forwarded_values(
     headers: list[tuple[bytes, bytes]], config: Config, *, websocket: bool
 ) -> ForwardedValues | None:
-    """Read the forwarded headers of a request from a trusted peer.
+    """Read the forwarded headers of a request from a peer whose proxy headers are trusted.
 
-    Returns None when no header changes anything. With ``proxy_headers``
-    the client address comes from ``X-Forwarded-For`` (the right-most entry
-    that is not itself a trusted proxy, so that a client cannot prepend an
-    address of its choosing), the port from ``X-Forwarded-Port`` and the
-    scheme from ``X-Forwarded-Proto``. ``Daphne-Root-Path`` (percent-encoded)
-    sets the root path, as with daphne.
+    The caller checks that first: ``proxy_headers`` is on and the peer is
+    in ``forwarded_allow_ips`` (or a unix socket). Returns None when no header
+    changes anything. The client address comes from ``X-Forwarded-For``
+    (the right-most entry that is not itself a trusted proxy, so that a
+    client cannot prepend an address of its choosing), the port from
+    ``X-Forwarded-Port`` and the scheme from ``X-Forwarded-Proto``.
+    ``Daphne-Root-Path`` (percent-encoded) sets the root path, as with daphne.
+
+    Each value is checked whole (:func:`forwarded_address`,
+    :func:`forwarded_port`, :func:`forwarded_root_path`, a known scheme): a
+    header with a malformed value, or sent twice with a different value, is
+    ignored as a whole, never half-read.
     """
     host_name, port_name, proto_name = config.proxy_header_names
-    use_proxy = config.proxy_headers
-    addresses: list[bytes] = []
-    port: bytes | None = None
-    proto: bytes | None = None
-    root_path: str | None = None
+    # Every value of each header; X-Forwarded-For lines are one list (RFC 9110 §5.3).
+    found: dict[bytes, list[bytes]] = {}
+    wanted = (host_name, port_name, proto_name, _ROOT_PATH_HEADER)
     for name, value in headers:
-        if name == _ROOT_PATH_HEADER:
-            # As daphne: the value as sent, percent-decoded ("/" stays "/").
-            root_path = unquote(value.decode("latin-1"))
-        elif use_proxy:
-            if name == host_name:
-                addresses.extend(part.strip() for part in value.split(b","))
-            elif name == port_name:
-                port = value.strip()
-            elif name == proto_name:
-                proto = value.strip().lower()
+        if name in wanted:
+            found.setdefault(name, []).append(value)
+    if not found:
+        return None
     client: tuple[str, int] | None = None
-    if addresses:
-        trusted = config.trusted_peers
-        chosen = addresses[0]
-        for candidate in reversed(addresses):
-            if candidate.decode("latin-1") not in trusted:
-                chosen = candidate
-                break
-        host = chosen.decode("latin-1").strip("[]")
-        number = 0
-        if port is not None and port.isdigit() and int(port) <= 65535:
-            number = int(port)
-        if host:
-            client = (host, number)
+    lines = found.get(host_name)
+    if lines is not None:
+        parsed = [forwarded_address(part) for line in lines for part in line.split(b",")]
+        addresses = [address for address in parsed if address is not None]
+        if addresses and len(addresses) == len(parsed):
+            trusted = config.trusted_peers
+            chosen = addresses[0]
+            for candidate in reversed(addresses):
+                if candidate not in trusted:
+                    chosen = candidate
+                    break
+            port = _single(found.get(port_name), forwarded_port)
+            client = (chosen, port or 0)
     scheme: str | None = None
-    if proto in (b"http", b"https", b"ws", b"wss"):
-        secure = proto in (b"https", b"wss")
+    secure = _single(found.get(proto_name), lambda value: _SCHEMES.get(value.strip().lower()))
+    if secure is not None:
         scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
+    root_path = _single(found.get(_ROOT_PATH_HEADER), forwarded_root_path)
     if client is None and scheme is None and root_path is None:
         return None
     return ForwardedValues(client, scheme, root_path)
+
+
+_T = TypeVar("_T")
+
+
+def _single(values: list[bytes] | None, parse: Callable[[bytes], _T | None]) -> _T | None:
+    """The one value of a header that may appear once: None if absent, malformed or ambiguous."""
+    if not values:
+        return None
+    parsed = {parse(value) for value in values}
+    if len(parsed) != 1:
+        return None
+    return parsed.pop()
 
 
 def build_scope(
@@ -152,7 +219,9 @@ def build_scope(
     path, raw_path, query_string = split_target(head.target)
     scheme = "ws" if websocket else "http"
     root_path = config.root_path
-    if trusted:
+    # Proxy headers, Daphne-Root-Path included, are believed only with
+    # --proxy-headers and only from a trusted peer: any client can send them.
+    if trusted and config.proxy_headers:
         forwarded = forwarded_values(head.headers, config, websocket=websocket)
         if forwarded is not None:
             if forwarded.client is not None:

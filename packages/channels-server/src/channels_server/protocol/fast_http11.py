@@ -41,6 +41,7 @@ from .http11 import (
     HTTPLimits,
     RequestHead,
     Sentinel,
+    parser_refusal,
     validate_request_head,
 )
 from .state import RequestPhase
@@ -106,6 +107,7 @@ class HTTPToolsConnection(HTTPEngine):
     def on_message_begin(self) -> None:
         if self._waiting >= MAX_PIPELINED:
             raise _StopParsing
+        self._body_received = 0
         self._begun += 1
         self._in_head = True
         self._url = b""
@@ -130,7 +132,7 @@ class HTTPToolsConnection(HTTPEngine):
         if self._head_size + len(self._url) > self._limits.max_header_size:
             raise HTTPProtocolError(431, "Request header fields too large")
         if len(headers) > self._limits.max_header_count:
-            raise HTTPProtocolError(431, f"More than {self._limits.max_header_count} header fields")
+            raise HTTPProtocolError(431, "Too many header fields")
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -145,6 +147,8 @@ class HTTPToolsConnection(HTTPEngine):
         self._events.append(head)
 
     def on_body(self, body: bytes) -> None:
+        if self._limits.max_body_size is not None:
+            self._count_body(len(body))
         self._events.append(body)
 
     def on_message_complete(self) -> None:
@@ -165,6 +169,15 @@ class HTTPToolsConnection(HTTPEngine):
             return
         starts_here = self.phase is RequestPhase.IDLE
         if starts_here:
+            # llhttp skips empty lines itself, but without a bound, and the
+            # connection is between requests until a request line starts.
+            rest = self._skip_empty_lines(data)
+            if not rest:
+                if rest is None:
+                    self._broken = True
+                    self._events.append(HTTPProtocolError(400, "Malformed request line"))
+                return
+            data = rest
             self.phase = RequestPhase.HEAD
         begun = self._begun
         try:
@@ -202,14 +215,14 @@ class HTTPToolsConnection(HTTPEngine):
             # method it does not know is 501, as with the h11 engine.
             method = start.split(b" ", 1)[0]
             if method and _TOKEN(method):
-                return HTTPProtocolError(501, f"Method {method.decode('ascii')!r} not implemented")
+                return HTTPProtocolError(501, "Method not implemented")
         elif "Transfer-Encoding" in reason:
             # The same refusals, in the same words, as validate_request_head().
             if "Content-Length" in reason:
                 return HTTPProtocolError(400, "Content-Length together with Transfer-Encoding")
             if "invalid" in reason.lower():
                 return HTTPProtocolError(501, "Only Transfer-Encoding: chunked is supported")
-        return HTTPProtocolError(400, f"Invalid HTTP request: {reason}")
+        return parser_refusal(400, reason)
 
     def next_event(self) -> Event:
         events = self._events
@@ -272,6 +285,7 @@ class HTTPToolsConnection(HTTPEngine):
     def start_next_request(self) -> None:
         self.head = None
         self.keep_alive = True
+        self._empty_line_bytes = 0
         self._current_done = False
         self._waiting -= 1
         leftover = self._upgrade_data

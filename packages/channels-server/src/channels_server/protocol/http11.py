@@ -26,7 +26,25 @@ smuggling and header injection):
   treats as line breaks (``\\x0b \\x0c \\x1c \\x1d \\x1e \\x85`` once decoded as
   Latin-1, which is how Django reads headers) let a value smuggle a second
   header past a framework (the class of CVE-2026-44546);
-* an HTTP version other than 1.0 or 1.1: 505.
+* an HTTP version other than 1.0 or 1.1: 505;
+* a bare LF as a line break or an obsolete line folding (a header line
+  starting with whitespace) in the head: 400, as llhttp does. RFC 9112 §2.2
+  lets a recipient accept a bare LF and §5.2 lets it unfold; accepting them
+  would make this server read a head differently from a front end that does
+  not (request smuggling);
+* a body on a WebSocket handshake: 400. The connection changes protocol at
+  the end of the request, so a body would be read as neither HTTP nor frames;
+* a body over ``max_body_size`` (``--limit-request-body``): 413, at once when
+  the Content-Length says so, otherwise when the chunks add up to it.
+
+Empty lines before a request line are skipped (RFC 9112 §2.2: a server
+"SHOULD ignore at least one empty line (CRLF) received prior to the
+request-line"), as llhttp does, up to :data:`MAX_EMPTY_LINE_BYTES` bytes.
+
+Error responses the server writes say what class of thing was wrong and
+never repeat the request: an :class:`~channels_server.errors.HTTPProtocolError`
+carries a fixed reason, and a parser's own message (which can quote a header
+line, and so a cookie or a token) is reduced to one by :func:`parser_refusal`.
 """
 
 from __future__ import annotations
@@ -47,6 +65,7 @@ __all__ = [
     "CONTINUE_RESPONSE",
     "END_OF_REQUEST",
     "KNOWN_METHODS",
+    "MAX_EMPTY_LINE_BYTES",
     "NEED_DATA",
     "PAUSED",
     "PEER_CLOSED",
@@ -57,6 +76,7 @@ __all__ = [
     "Sentinel",
     "error_response",
     "header_tokens",
+    "parser_refusal",
     "simple_response",
     "status_line",
     "validate_request_head",
@@ -92,6 +112,13 @@ class HTTPLimits(NamedTuple):
     max_request_line_size: int = 8190
     max_header_size: int = 16384
     max_header_count: int = 100
+    #: Largest request body (``--limit-request-body``), or None for no limit.
+    max_body_size: int | None = None
+
+
+#: Bytes of empty lines (CR and LF) skipped before a request line; more are
+#: not a stray CRLF but a client sending nothing else, refused with 400.
+MAX_EMPTY_LINE_BYTES: Final = 8
 
 
 _DEFAULT_LIMITS = HTTPLimits()
@@ -102,6 +129,7 @@ class RequestHead:
 
     __slots__ = (
         "expect_continue",
+        "has_body",
         "headers",
         "http_version",
         "keep_alive",
@@ -119,6 +147,7 @@ class RequestHead:
         keep_alive: bool,
         expect_continue: bool,
         upgrade: bytes | None,
+        has_body: bool = False,
     ) -> None:
         #: Upper-cased method, such as ``b"GET"``.
         self.method = method
@@ -134,6 +163,8 @@ class RequestHead:
         self.expect_continue = expect_continue
         #: The lower-cased ``Upgrade`` protocol when ``Connection: upgrade`` asks for one.
         self.upgrade = upgrade
+        #: The request has a body: a non-zero Content-Length, or chunked.
+        self.has_body = has_body
 
 
 Event = RequestHead | bytes | Sentinel
@@ -147,6 +178,9 @@ _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]").search
 # (RFC 9110 §5.5). Bytes above 0x7f are obs-text and pass, as h11 lets them.
 _FORBIDDEN_IN_RESPONSE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
+# A line break in a head that is not CRLF, or a line that continues the one
+# before (obs-fold, RFC 9112 §5.2).
+_BAD_LINE_BREAK = re.compile(rb"(?<!\r)\n|\n[ \t]").search
 _FRAMING_HEADERS = frozenset(
     {b"connection", b"content-length", b"expect", b"host", b"transfer-encoding", b"upgrade"}
 )
@@ -185,17 +219,13 @@ def validate_request_head(
     are (lower-cased name, value) pairs.
     """
     if version != b"1.1" and version != b"1.0":
-        raise HTTPProtocolError(
-            505, f"HTTP version {version.decode('ascii', 'replace')} not supported"
-        )
+        raise HTTPProtocolError(505, "HTTP version not supported")
     if len(method) + len(target) + 10 > limits.max_request_line_size:
         raise HTTPProtocolError(414, "Request line too long")
     if method not in KNOWN_METHODS:
-        raise HTTPProtocolError(
-            501, f"Method {method.decode('ascii', 'replace')!r} not implemented"
-        )
+        raise HTTPProtocolError(501, "Method not implemented")
     if len(headers) > limits.max_header_count:
-        raise HTTPProtocolError(431, f"More than {limits.max_header_count} header fields")
+        raise HTTPProtocolError(431, "Too many header fields")
     values = b"".join([value for _, value in headers])
     # A head that arrives whole in one read is measured here (": " and CRLF
     # per field); the parsers bound the bytes of a head still arriving.
@@ -241,15 +271,27 @@ def validate_request_head(
         )
     if encodings > 1:
         raise HTTPProtocolError(501, "More than one Transfer-Encoding header")
+    has_body = encodings > 0
     if lengths:
         values_seen = {part.strip() for value in lengths for part in value.split(b",")}
-        if len(values_seen) != 1 or not next(iter(values_seen)).isdigit():
+        length = next(iter(values_seen))
+        if len(values_seen) != 1 or not length.isdigit():
             raise HTTPProtocolError(400, "Invalid or conflicting Content-Length")
+        if length.strip(b"0"):
+            has_body = True
+            limit = limits.max_body_size
+            if limit is not None and int(length) > limit:
+                raise HTTPProtocolError(413, "Request body too large")
     # RFC 9112 §3.2: a 1.1 request needs exactly one Host; none may have two.
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         raise HTTPProtocolError(400, "A request needs exactly one Host header")
     if not connection_upgrade:
         upgrade = None
+    elif has_body and upgrade == b"websocket":
+        # The connection changes protocol where the request ends: bytes of a
+        # body would be neither HTTP nor WebSocket frames, and a chunked body
+        # could hold the handshake open past every timer.
+        raise HTTPProtocolError(400, "A WebSocket handshake cannot have a body")
     if method == b"CONNECT":
         # After a CONNECT response the bytes on the wire are a tunnel's, not HTTP.
         keep_alive = False
@@ -261,7 +303,36 @@ def validate_request_head(
         keep_alive,
         expect_continue and version == b"1.1",
         upgrade,
+        has_body,
     )
+
+
+# A parser's message names what it choked on, and often quotes it: only the
+# class reaches the client. First match wins (llhttp and h11 wordings).
+_PARSER_REASONS: Final = (
+    ("chunk", "Malformed chunked body"),
+    ("content-length", "Invalid Content-Length"),
+    ("transfer-encoding", "Invalid Transfer-Encoding"),
+    ("header", "Malformed header field"),
+    ("request line", "Malformed request line"),
+    ("method", "Malformed request line"),
+    ("url", "Malformed request line"),
+    ("version", "Malformed request line"),
+    ("http/", "Malformed request line"),
+)
+
+
+def parser_refusal(status: int, message: str) -> HTTPProtocolError:
+    """The refusal for a parser error: *status* and a fixed reason chosen from *message*.
+
+    The message itself is never used: h11's and llhttp's can quote the
+    offending line, and the reason goes into the response body.
+    """
+    text = message.lower()
+    for keyword, reason in _PARSER_REASONS:
+        if keyword in text:
+            return HTTPProtocolError(status, reason)
+    return HTTPProtocolError(status, "Malformed request")
 
 
 _STATUS_LINES: dict[int, bytes] = {
@@ -301,7 +372,14 @@ _date = _DateCache()
 def error_response(
     status: int, reason: str, server_header: bytes = b"", extra_headers: bytes = b""
 ) -> bytes:
-    """A complete plain-text error response that closes the connection."""
+    """A complete plain-text error response that closes the connection.
+
+    Every response the server writes itself (not the application's) is made
+    here. *reason* is a fixed description of the kind of problem
+    (:class:`~channels_server.errors.HTTPProtocolError` documents the rule):
+    nothing from the request is repeated, so a cookie or token in a rejected
+    header cannot end up in a cache or a client-side log.
+    """
     body = f"{status} {HTTPStatus(status).phrase if status in _STATUS_LINES else ''}\n"
     if reason:
         body += reason + "\n"
@@ -481,7 +559,9 @@ class HTTPEngine:
     """
 
     __slots__ = (
+        "_body_received",
         "_body_remaining",
+        "_empty_line_bytes",
         "_framing",
         "_limits",
         "_server_header",
@@ -501,11 +581,38 @@ class HTTPEngine:
         self._server_header = server_header
         self._framing = _NO_BODY
         self._body_remaining = 0
+        # Request body bytes parsed so far (for max_body_size), and bytes of
+        # empty lines skipped since the last request.
+        self._body_received = 0
+        self._empty_line_bytes = 0
         self.phase = RequestPhase.IDLE
         self.head = None
         self.keep_alive = True
 
     # -- requests (the parser's side) ---------------------------------------------
+
+    def _skip_empty_lines(self, data: bytes) -> bytes | None:
+        """*data* without the empty lines before a request line (RFC 9112 §2.2).
+
+        ``None`` once more than :data:`MAX_EMPTY_LINE_BYTES` of them arrived
+        since the last request: that client is sending nothing else.
+        """
+        first = data[0]
+        if first != 13 and first != 10:  # the usual case: a request line
+            return data
+        rest = data.lstrip(b"\r\n")
+        self._empty_line_bytes += len(data) - len(rest)
+        if self._empty_line_bytes > MAX_EMPTY_LINE_BYTES:
+            return None
+        return rest
+
+    def _count_body(self, size: int) -> None:
+        """Count *size* more body bytes; 413 past ``max_body_size``."""
+        received = self._body_received + size
+        self._body_received = received
+        limit = self._limits.max_body_size
+        if limit is not None and received > limit:
+            raise HTTPProtocolError(413, "Request body too large")
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes received from the client; ``b""`` means the client closed its side."""
@@ -656,21 +763,61 @@ class HTTP11Connection(HTTPEngine):
     :param server_header: a complete ``server: ...\\r\\n`` line, or ``b""``.
     """
 
-    __slots__ = ("_parser",)
+    __slots__ = ("_head_tail", "_parser", "_refusal")
 
     def __init__(self, limits: HTTPLimits = _DEFAULT_LIMITS, server_header: bytes = b"") -> None:
         super().__init__(limits, server_header)
         self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_size)
+        # The last bytes of a head still arriving (None once it has ended),
+        # so that a line break split between two reads is still seen whole.
+        self._head_tail: bytes | None = None
+        # A refusal found before the bytes reached h11, raised in its turn.
+        self._refusal: HTTPProtocolError | None = None
 
     # -- requests ---------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes received from the client; ``b""`` means the client closed its side."""
-        if self.phase is RequestPhase.CLOSED:
+        if self.phase is RequestPhase.CLOSED or self._refusal is not None:
             return
-        if data and self.phase is RequestPhase.IDLE:
-            self.phase = RequestPhase.HEAD
+        if data:
+            if self.phase is RequestPhase.IDLE:
+                rest = self._skip_empty_lines(data)
+                if rest is None:
+                    self._refusal = HTTPProtocolError(400, "Malformed request line")
+                    return
+                if not rest:
+                    return  # Only a stray CRLF: still between requests.
+                data = rest
+                self.phase = RequestPhase.HEAD
+                self._head_tail = b""
+            if self._head_tail is not None and not self._check_head(data):
+                return
         self._parser.receive_data(data)
+
+    def _check_head(self, data: bytes) -> bool:
+        """Look at the head bytes in *data* for what h11 would accept and
+        llhttp refuses: a bare LF, an obsolete line folding. False (and a
+        refusal waiting) if there is one."""
+        tail = self._head_tail
+        # A head longer than max_header_size is refused by h11 (431) anyway.
+        region = tail + data[: self._limits.max_header_size] if tail else data
+        # The tail's first byte was checked with the read before (this one
+        # would miss what precedes it).
+        start = 1 if tail else 0
+        end = region.find(b"\r\n\r\n")
+        if end == -1:
+            self._head_tail = region[-3:]
+            found = _BAD_LINE_BREAK(region, start)
+        else:
+            self._head_tail = None
+            # Up to the CRLF of the last field line: the empty line's LF may
+            # be followed by body bytes that happen to be whitespace.
+            found = _BAD_LINE_BREAK(region, start, end + 2)
+        if found is None:
+            return True
+        self._refusal = HTTPProtocolError(400, "Malformed line break in the request head")
+        return False
 
     def next_event(self) -> Event:
         """The next event from the bytes received so far."""
@@ -683,6 +830,12 @@ class HTTP11Connection(HTTPEngine):
         kind = type(event)
         if kind is h11.Data:
             data = event.data  # type: ignore[union-attr]
+            if self._limits.max_body_size is not None:
+                try:
+                    self._count_body(len(data))
+                except HTTPProtocolError:
+                    self._fail()
+                    raise
             # h11 hands out bytearray slices of its buffer; ASGI bodies are bytes.
             return data if type(data) is bytes else bytes(data)
         if kind is h11.Request:
@@ -691,6 +844,10 @@ class HTTP11Connection(HTTPEngine):
             self.phase = RequestPhase.COMPLETE
             return END_OF_REQUEST
         if event is h11.NEED_DATA:
+            refusal = self._refusal
+            if refusal is not None:
+                self._fail()
+                raise refusal
             return NEED_DATA
         if event is h11.PAUSED:
             return PAUSED
@@ -712,7 +869,7 @@ class HTTP11Connection(HTTPEngine):
             if line_end == -1 or line_end > self._limits.max_request_line_size:
                 raise HTTPProtocolError(414, "Request line too long") from None
             raise HTTPProtocolError(431, "Request header fields too large") from None
-        raise HTTPProtocolError(status, f"Invalid HTTP request: {exc}") from None
+        raise parser_refusal(status, str(exc)) from None
 
     def _on_request(self, event: h11.Request) -> RequestHead:
         self.phase = RequestPhase.BODY
@@ -749,8 +906,12 @@ class HTTP11Connection(HTTPEngine):
         )
         self.head = None
         self.keep_alive = True
-        self.phase = RequestPhase.HEAD if data else RequestPhase.IDLE
+        self.phase = RequestPhase.IDLE
+        self._head_tail = None
+        self._empty_line_bytes = 0
+        self._body_received = 0
         if data:
-            self._parser.receive_data(data)
+            # The next request's bytes go through the same checks as a read.
+            self.receive_data(bytes(data))
         if closed:
             self._parser.receive_data(b"")
