@@ -9,7 +9,8 @@
                        ─► application tasks finish (or are cancelled) ─► lifespan.shutdown
 
 :func:`run` is what the command line calls: it picks the event loop (uvloop
-when installed), sizes the thread pool from ``ASGI_THREADS``, and turns
+when installed), raises the soft limit on open files to the hard limit,
+sizes the thread pool from ``ASGI_THREADS``, and turns
 SIGTERM and SIGINT into a graceful shutdown (a second signal skips the
 waiting).
 """
@@ -21,6 +22,7 @@ import contextlib
 import functools
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -36,6 +38,7 @@ from .context import ServerContext
 from .errors import ConfigurationError, LifespanFailure
 from .lifespan import Lifespan
 from .logging import AccessLogger, StreamAccessLog
+from .transport.accept import Acceptor
 from .transport.tcp import ServerProtocol, bind, describe_socket
 
 if TYPE_CHECKING:
@@ -77,7 +80,7 @@ class Server:
         self.lifespan = Lifespan(app, self.config.lifespan, self.context.state)
         #: The listening sockets, once started.
         self.sockets: list[socket.socket] = []
-        self._servers: list[asyncio.AbstractServer] = []
+        self._acceptors: list[Acceptor] = []
         self._unix_paths: list[str] = []
         self._stop: asyncio.Event | None = None
         self._force = False
@@ -117,8 +120,11 @@ class Server:
             await self.lifespan.startup()
             factory = functools.partial(ServerProtocol, self.context)
             for sock in self.sockets:
-                server = await self._loop.create_server(factory, sock=sock, backlog=config.backlog)
-                self._servers.append(server)
+                # Not loop.create_server: see transport/accept.py for what
+                # both loops do when the process runs out of descriptors.
+                acceptor = Acceptor(sock, factory, config.backlog)
+                self._acceptors.append(acceptor)
+                acceptor.start()
         except BaseException:
             self._close_sockets()
             raise
@@ -167,8 +173,16 @@ class Server:
         context = self.context
         config = self.config
         context.shutting_down = True
-        for server in self._servers:
-            server.close()
+        for acceptor in self._acceptors:
+            acceptor.close()
+        # Closed now, new connections are refused instead of waiting in the
+        # listen queue for a server that will not accept them.
+        for sock in self.sockets:
+            sock.close()
+        for acceptor in self._acceptors:
+            # Connections accepted just before reach their protocol, which
+            # sees the shutdown and closes them.
+            await acceptor.wait_closed()
         for connection in list(context.connections):
             connection.shutdown()
         if context.connections and not self._force:
@@ -184,10 +198,7 @@ class Server:
             connection.abort()
         await self._finish_tasks()
         await self.lifespan.shutdown(config.shutdown_timeout)
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1)
-        self._servers.clear()
+        self._acceptors.clear()
         self._close_sockets()
         context.access_log.flush()
 
@@ -216,6 +227,8 @@ class Server:
             task.cancel()
 
     def _close_sockets(self) -> None:
+        for acceptor in self._acceptors:
+            acceptor.close()
         for sock in self.sockets:
             sock.close()
         for path in self._unix_paths:
@@ -253,6 +266,34 @@ def _thread_pool_size() -> int | None:
     return size
 
 
+def _raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard limit (never fails).
+
+    Every connection costs a descriptor, and the soft limit is often 1024
+    while the hard limit allows far more: without this, a server that could
+    hold tens of thousands of WebSockets stops accepting at about a thousand.
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):  # pragma: no cover - no such limit on this platform
+        return
+    if soft == resource.RLIM_INFINITY or (soft >= hard and hard != resource.RLIM_INFINITY):
+        return
+    # An unlimited hard limit cannot be the soft one (Linux caps it at
+    # fs.nr_open, macOS at kern.maxfilesperproc): try large finite values.
+    targets = [hard] if hard != resource.RLIM_INFINITY else [1_048_576, 65_536, 10_240]
+    for target in targets:
+        if target <= soft:
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError):
+            continue
+        logger.debug("Raised the open-file limit (RLIMIT_NOFILE) from %d to %d", soft, target)
+        return
+    logger.debug("Could not raise the open-file limit (RLIMIT_NOFILE) above %d", soft)
+
+
 def run(
     application: Any,
     config: Config | None = None,
@@ -267,6 +308,7 @@ def run(
     :param access_log_stream: where to write the access log (see :class:`Server`).
     """
     config = config if config is not None else Config()
+    _raise_open_file_limit()
     threads = _thread_pool_size()
     loop = new_event_loop(config.loop)
     asyncio.set_event_loop(loop)
