@@ -246,6 +246,6 @@ def test_a_limit_that_cannot_be_raised_is_not_an_error(monkeypatch: pytest.Monke
     def refuse(*args: Any) -> None:
         raise OSError(1, "Operation not permitted")
 
-    monkeypatch.setattr(server_module.resource, "getrlimit", lambda _: (256, 4096))
-    monkeypatch.setattr(server_module.resource, "setrlimit", refuse)
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (256, 4096))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
     server_module._raise_open_file_limit()
