@@ -36,6 +36,10 @@ class StreamConnection(Protocol):
 
     def pause_reading(self) -> None: ...
 
+    @property
+    def reading_paused(self) -> bool:
+        """Whether the connection has stopped reading from the socket (for any reason)."""
+
     def resume_reading(self) -> None: ...
 
     def close(self) -> None:

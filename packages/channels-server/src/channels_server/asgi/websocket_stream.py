@@ -9,7 +9,9 @@ either side closes.
 Received messages are queued for the application; past
 :data:`QUEUE_HIGH_WATER` bytes or :data:`QUEUE_MAX_MESSAGES` messages the
 connection stops reading until the application catches up. ``send()`` waits
-whenever the socket's write buffer is over its limit.
+whenever the socket's write buffer is over its limit. Before the application
+accepts, a client may send at most :data:`EARLY_DATA_LIMIT` bytes (RFC 6455
+§4.1 has it wait for the server's answer); one that sends more is dropped.
 
 One timer per connection covers, in turn: the handshake deadline
 (``websocket_connect_timeout``), keep-alive pings (``ping_interval`` /
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
     from .connection import StreamConnection
 
-__all__ = ["QUEUE_HIGH_WATER", "QUEUE_MAX_MESSAGES", "WebSocketStream"]
+__all__ = ["EARLY_DATA_LIMIT", "QUEUE_HIGH_WATER", "QUEUE_MAX_MESSAGES", "WebSocketStream"]
 
 logger = logging.getLogger("channels_server")
 
@@ -52,6 +54,12 @@ logger = logging.getLogger("channels_server")
 QUEUE_HIGH_WATER = 1024 * 1024
 #: Received messages queued for the application before reading pauses.
 QUEUE_MAX_MESSAGES = 64
+#: Bytes a client may send after its handshake request before the
+#: application has accepted or denied it. RFC 6455 §4.1: "the client MUST
+#: wait for a response from the server before sending any further data";
+#: a little is tolerated (a first message sent eagerly), a megabyte held for
+#: the whole connect timeout is not.
+EARLY_DATA_LIMIT = 4096
 
 _ABNORMAL_CLOSURE = 1006  # RFC 6455 §7.1.5: closed without a close frame.
 _SERVICE_RESTART = 1012
@@ -135,6 +143,9 @@ class WebSocketStream:
         self._timer: asyncio.TimerHandle | None = None
         connection.context.access_log.websocket("WSCONNECTING", scope["client"], scope["path"], 0.0)
         self._arm(connection.context.config.websocket_connect_timeout)
+        if len(pending) > EARLY_DATA_LIMIT:
+            # Read with the handshake request, before it could be answered.
+            self._drop_early_sender(len(pending))
 
     # -- state ------------------------------------------------------------------------
 
@@ -175,11 +186,10 @@ class WebSocketStream:
         engine = self._engine
         if engine is None:
             if self.state is _WS.CONNECTING or self.state is _WS.DENIAL:
-                # Frames sent before the handshake is answered wait for it,
-                # up to one frame's worth.
+                # Frames sent before the handshake is answered wait for it.
                 pending = (self._pending or b"") + data
-                if len(pending) > self.connection.context.config.websocket_max_frame_size + 14:
-                    self.connection.abort()
+                if len(pending) > EARLY_DATA_LIMIT:
+                    self._drop_early_sender(len(pending))
                     return
                 self._pending = pending
             return
@@ -216,6 +226,16 @@ class WebSocketStream:
                 self._paused = True
                 self.connection.pause_reading()
             self._wake()
+
+    def _drop_early_sender(self, size: int) -> None:
+        logger.info(
+            "Dropping WebSocket %s: %d bytes sent before the handshake was answered (limit %d)",
+            self.scope["path"],
+            size,
+            EARLY_DATA_LIMIT,
+        )
+        self._pending = None
+        self.connection.abort()
 
     def connection_lost(self) -> None:
         engine = self._engine
@@ -361,7 +381,9 @@ class WebSocketStream:
         )
         self.state = _WS.OPEN
         self._engine = WebSocketConnection(
-            config.websocket_max_message_size, config.websocket_max_frame_size
+            config.websocket_max_message_size,
+            config.websocket_max_frame_size,
+            config.websocket_max_fragments,
         )
         connection.write(response)
         now = asyncio.get_running_loop().time()
@@ -518,6 +540,12 @@ class WebSocketStream:
             if self._received != self._received_at_ping:
                 # Anything received since the ping (its pong, or data) will do.
                 ping_sent_at = self._ping_sent_at = None
+            elif self.connection.reading_paused:
+                # The server itself stopped reading (the application is
+                # behind, or the client is slow to read what it is sent):
+                # the answer may be waiting unread. The client gets a whole
+                # timeout again from now.
+                ping_sent_at = self._ping_sent_at = now
             elif now - ping_sent_at >= timeout:
                 logger.info("WebSocket %s did not answer a ping; dropping it", self.scope["path"])
                 self.connection.abort()

@@ -8,7 +8,10 @@ close handshake; this module adds what an ASGI server needs on top:
 
 * whole messages: fragments are joined, and a message (or a single frame)
   over the size limit fails the connection with close code 1009 *before* it
-  is buffered any further (the class of CVE-2026-44545);
+  is buffered any further (the class of CVE-2026-44545). Each fragment but
+  the last also counts :data:`FRAGMENT_COST` bytes toward the message limit,
+  and a message in more than ``max_fragments`` frames is refused with 1009
+  too, so that a stream of empty continuation frames is not free;
 * pings are answered, and a close frame from the client is echoed (§5.5.1);
 * a protocol violation becomes a close frame with the code §7.4.1 names
   (1002, or 1007 for invalid UTF-8).
@@ -35,6 +38,7 @@ from ..errors import ApplicationError, HTTPProtocolError
 from .http11 import RequestHead, status_line
 
 __all__ = [
+    "FRAGMENT_COST",
     "MESSAGE_TOO_BIG",
     "CloseReceived",
     "ConnectionFailed",
@@ -47,6 +51,11 @@ __all__ = [
 
 #: RFC 6455 §7.4.1: "a message that is too big for it to process".
 MESSAGE_TOO_BIG: Final = 1009
+#: What each fragment of a message but the last counts toward the message
+#: size limit, beyond its payload: about what keeping it costs (a list slot
+#: and an object header), so that tiny fragments cannot hold more memory,
+#: or take more parsing, than the limit allows for.
+FRAGMENT_COST: Final = 64
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
 _FORBIDDEN_IN_RESPONSE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
@@ -219,8 +228,10 @@ def _frame(opcode_byte: int, payload: bytes) -> bytes:
 class WebSocketConnection:
     """The server side of an established WebSocket connection.
 
-    :param max_message_size: largest message accepted, in bytes (text counted as UTF-8).
+    :param max_message_size: largest message accepted, in bytes (text counted as
+        UTF-8, each fragment but the last counted :data:`FRAGMENT_COST` bytes more).
     :param max_frame_size: largest single frame accepted, in bytes.
+    :param max_fragments: most frames one message may arrive in.
 
     Bytes that arrived after the handshake request are fed with
     :meth:`receive_data` like any others.
@@ -228,20 +239,27 @@ class WebSocketConnection:
 
     __slots__ = (
         "_connection",
+        "_fragments",
         "_frame_size",
+        "_max_fragments",
         "_max_frame",
         "_max_message",
         "_message_size",
         "_parts",
     )
 
-    def __init__(self, max_message_size: int, max_frame_size: int) -> None:
+    def __init__(
+        self, max_message_size: int, max_frame_size: int, max_fragments: int = 4096
+    ) -> None:
         self._connection = Connection(ConnectionType.SERVER)
         self._max_message = max_message_size
         self._max_frame = max_frame_size
+        self._max_fragments = max_fragments
         self._parts: list[str] | list[bytes] | None = None
         self._message_size = 0
         self._frame_size = 0
+        # Frames of the current message received whole so far.
+        self._fragments = 0
 
     @property
     def open(self) -> bool:
@@ -277,8 +295,8 @@ class WebSocketConnection:
                     limit = self._max_frame if what == "frame" else self._max_message
                     self._parts = None
                     return self._fail(events, reply, MESSAGE_TOO_BIG, f"{what} over {limit} bytes")
-                self._frame_size = 0 if event.frame_finished else frame_size  # type: ignore[attr-defined]
                 if event.message_finished:  # type: ignore[attr-defined]
+                    self._frame_size = 0
                     parts = self._parts
                     if parts is not None:
                         parts.append(payload)
@@ -286,11 +304,28 @@ class WebSocketConnection:
                         self._parts = None
                     events.append(payload)
                     self._message_size = 0
+                    self._fragments = 0
+                    continue
+                if event.frame_finished:  # type: ignore[attr-defined]
+                    # A fragment of a message to come: it costs more than its payload.
+                    self._frame_size = 0
+                    self._fragments += 1
+                    message_size += FRAGMENT_COST
+                    if self._fragments >= self._max_fragments or message_size > self._max_message:
+                        self._parts = None
+                        reason = (
+                            f"message in more than {self._max_fragments} frames"
+                            if self._fragments >= self._max_fragments
+                            else f"message over {self._max_message} bytes"
+                        )
+                        return self._fail(events, reply, MESSAGE_TOO_BIG, reason)
                 else:
+                    self._frame_size = frame_size
+                if payload:
                     if self._parts is None:
                         self._parts = []
                     self._parts.append(payload)
-                    self._message_size = message_size
+                self._message_size = message_size
             elif kind is Ping:
                 reply += connection.send(event.response())  # type: ignore[attr-defined]
             elif kind is CloseConnection:

@@ -4,9 +4,21 @@
 or a descriptor inherited from a process manager), and
 :class:`ServerProtocol` is the asyncio protocol of one accepted connection:
 it moves bytes between the socket and the sans-IO engines, and between the
-engines and the ASGI streams. It owns the connection's one timer (idle
-keep-alive and the header-read deadline) and its flow control in both
-directions.
+engines and the ASGI streams. It owns the connection's timers (idle
+keep-alive and the header-read deadline; the write timeout) and its flow
+control in both directions.
+
+Flow control follows one rule each way. Inbound: reading stops while a
+stream has enough queued for its application, while a pipelined request
+waits for the response in progress, and, on a WebSocket, while the client
+is not reading what the server writes (so that the pongs and close replies
+its frames call for cannot pile up). Outbound: no request is started while
+the write buffer is over its high-water mark (the client has not read the
+previous response), and a client that reads nothing for ``write_timeout``
+seconds while the buffer is over that mark, or while a closing connection
+still holds unsent bytes, is dropped. Memory per connection is therefore
+bounded by the high-water mark, plus the one message the application is
+sending, plus one read.
 """
 
 from __future__ import annotations
@@ -134,6 +146,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         "_body_paused",
         "_closed",
         "_deadline",
+        "_drain_pending",
         "_drain_waiter",
         "_header_timeout",
         "_lingering",
@@ -144,6 +157,8 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         "_trusted",
         "_upgrade",
         "_write_paused",
+        "_write_timer",
+        "_write_unsent",
         "client",
         "context",
         "http",
@@ -174,6 +189,12 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         self._read_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        # The next request waits for the write buffer to drain (see response_complete).
+        self._drain_pending = False
+        # The write timeout: armed while the buffer is over its high-water
+        # mark, or while a closing connection still holds unsent bytes.
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._write_unsent = 0
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._lingering = False
@@ -244,6 +265,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._cancel_timer()
+        write_timer = self._write_timer
+        if write_timer is not None:
+            self._write_timer = None
+            write_timer.cancel()
         self.context.remove_connection(self)
         stream = self.stream
         if stream is not None:
@@ -259,14 +284,57 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._start_write_timer()
+        if self.websocket is not None:
+            self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if not self._closed:
+            # (A closing connection keeps its timer until the last byte is out.)
+            write_timer = self._write_timer
+            if write_timer is not None:
+                self._write_timer = None
+                write_timer.cancel()
         waiter = self._drain_waiter
         if waiter is not None:
             self._drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self._drain_pending:
+            self._drain_pending = False
+            if not self._closed and self.http is not None:
+                self._start_next_request(self.http)
+        elif self.websocket is not None:
+            self._update_reading()
+
+    # -- the write timeout ---------------------------------------------------------------------
+
+    def _start_write_timer(self) -> None:
+        if self._write_timer is None and not self._lingering:
+            self._write_unsent = self.transport.get_write_buffer_size()
+            self._write_timer = self._loop.call_later(
+                self.context.config.write_timeout, self._on_write_timeout
+            )
+
+    def _on_write_timeout(self) -> None:
+        self._write_timer = None
+        if self._lingering:
+            return  # The linger timer ends the connection.
+        unsent = self.transport.get_write_buffer_size()
+        if unsent == 0 or not (self._write_paused or self._closed):
+            return
+        if unsent < self._write_unsent:
+            # The client is reading, however slowly: it is not stuck.
+            self._start_write_timer()
+            return
+        logger.info(
+            "Dropping connection from %s: it read none of %d queued bytes in %ss",
+            self.client,
+            unsent,
+            self.context.config.write_timeout,
+        )
+        self.abort()
 
     # -- what the streams use ------------------------------------------------------------------
 
@@ -286,6 +354,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
         return waiter
 
+    @property
+    def reading_paused(self) -> bool:
+        return self._read_paused
+
     def pause_reading(self) -> None:
         """Stop reading until the stream has taken what is queued (flow control)."""
         self._body_paused = True
@@ -297,6 +369,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
 
     def _update_reading(self) -> None:
         paused = self._body_paused or self._pipeline_paused
+        if self._write_paused and self.websocket is not None and not self._lingering:
+            # A WebSocket client that does not read would otherwise make the
+            # server queue a pong or close reply for every frame it sends.
+            paused = True
         if paused is not self._read_paused and not self._closed:
             self._read_paused = paused
             if paused:
@@ -308,6 +384,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         if not self._closed:
             self._closed = True
             self.transport.close()
+            if self.transport.get_write_buffer_size():
+                # The transport closes once the buffer is written: a client
+                # that never reads it would hold the connection for ever.
+                self._start_write_timer()
 
     def abort(self) -> None:
         # Also after close(): bytes still queued are dropped.
@@ -457,11 +537,23 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             # cannot be told apart from a next request without reading it.
             self.close_lingering()
             return
-        http.start_next_request()
         self.stream = None
-        self._wait_for_request(self.context.config.keep_alive_timeout)
         # The finished stream's flow control no longer applies.
         self._body_paused = False
+        if self._write_paused:
+            # The client has not read this response: the next request (a
+            # pipelined one, or one still to come) is neither read nor
+            # started until it has, so that a client that never reads
+            # cannot make the server queue response after response.
+            self._drain_pending = True
+            self._pipeline_paused = True
+            self._update_reading()
+            return
+        self._start_next_request(http)
+
+    def _start_next_request(self, http: HTTPEngine) -> None:
+        http.start_next_request()
+        self._wait_for_request(self.context.config.keep_alive_timeout)
         if http.phase is not RequestPhase.IDLE:
             # A pipelined request is already buffered; reading resumes once
             # the buffered requests are parsed (NEED_DATA), not before.
