@@ -128,6 +128,15 @@ def test_beyond_daphne() -> None:
     )
 
 
+def test_flow_control_flags() -> None:
+    defaults = config_for()
+    assert (defaults.write_timeout, defaults.websocket_max_fragments) == (60, 4096)
+    config = config_for("--write-timeout", "2.5", "--websocket-max-fragments", "10")
+    assert (config.write_timeout, config.websocket_max_fragments) == (2.5, 10)
+    with pytest.raises(ConfigurationError, match="write_timeout"):
+        config_for("--write-timeout", "0")
+
+
 def test_proxy_header_names_need_proxy_headers() -> None:
     with pytest.raises(ConfigurationError, match="need --proxy-headers"):
         config_for("--proxy-headers-host", "X-Real-IP")
