@@ -269,6 +269,30 @@ async def test_a_stray_crlf_pipelined_with_requests(serve: Any, http: SimpleName
     assert app.paths() == ["/1", "/2"]
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n\r\n",
+        b"GET /1 HTTP/1.0\r\n\r\n\r\n",
+        b"POST /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\na\r\n",
+        b"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+    ],
+)
+async def test_bytes_after_a_closing_request_never_replace_its_response(
+    serve: Any, http: SimpleNamespace, request_bytes: bytes
+) -> None:
+    """h11 refused anything after a request that closes the connection, and the
+    400 went out instead of the response (RFC 9112 §9.6: the rest is ignored)."""
+    app = Recorder()
+    server = await serve(app)
+    port = http.port_of(server)
+    data = await http.exchange(port, request_bytes)
+    assert [response.status for response in http.parse(data)] == [200]
+    assert data.count(b"HTTP/1.") == 1
+    assert app.paths() == ["/1"]
+    await served(http, port)
+
+
 async def test_empty_lines_without_a_request_are_bounded(serve: Any, http: SimpleNamespace) -> None:
     """A client sending only line breaks is not a client with a stray CRLF."""
     app = Recorder()

@@ -832,6 +832,11 @@ class HTTP11Connection(HTTPEngine):
         try:
             event = self._parser.next_event()
         except h11.RemoteProtocolError as exc:
+            if self.phase is RequestPhase.COMPLETE:
+                # Bytes after a request that closes the connection (h11 wants
+                # none): never answered, and never instead of its response.
+                # RFC 9112 §9.6: no further request is processed.
+                return PAUSED
             return self._refuse(exc)
         kind = type(event)
         if kind is h11.Data:
