@@ -137,6 +137,18 @@ def test_flow_control_flags() -> None:
         config_for("--write-timeout", "0")
 
 
+def test_request_body_flags() -> None:
+    defaults = config_for()
+    assert (defaults.body_timeout, defaults.limit_request_body) == (30, None)
+    config = config_for("--body-timeout", "2.5", "--limit-request-body", "1048576")
+    assert (config.body_timeout, config.limit_request_body) == (2.5, 1048576)
+    assert config_for("--limit-request-body", "0").limit_request_body == 0
+    with pytest.raises(ConfigurationError, match="body_timeout"):
+        config_for("--body-timeout", "0")
+    with pytest.raises(ConfigurationError, match="limit_request_body"):
+        config_for("--limit-request-body", "-1")
+
+
 def test_proxy_header_names_need_proxy_headers() -> None:
     with pytest.raises(ConfigurationError, match="need --proxy-headers"):
         config_for("--proxy-headers-host", "X-Real-IP")
