@@ -99,7 +99,7 @@ def validate_handshake(head: RequestHead) -> Handshake:
                     if not token:
                         continue
                     if not _TOKEN(token):
-                        raise HTTPProtocolError(400, f"Invalid WebSocket subprotocol {token!r}")
+                        raise HTTPProtocolError(400, "Invalid WebSocket subprotocol")
                     offered.append(token.decode("ascii"))
     if versions != [b"13"]:
         raise HTTPProtocolError(426, "Unsupported Sec-WebSocket-Version (this server speaks 13)")
