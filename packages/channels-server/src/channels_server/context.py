@@ -60,7 +60,10 @@ class ServerContext:
         #: Set once shutdown begins: no new requests are started.
         self.shutting_down = False
         self.limits = HTTPLimits(
-            config.max_request_line_size, config.max_header_size, config.max_header_count
+            config.max_request_line_size,
+            config.max_header_size,
+            config.max_header_count,
+            config.limit_request_body,
         )
         self.server_header = (
             b"server: " + config.server_name.encode("ascii") + b"\r\n"
@@ -70,6 +73,9 @@ class ServerContext:
         self.access_log = AccessLogger()
         #: Makes the HTTP engine of each new connection.
         self.http_engine = http_engine_class(config.http)
+        #: The connections served under ``config.limit_concurrency``: each is
+        #: admitted at its first request and counts until it closes.
+        self.admitted: set[ConnectionHandle] = set()
         self._drained: asyncio.Event | None = None
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -83,11 +89,28 @@ class ServerContext:
         self.tasks.add(task)
         return task
 
+    def admit(self, connection: ConnectionHandle) -> bool:
+        """Whether a request on *connection* may be served under ``limit_concurrency``.
+
+        A connection is admitted at its first request while fewer than the
+        limit are admitted and fewer than the limit of application tasks run
+        (a task outlives its connection for up to application_close_timeout);
+        once admitted it is served until it closes.
+        """
+        limit = self.config.limit_concurrency
+        if limit is None or connection in self.admitted:
+            return True
+        if len(self.admitted) >= limit or len(self.tasks) >= limit:
+            return False
+        self.admitted.add(connection)
+        return True
+
     def add_connection(self, connection: ConnectionHandle) -> None:
         self.connections.add(connection)
 
     def remove_connection(self, connection: ConnectionHandle) -> None:
         self.connections.discard(connection)
+        self.admitted.discard(connection)
         if not self.connections and self._drained is not None:
             self._drained.set()
 

@@ -47,7 +47,7 @@ from ..protocol.http11 import (
     error_response,
 )
 from ..protocol.state import RequestPhase
-from ..protocol.websocket import Handshake, validate_handshake
+from ..protocol.websocket import Handshake, accept_response, validate_handshake
 
 __all__ = ["ServerProtocol", "bind", "describe_socket"]
 
@@ -57,6 +57,10 @@ logger = logging.getLogger("channels_server")
 # keep reading (and discarding) before closing, so that the kernel does not
 # answer the unread bytes with a reset that destroys the response in flight.
 _LINGER_SECONDS = 2.0
+
+# A close frame with code 1013 "Try Again Later" (RFC 6455 §5.5.1: FIN,
+# opcode 0x8, unmasked; the payload is the code then a UTF-8 reason).
+_CLOSE_1013 = b"\x88\x11\x03\xf5Try Again Later"
 
 
 def bind(endpoint: Endpoint, default_backlog: int) -> socket.socket:
@@ -462,6 +466,9 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
                 return False
             self._upgrade = (head, handshake)
             return True
+        if not context.admit(self):
+            self._refuse(HTTPProtocolError(503, "Too many connections; try again later"))
+            return False
         scope = self._scope(head, websocket=False)
         if scope is None:
             return False
@@ -588,6 +595,9 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         head, handshake = self._upgrade
         self._upgrade = None
         context = self.context
+        if not context.admit(self):
+            self._try_again_later(head, handshake)
+            return
         scope = self._scope(head, websocket=True)
         if scope is None:
             return
@@ -603,6 +613,22 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         )
         self.websocket = websocket
         websocket.task = context.spawn(websocket.run(context.application))
+
+    def _try_again_later(self, head: RequestHead, handshake: Handshake) -> None:
+        """Over ``limit_concurrency``: complete the handshake, then close with 1013.
+
+        A browser sees no HTTP status of a refused handshake, only a failed
+        connection; close code 1013 (Try Again Later, RFC 6455 §7.4.2 registry)
+        tells a client why, and that reconnecting later is right.
+        """
+        context = self.context
+        self.write(accept_response(handshake, None, (), context.server_header) + _CLOSE_1013)
+        context.access_log.websocket(
+            "WSREJECT", self.client, head.target.partition(b"?")[0].decode("latin-1"), 0.0
+        )
+        # The client answers the close frame (and may have sent more): read
+        # and discard until it closes, as after an HTTP error.
+        self.close_lingering()
 
     # -- the connection timer -----------------------------------------------------------------
 
