@@ -212,10 +212,10 @@ class Request:
 
 
 @st.composite
-def requests(draw: st.DrawFn) -> Request:
-    """One request, valid, or broken in one or two parts."""
+def requests(draw: st.DrawFn, hostile: bool = True) -> Request:
+    """One request: valid, or (if *hostile*, half the time) broken in one or two parts."""
     broken: set[str] = set()
-    if draw(st.integers(0, 1)):
+    if hostile and draw(st.integers(0, 1)):
         broken = draw(st.sets(st.sampled_from(PARTS), min_size=1, max_size=2))
 
     def part(name: str, valid: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> Any:
@@ -364,18 +364,24 @@ CLOSING = Request(
 
 @st.composite
 def http_cases(draw: st.DrawFn) -> HTTPCase:
-    """Up to three pipelined requests with stray bytes between them, then CLOSING, split."""
+    """Up to three pipelined requests with stray bytes between them, then CLOSING, split.
+
+    Half the cases are hostile (broken requests, stray bytes, damage); the
+    others are valid, and their answers are checked exactly.
+    """
     closing = CLOSING
+    hostile = draw(st.booleans())
+    between = interludes if hostile else st.sampled_from(VALID_INTERLUDES)
     parts = []
     drawn = []
     valid = True
     for _ in range(draw(st.integers(1, 3))):
-        interlude = draw(interludes)
-        request = draw(requests())
+        interlude = draw(between)
+        request = draw(requests(hostile))
         valid = valid and interlude in VALID_INTERLUDES and request.valid
         parts += [interlude, request.data]
         drawn.append(request)
-    interlude = draw(interludes)
+    interlude = draw(between)
     valid = valid and interlude in VALID_INTERLUDES
     parts.append(interlude)
     if draw(st.integers(0, 9)):
@@ -383,11 +389,11 @@ def http_cases(draw: st.DrawFn) -> HTTPCase:
         drawn.append(closing)
     # Otherwise the client stops there, and half-closes once the server is quiet.
     data = b"".join(parts)
-    damage = draw(st.integers(0, 9))
-    if damage == 8:
+    damage = draw(st.integers(0, 4)) if hostile else 0
+    if damage == 3:
         data = draw(_byte_damage(data))
         valid = False
-    elif damage == 9:
+    elif damage == 4:
         data = draw(st.binary(min_size=1, max_size=200)) + closing.data
         valid = False
     expected: list[tuple[bytes, int]] | None = None
@@ -431,8 +437,8 @@ WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
 
 @st.composite
-def handshakes(draw: st.DrawFn) -> tuple[bytes, bool]:
-    """An upgrade request to /ws, and whether it is valid (otherwise broken in one place)."""
+def handshakes(draw: st.DrawFn, hostile: bool = True) -> tuple[bytes, bool]:
+    """An upgrade request to /ws, and whether it is valid (if *hostile*, often broken)."""
     headers = {
         b"Host": b"x",
         b"Upgrade": b"websocket",
@@ -441,7 +447,7 @@ def handshakes(draw: st.DrawFn) -> tuple[bytes, bool]:
         b"Sec-WebSocket-Version": b"13",
     }
     valid = True
-    if draw(st.integers(0, 3)) == 3:
+    if hostile and draw(st.integers(0, 3)) == 3:
         valid = False
         name = draw(st.sampled_from(sorted(headers)))
         replacement = draw(
@@ -452,7 +458,7 @@ def handshakes(draw: st.DrawFn) -> tuple[bytes, bool]:
         else:
             headers[name] = replacement
     extra = b""
-    if draw(st.integers(0, 5)) == 5:
+    if hostile and draw(st.integers(0, 5)) == 5:
         valid = False
         extra = draw(
             st.sampled_from(
@@ -465,8 +471,8 @@ def handshakes(draw: st.DrawFn) -> tuple[bytes, bool]:
                 ]
             )
         )
-    method = b"POST" if draw(st.integers(0, 7)) == 7 else b"GET"
-    version = b"HTTP/1.0" if draw(st.integers(0, 7)) == 7 else b"HTTP/1.1"
+    method = b"POST" if hostile and draw(st.integers(0, 7)) == 7 else b"GET"
+    version = b"HTTP/1.0" if hostile and draw(st.integers(0, 7)) == 7 else b"HTTP/1.1"
     valid = valid and method == b"GET" and version == b"HTTP/1.1"
     request = (
         method
@@ -600,9 +606,11 @@ def valid_conversations(
 
 @st.composite
 def websocket_cases(draw: st.DrawFn) -> WebSocketCase:
-    handshake, valid = draw(handshakes())
+    """A handshake and frames; half the cases hostile, the others valid (checked exactly)."""
+    hostile = draw(st.booleans())
+    handshake, valid = draw(handshakes(hostile))
     expected: tuple[list[tuple[int, bytes]], list[bytes]] | None = None
-    if draw(st.booleans()):
+    if not hostile or draw(st.booleans()):
         body, messages, pings = draw(valid_conversations())
         data_frames = len(messages)
         if valid:
@@ -612,12 +620,12 @@ def websocket_cases(draw: st.DrawFn) -> WebSocketCase:
         body = b"".join(sent)
         # Every data frame the client sent could at most become one echoed message.
         data_frames = sum(1 for item in sent if item and item[0] & 0xF in (0x0, 0x1, 0x2))
-    damage = draw(st.integers(0, 9))
-    if damage == 8:
+    damage = draw(st.integers(0, 4)) if hostile else 0
+    if damage == 3:
         body = draw(_byte_damage(body))
         data_frames = max(data_frames, len(body))
         expected = None
-    elif damage == 9:
+    elif damage == 4:
         # Garbage instead of frames: each byte could at most start one.
         body = draw(st.binary(min_size=1, max_size=100))
         data_frames = len(body)
