@@ -370,8 +370,7 @@ class Config:
             or self.limit_request_body < 0
         ):
             raise ConfigurationError(
-                "limit_request_body must be an int >= 0 or None, "
-                f"not {self.limit_request_body!r}"
+                f"limit_request_body must be an int >= 0 or None, not {self.limit_request_body!r}"
             )
         if self.max_request_line_size > self.max_header_size:
             raise ConfigurationError(
