@@ -17,6 +17,12 @@
   packages; it prints both counts and fails when a test that passes on
   Channels fails on ours (``tools/compat/run_third_party.py``; pins in
   ``tools/compat/third_party.txt``; needs PostgreSQL at 127.0.0.1:5432).
+* ``lock`` (not run by default): regenerate ``locks/``, the pinned versions
+  every session installs (``locks/constraints.txt``, the Django releases in
+  ``locks/django.txt``, the build backend in ``locks/build.txt``) and those of
+  nox and uv themselves (``locks/nox.txt``, which the README and ``.ci/run``
+  install). Nothing else pins: a new release elsewhere reaches this
+  repository only through this session and a commit.
 * ``echo`` (not run by default): serve the echo example on
   http://127.0.0.1:8000.
 * ``bench_consumer`` (not run by default): ``bench/consumer.py``.
@@ -106,9 +112,31 @@ def _group(name: str) -> list[str]:
     return nox.project.dependency_groups(PYPROJECT, name)
 
 
+LOCKS = ROOT / "locks"
+# Everything the sessions install, pinned (``nox -s lock`` writes these).
+CONSTRAINTS = LOCKS / "constraints.txt"
+BUILD_CONSTRAINTS = LOCKS / "build.txt"
+DJANGO_RELEASES = LOCKS / "django.txt"
+# What the sessions install beyond the packages' extras and the dependency
+# groups; ``lock`` pins these too.
+SESSION_EXTRAS = ["psycopg[binary]>=3.1", "uvicorn>=0.30", "websockets>=13"]
+
+
+def _install(session: nox.Session, *arguments: str) -> None:
+    """``session.install`` within the lock: no version that was not pinned."""
+    pins = ["-c", str(CONSTRAINTS)]
+    if session.venv_backend == "uv":
+        # Our packages are built from their folders; pin their build backend.
+        pins += ["--build-constraint", str(BUILD_CONSTRAINTS)]
+    session.install(*arguments, *pins)
+
+
 def _django(version: str) -> str:
-    major, minor = version.split(".")
-    return f"Django>={major}.{minor},<{major}.{int(minor) + 1}"
+    """The pinned release of Django *version* (``4.2`` -> ``Django==4.2.30``)."""
+    for line in DJANGO_RELEASES.read_text().splitlines():
+        if line.startswith(f"Django=={version}."):
+            return line.strip()
+    raise ValueError(f"{DJANGO_RELEASES} pins no Django {version}: run nox -s lock")
 
 
 def _declared_siblings(package: str, extras: frozenset[str]) -> dict[str, set[str]]:
@@ -184,13 +212,13 @@ def tests(session: nox.Session, django: str, package: str) -> None:
     constraints = Path(session.virtualenv.location) / "django-constraint.txt"
     constraints.write_text(_django(django) + "\n")
     arguments += ["-c", str(constraints)]
-    session.install(*arguments)
+    _install(session, *arguments)
     session.run("python", str(ROOT / "tools" / "only_declared.py"), *sorted(siblings))
     env = {}
     args = list(session.posargs)
     if "--postgres" in args:
         args.remove("--postgres")
-        session.install("psycopg[binary]>=3.1")
+        _install(session, "psycopg[binary]>=3.1")
         env["CHANNELS_TEST_DATABASE"] = "postgres"
     session.run(
         "python",
@@ -208,14 +236,14 @@ def tests(session: nox.Session, django: str, package: str) -> None:
 @nox.parametrize("package", list(IMPORT_NAMES))
 def isolated(session: nox.Session, package: str) -> None:
     """Install one package alone and import every module it ships."""
-    session.install(*_local_packages(package))
+    _install(session, *_local_packages(package))
     session.run("python", str(ROOT / "tools" / "import_alone.py"), IMPORT_NAMES[package])
 
 
 @nox.session(python="3.11", tags=["ci"])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole repository."""
-    session.install(*_group("lint"))
+    _install(session, *_group("lint"))
     session.run("ruff", "check", str(ROOT))
     session.run("ruff", "format", "--check", str(ROOT))
 
@@ -223,7 +251,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11", tags=["ci"])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources."""
-    session.install(*_local_packages(*PACKAGES, extras=("tests",)), *_group("typecheck"))
+    _install(session, *_local_packages(*PACKAGES, extras=("tests",)), *_group("typecheck"))
     sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
     session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
 
@@ -231,7 +259,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python="3.11", tags=["ci"])
 def docs(session: nox.Session) -> None:
     """Build the Sphinx site with warnings as errors."""
-    session.install(*_local_packages(*PACKAGES), *_group("docs"))
+    _install(session, *_local_packages(*PACKAGES), *_group("docs"))
     build = ROOT / "docs" / "_build"
     shutil.rmtree(build, ignore_errors=True)
     session.run(
@@ -278,7 +306,8 @@ def _ensure_chromium(session: nox.Session) -> None:
 def integration(session: nox.Session, django: str) -> None:
     """The chat example over every package, installed from its folder, in a real browser."""
     _ensure_chromium(session)
-    session.install(
+    _install(
+        session,
         *_local_packages(*ALL_PACKAGES, extras=("tests",)),
         _django(django),
         *_group("integration"),
@@ -290,7 +319,7 @@ def integration(session: nox.Session, django: str) -> None:
 @nox.session(python="3.11", default=False)
 def chat(session: nox.Session) -> None:
     """Serve the chat example at http://127.0.0.1:8000 (CONTROL-C to stop)."""
-    session.install(*_local_packages(*ALL_PACKAGES))
+    _install(session, *_local_packages(*ALL_PACKAGES))
     session.chdir(ROOT / "examples" / "chat")
     session.run("python", "manage.py", "migrate", "--no-input", "-v", "0")
     session.run("channels-server", "-b", "127.0.0.1", "-p", "8000", "mysite.asgi:application")
@@ -299,7 +328,7 @@ def chat(session: nox.Session) -> None:
 @nox.session(python="3.11", default=False)
 def echo(session: nox.Session) -> None:
     """Serve the echo example at http://127.0.0.1:8000 (CONTROL-C to stop)."""
-    session.install(*_local_packages("channels-core"), "uvicorn>=0.30", "websockets>=13")
+    _install(session, *_local_packages("channels-core"), "uvicorn>=0.30", "websockets>=13")
     session.chdir(ROOT / "examples" / "echo")
     session.run("uvicorn", "echo_project.asgi:application", "--host", "127.0.0.1", "--port", "8000")
 
@@ -311,7 +340,7 @@ def autobahn(session: nox.Session) -> None:
     wstest needs Python 2.7; the script finds it (pyenv's or python2.7 on
     PATH), builds its virtualenv, and says plainly when there is none.
     """
-    session.install(*_local_packages("channels-core", "channels-server"))
+    _install(session, *_local_packages("channels-core", "channels-server"))
     session.run(
         "python",
         str(ROOT / "packages" / "channels-server" / "tests" / "autobahn" / "run.py"),
@@ -322,7 +351,7 @@ def autobahn(session: nox.Session) -> None:
 @nox.session(python="3.11", default=False)
 def bench_consumer(session: nox.Session) -> None:
     """Consumer throughput and memory, side by side with channels 4.3.2."""
-    session.install(*_local_packages("channels-core", "channels-testing"), "Django>=5.2,<5.3")
+    _install(session, *_local_packages("channels-core", "channels-testing"), _django("5.2"))
     session.run("python", str(ROOT / "bench" / "consumer.py"), *session.posargs)
 
 
@@ -350,4 +379,86 @@ def compat(session: nox.Session) -> None:
         "--workdir",
         str(Path(session.virtualenv.location) / "work"),
         *session.posargs,
+    )
+
+
+@nox.session(venv_backend="none", default=False)
+def lock(session: nox.Session) -> None:
+    """Pin every version the sessions install, from what PyPI serves today.
+
+    One universal resolution (valid on every Python we support, with markers
+    where versions differ) of our packages' extras, the dependency groups and
+    the sessions' own extras, less our packages and Django, which each session
+    pins to one release from ``locks/django.txt``. Review the diff and commit it.
+    """
+    import sys
+
+    LOCKS.mkdir(exist_ok=True)
+    work = Path(session.create_tmp())
+    requirements = [
+        str(ROOT / "packages" / name)
+        + "["
+        + ",".join(
+            sorted(
+                nox.project.load_toml(ROOT / "packages" / name / "pyproject.toml")["project"].get(
+                    "optional-dependencies", {}
+                )
+            )
+        )
+        + "]"
+        for name in ALL_PACKAGES
+    ]
+    for group in PYPROJECT.get("dependency-groups", {}):
+        requirements += _group(group)
+    requirements += SESSION_EXTRAS
+    source = work / "requirements.in"
+    source.write_text("\n".join(requirements) + "\n")
+    uv = [sys.executable, "-m", "uv", "pip", "compile", "--quiet", "--universal"]
+    uv += ["--python-version", min(PYTHONS), "--no-annotate"]
+    uv += ["--custom-compile-command", "nox -s lock"]
+    excluded = [*ALL_PACKAGES, "django"]
+    session.run(
+        *uv,
+        *(f"--no-emit-package={name}" for name in excluded),
+        str(source),
+        "-o",
+        str(CONSTRAINTS),
+        external=True,
+    )
+    build = work / "build.in"
+    build.write_text("hatchling\n")
+    session.run(*uv, str(build), "-o", str(BUILD_CONSTRAINTS), external=True)
+    tools = work / "nox.in"
+    tools.write_text("nox\nuv\n")
+    session.run(*uv, str(tools), "-o", str(LOCKS / "nox.txt"), external=True)
+    releases = []
+    for version in DJANGO_PYTHONS:
+        major, minor = version.split(".")
+        one = work / f"django-{version}.in"
+        one.write_text(f"Django>={major}.{minor},<{major}.{int(minor) + 1}\n")
+        pinned = work / f"django-{version}.txt"
+        python = DJANGO_PYTHONS[version][-1]
+        session.run(
+            sys.executable,
+            "-m",
+            "uv",
+            "pip",
+            "compile",
+            "--quiet",
+            "--python-version",
+            python,
+            "--no-header",
+            "--no-annotate",
+            str(one),
+            "-o",
+            str(pinned),
+            external=True,
+        )
+        for line in pinned.read_text().splitlines():
+            if line.lower().startswith("django=="):
+                releases.append("Django==" + line.split("==", 1)[1].strip())
+    DJANGO_RELEASES.write_text(
+        "# One pinned release per Django version the sessions test (nox -s lock).\n"
+        + "\n".join(releases)
+        + "\n"
     )
