@@ -10,7 +10,7 @@ from . import _installation  # noqa: F401  (refuses a folder mixed with another 
 
 __all__ = ["DEFAULT_CHANNEL_LAYER", "__version__"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: The alias in ``CHANNEL_LAYERS`` that consumers and ``get_channel_layer()``
 #: use unless told otherwise.
