@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 
 import pytest
 
@@ -43,7 +44,8 @@ def test_package_exports_every_public_member() -> None:
         and not isinstance(getattr(channels_redis, member), type(channels_redis))
     }
     assert public <= set(channels_redis.__all__), public - set(channels_redis.__all__)
-    assert channels_redis.__version__ == "0.1.0"
+    # The version the code says is the one the distribution was installed as.
+    assert channels_redis.__version__ == importlib.metadata.version("channels-layers-redis")
 
 
 def test_import_paths_of_channels_redis_4_keep_working() -> None:
