@@ -256,6 +256,10 @@ def requests(draw: st.DrawFn, hostile: bool = True) -> Request:
     if framing == "chunked" and version == b"HTTP/1.0":
         # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
         broken.add("chunked_http_10")
+    if connection == b"keep-alive" and version == b"HTTP/1.0":
+        # A server may keep such a connection or close it (RFC 9112 §9.3): no
+        # exact answer to check.
+        broken.add("keep_alive_http_10")
     if framing == "length":
         length = str(len(body)).encode()
         if "body_length" in broken:
