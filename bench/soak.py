@@ -871,39 +871,38 @@ async def phase_faults(
     sender = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE), "--sender", json.dumps(config), stdout=subprocess.PIPE
     )
-    assert sender.stdout is not None
-    line = await asyncio.wait_for(sender.stdout.readline(), 60)
-    if line.strip() != b"ready":
-        sender.kill()
-        await sender.wait()
-        raise RuntimeError(f"the sender did not start: {line!r}")
-    t0 = time.monotonic()
-    events: dict[str, float] = {}
-
-    async def at(offset: float) -> None:
-        await asyncio.sleep(max(0.0, t0 + offset - time.monotonic()))
-
-    await at(plan["kill"])
-    events["kill"] = time.time()
-    redis.kill()
-    say("faults: Redis killed")
-    await at(plan["kill"] + plan["down"])
-    # Before it answers: what was acknowledged from now on went to the new server.
-    events["restart"] = time.time()
-    redis.start()
-    say("faults: Redis restarted (empty)")
-    await at(plan["freeze"])
-    redis.signal(signal.SIGSTOP)
-    events["freeze"] = time.time()
-    say("faults: Redis frozen (SIGSTOP)")
-    await at(plan["freeze"] + plan["frozen"])
-    redis.signal(signal.SIGCONT)
-    events["thaw"] = time.time()
-    say("faults: Redis resumed (SIGCONT)")
-
     try:
+        assert sender.stdout is not None
+        line = await asyncio.wait_for(sender.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the sender did not start: {line!r}")
+        t0 = time.monotonic()
+        events: dict[str, float] = {}
+
+        async def at(offset: float) -> None:
+            await asyncio.sleep(max(0.0, t0 + offset - time.monotonic()))
+
+        await at(plan["kill"])
+        events["kill"] = time.time()
+        redis.kill()
+        say("faults: Redis killed")
+        await at(plan["kill"] + plan["down"])
+        # Before it answers: what was acknowledged from now on went to the new server.
+        events["restart"] = time.time()
+        redis.start()
+        say("faults: Redis restarted (empty)")
+        await at(plan["freeze"])
+        redis.signal(signal.SIGSTOP)
+        events["freeze"] = time.time()
+        say("faults: Redis frozen (SIGSTOP)")
+        await at(plan["freeze"] + plan["frozen"])
+        redis.signal(signal.SIGCONT)
+        events["thaw"] = time.time()
+        say("faults: Redis resumed (SIGCONT)")
+
         status = await asyncio.wait_for(sender.wait(), seconds + 120)
     finally:
+        # Also when this run is cancelled (--timeout) or a step failed.
         if sender.returncode is None:
             sender.kill()
             await sender.wait()
@@ -1183,13 +1182,18 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="soak-") as name:
         coroutine = asyncio.wait_for(run(options, Path(name)), options.timeout)
-        if uvloop is not None:
+        try:
+            if uvloop is None:
+                return asyncio.run(coroutine)
             loop = uvloop.new_event_loop()
             try:
                 return loop.run_until_complete(coroutine)
             finally:
                 loop.close()
-        return asyncio.run(coroutine)
+        except asyncio.TimeoutError:
+            # run() stopped its processes on the way out.
+            say(f"FAILED the run took longer than --timeout ({options.timeout:g} s)")
+            return 1
 
 
 if __name__ == "__main__":
