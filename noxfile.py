@@ -26,6 +26,9 @@
 * ``echo`` (not run by default): serve the echo example on
   http://127.0.0.1:8000.
 * ``bench_consumer`` (not run by default): ``bench/consumer.py``.
+* ``soak`` (not run by default; run before each release): ``bench/soak.py``,
+  10,000 idle WebSockets over the Redis layer for 10 minutes, 1,000
+  connect/abort cycles, Redis killed and frozen under load.
 
 Options after ``--``: ``nox -s tests -- --postgres`` runs the database tests
 on PostgreSQL at 127.0.0.1:5432 instead of a SQLite file.
@@ -462,3 +465,20 @@ def lock(session: nox.Session) -> None:
         + "\n".join(releases)
         + "\n"
     )
+
+
+@nox.session(python="3.11", default=False)
+def soak(session: nox.Session) -> None:
+    """The soak run before each release: ``bench/soak.py`` (about 13 minutes; ``-- --quick``: 2).
+
+    10,000 idle WebSockets over RedisChannelLayer for 10 minutes, 1,000
+    connect/abort cycles, Redis killed and frozen under load; it prints a
+    table and fails when a check does. Needs ``redis-server`` on PATH.
+    """
+    _install(
+        session,
+        *_local_packages("channels-layers-redis"),
+        *_local_packages("channels-server", extras=("fast",)),
+        _django("5.2"),
+    )
+    session.run("python", str(ROOT / "bench" / "soak.py"), *session.posargs)
