@@ -26,6 +26,9 @@
 * ``echo`` (not run by default): serve the echo example on
   http://127.0.0.1:8000.
 * ``bench_consumer`` (not run by default): ``bench/consumer.py``.
+* ``fuzz`` (not run by default): the long run of the live fuzz of
+  channels-server's HTTP and WebSocket engines (the test suite runs it
+  briefly, with a fixed seed); prints a table.
 * ``soak`` (not run by default; run before each release): ``bench/soak.py``,
   10,000 idle WebSockets over the Redis layer for 10 minutes, 1,000
   connect/abort cycles, Redis killed and frozen under load.
@@ -37,6 +40,7 @@ on PostgreSQL at 127.0.0.1:5432 instead of a SQLite file.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 from pathlib import Path
@@ -482,3 +486,49 @@ def soak(session: nox.Session) -> None:
         _django("5.2"),
     )
     session.run("python", str(ROOT / "bench" / "soak.py"), *session.posargs)
+
+
+@nox.session(python="3.11", default=False)
+def fuzz(session: nox.Session) -> None:
+    """The live fuzz of channels-server, long: about 10 minutes on 2 cores.
+
+    Both HTTP engines and the WebSocket engine, on asyncio and uvloop, each
+    against a real server on 127.0.0.1 (``tests/fuzz/test_live_fuzz.py``;
+    the normal suite runs the same tests briefly, with a fixed seed). Random
+    examples: ``CHANNELS_FUZZ_EXAMPLES`` per test (default 7000), and
+    ``nox -s fuzz -- --hypothesis-seed=N`` replays a run. Prints a table.
+    """
+    _install(session, *_local_packages("channels-server", extras=("tests",)), _django("5.2"))
+    report = Path(session.create_tmp()) / "fuzz-report.jsonl"
+    report.unlink(missing_ok=True)
+    examples = os.environ.get("CHANNELS_FUZZ_EXAMPLES", "7000")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        str(ROOT / "packages" / "channels-server" / "tests" / "fuzz"),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *session.posargs,
+        env={"CHANNELS_FUZZ_EXAMPLES": examples, "CHANNELS_FUZZ_REPORT": str(report)},
+        success_codes=[0, 1],
+    )
+    rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+    header = (
+        f"{'fuzz':<10} {'parser':<10} {'loop':<8} {'cases':>7} {'valid':>6}"
+        f" {'seconds':>8} {'slowest':>8}  outcome"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        engine = row["test"].removeprefix("test_").removesuffix("_engine_fuzz")
+        lines.append(
+            f"{engine:<10} {row['engine']:<10}"
+            f" {row['loop']:<8} {row['cases']:>7} {row['valid_cases']:>6} {row['seconds']:>8}"
+            f" {row['slowest_case']:>7}s  {row['outcome']}"
+        )
+    failures = sum(row["outcome"] != "passed" for row in rows)
+    lines.append(f"{sum(row['cases'] for row in rows)} cases, {failures} failed test(s)")
+    print("\n".join(lines))
+    if failures or not rows:
+        session.error("the live fuzz found a failure (see above)")
