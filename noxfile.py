@@ -26,6 +26,11 @@
 * ``echo`` (not run by default): serve the echo example on
   http://127.0.0.1:8000.
 * ``bench_consumer`` (not run by default): ``bench/consumer.py``.
+* ``latest`` (not run by default): every package's tests and the type check
+  against the newest releases of everything (no lock), so that drift shows up
+  as one red session before ``nox -s lock`` takes it in.
+* ``typecheck_oldest`` (not run by default): mypy against the oldest redis-py
+  and Django stubs the packages declare.
 * ``fuzz`` (not run by default): the long run of the live fuzz of
   channels-server's HTTP and WebSocket engines (the test suite runs it
   briefly, with a fixed seed); prints a table.
@@ -129,9 +134,9 @@ DJANGO_RELEASES = LOCKS / "django.txt"
 SESSION_EXTRAS = ["psycopg[binary]>=3.1", "uvicorn>=0.30", "websockets>=13"]
 
 
-def _install(session: nox.Session, *arguments: str) -> None:
+def _install(session: nox.Session, *arguments: str, constraints: Path = CONSTRAINTS) -> None:
     """``session.install`` within the lock: no version that was not pinned."""
-    pins = ["-c", str(CONSTRAINTS)]
+    pins = ["-c", str(constraints)]
     if session.venv_backend == "uv":
         # Our packages are built from their folders; pin their build backend.
         pins += ["--build-constraint", str(BUILD_CONSTRAINTS)]
@@ -255,12 +260,42 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", str(ROOT))
 
 
-@nox.session(python="3.11", tags=["ci"])
-def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every package's sources."""
-    _install(session, *_local_packages(*PACKAGES, extras=("tests",)), *_group("typecheck"))
+# The oldest releases our declarations allow, for ``typecheck(oldest)``: the
+# sources must type-check against them too, not only against the lock.
+OLDEST = ["redis==5.0.1", "django-stubs==4.2.7", "django-stubs-ext==4.2.7"]
+
+
+def _typecheck(session: nox.Session, *pins: str, constraints: Path = CONSTRAINTS) -> None:
+    _install(
+        session,
+        *_local_packages(*PACKAGES, extras=("tests",)),
+        *_group("typecheck"),
+        *pins,
+        constraints=constraints,
+    )
     sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
     session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
+
+
+@nox.session(python="3.11", tags=["ci"])
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's sources, with the locked releases."""
+    _typecheck(session, _django("5.2"))
+
+
+@nox.session(python="3.11", default=False)
+def typecheck_oldest(session: nox.Session) -> None:
+    """mypy --strict against the oldest redis-py and Django (stubs) we declare."""
+    names = {Requirement(pin).name for pin in OLDEST}
+    lock = Path(session.create_tmp()) / "constraints-oldest.txt"
+    lock.write_text(
+        "".join(
+            line + "\n"
+            for line in CONSTRAINTS.read_text().splitlines()
+            if line.split("==")[0].strip() not in names
+        )
+    )
+    _typecheck(session, *OLDEST, _django("4.2"), constraints=lock)
 
 
 @nox.session(python="3.11", tags=["ci"])
@@ -532,3 +567,28 @@ def fuzz(session: nox.Session) -> None:
     print("\n".join(lines))
     if failures or not rows:
         session.error("the live fuzz found a failure (see above)")
+
+
+@nox.session(python=PYTHONS[-1], default=False)
+def latest(session: nox.Session) -> None:
+    """Every package's tests and mypy on the newest releases PyPI serves (no lock).
+
+    Not part of CI: a new release of a dependency shows up here as one red
+    session, to fix before ``nox -s lock`` pins it.
+    """
+    session.install(
+        "--upgrade", *_local_packages(*ALL_PACKAGES, extras=("tests",)), *_group("typecheck")
+    )
+    sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
+    session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
+    for package in ALL_PACKAGES:
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            str(ROOT / "packages" / package / "tests"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *session.posargs,
+        )
