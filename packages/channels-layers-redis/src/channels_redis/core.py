@@ -22,25 +22,19 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import redis.exceptions
 from redis.asyncio import ConnectionPool
-
-from channels.layers import BaseChannelLayer, CapacityPattern
-from channels.layers.base import require_positive_seconds
 
 from .batching import ShardWriter, close_writers, refused, script_executor
 from .connections import (
     Client,
     Execute,
     FastConnections,
-    PerLoop,
     Shard,
     Topology,
     close_client,
-    detect_topology,
     executors,
     make_client,
     make_clients,
@@ -53,42 +47,27 @@ from .errors import (
     map_redis_errors,
     unanswered,
 )
-from .hooks import ConnectionCallback, announce, check_callbacks
-from .hosts import HostSpec, parse_hosts
-from .local_buffer import LocalBuffer, QueueReader
-from .options import check_shared_options, name_checks
+from .hosts import HostSpec
+from .layer_base import DEFAULT_MAX_MESSAGE_SIZE, LayerLoopState, RedisLayerBase
+from .local_buffer import QueueReader
 from .scripts import GROUP_ADD, GROUP_SEND, SEND
-from .serializers import (
-    MessageSerializer,
-    overriding_method,
-    payload_decoder,
-    registry,
-    serialize_message,
-)
 from .sharding import shard_index
-from .utils import _consistent_hash, create_pool, decode_hosts
+from .utils import create_pool
 from .wire import (
-    ProcessParts,
     expired_score,
     member_score,
     non_local_part,
     now_ms,
     pack_element,
-    process_channel_name,
     queue_name,
-    random_process_part,
 )
 
-__all__ = ["RedisChannelLayer"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "RedisChannelLayer"]
 
 logger = logging.getLogger("channels_redis")
 
-#: The default limit on a serialized message: twice the 1 MB that the
-#: Channel Layer Specification requires layers to carry (as JSON).
-DEFAULT_MAX_MESSAGE_SIZE = 2 * 1024 * 1024
 
-
-class RedisChannelLayer(BaseChannelLayer):
+class RedisChannelLayer(RedisLayerBase["_LoopState"]):
     """A channel layer on Redis lists, with groups, sharding and Cluster support.
 
     :param hosts: the Redis servers: a list of URLs, ``(host, port)``
@@ -126,60 +105,11 @@ class RedisChannelLayer(BaseChannelLayer):
     (to compress, say) changes what is stored.
     """
 
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
-
     #: The most seconds one blocking pop of a receive loop waits before it
     #: asks again (less when a host's ``socket_timeout`` is short).
     brpop_timeout: ClassVar[float] = QueueReader.BLOCK_SECONDS
 
-    #: The most seconds :meth:`close_pools` waits for Redis to answer what is
-    #: still on its way (sends, messages going back to their lists).
-    close_timeout: float = 5.0
-
-    def __init__(
-        self,
-        hosts: Sequence[Any] | None = None,
-        prefix: str = "asgi",
-        expiry: float = 60,
-        group_expiry: float = 86400,
-        capacity: int = 100,
-        channel_capacity: Mapping[CapacityPattern, int] | None = None,
-        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
-        random_prefix_length: int = 12,
-        serializer_format: str = "msgpack",
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        on_disconnect: ConnectionCallback = None,
-        on_reconnect: ConnectionCallback = None,
-    ) -> None:
-        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
-        group_expiry = require_positive_seconds("group_expiry", group_expiry)
-        check_shared_options(prefix, random_prefix_length, max_message_size)
-        check_callbacks(on_disconnect, on_reconnect)
-        self.on_disconnect = on_disconnect
-        self.on_reconnect = on_reconnect
-        self._check_channel, self._check_group = name_checks(self)
-        self._host_specs: list[HostSpec] = parse_hosts(hosts)
-        #: ``hosts`` as channels_redis decodes it: one dict per server (see
-        #: :func:`channels_redis.utils.decode_hosts`).
-        self.hosts: list[dict[str, Any]] = decode_hosts(hosts)
-        self.prefix = prefix
-        self.group_expiry = group_expiry
-        self.random_prefix_length = random_prefix_length
-        self.max_message_size = max_message_size
-        self.serializer_format = serializer_format
-        self.serializer: MessageSerializer = registry.get_serializer(
-            serializer_format,
-            symmetric_encryption_keys=symmetric_encryption_keys,
-            random_prefix_length=random_prefix_length,
-            expiry=expiry,
-        )
-        #: The random part of this layer's process-specific channel names
-        #: (in the first event loop that uses it; each loop has its own).
-        self.client_prefix = random_process_part(random_prefix_length)
-        self._process_parts = ProcessParts(self.client_prefix, random_prefix_length)
-        self._expiry_ms = int(expiry * 1000)
-        self._topology: Topology | None = None
-        self._loops: PerLoop[_LoopState] = PerLoop(self._open_loop, _LoopState.aclose)
+    def _set_up(self) -> None:
         self._capacities: dict[str, int] = {}
         self._connections: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[int, Client]
@@ -191,16 +121,6 @@ class RedisChannelLayer(BaseChannelLayer):
         self._prune_memberships_at = 1024
         #: The run_id of each server (by client index) when last seen.
         self._server_ids: dict[int, str] = {}
-
-    @property
-    def ring_size(self) -> int:
-        """How many entries ``hosts`` has (the ring of :meth:`consistent_hash`)."""
-        return len(self._host_specs)
-
-    def __str__(self) -> str:
-        # The addresses, never the passwords that hosts may hold.
-        addresses = [spec.address for spec in self._host_specs]
-        return f"{type(self).__name__}(hosts={addresses})"
 
     # -- the specification's coroutines ------------------------------------------
 
@@ -271,18 +191,6 @@ class RedisChannelLayer(BaseChannelLayer):
         if box is None or not box.messages:
             reader.start()
         return await state.buffer.get(channel)
-
-    async def new_channel(self, prefix: str = "specific") -> str:
-        """A new process-specific channel: ``<prefix>.<process>__<n>!<random>``.
-
-        Each name has a non-local part, hence a capacity, of its own; the
-        messages of every channel made here in one event loop share one Redis
-        list, read by one receive loop and handed out locally.
-        """
-        state = await self._state()
-        name = process_channel_name(prefix, state.client_prefix, next(state.channel_numbers))
-        self._process_parts.queues.add(queue_name(name))
-        return name
 
     async def receive_single(self, channel: str) -> tuple[str, dict[str, Any]]:
         """``(channel, message)``: the next message on *channel*, as channels_redis returns it.
@@ -443,15 +351,8 @@ class RedisChannelLayer(BaseChannelLayer):
         await asyncio.gather(*(reader.halt() for reader in readers))
         state.buffer.clear()
         self._memberships.clear()
-        pattern = _glob_escape(self.prefix) + ":*"
         try:
-            with map_redis_errors("flushing the layer"):
-                if state.topology.cluster:
-                    await _flush_cluster(state.clients[0], pattern)
-                else:
-                    await asyncio.gather(
-                        *(_flush_server(client, pattern) for client in state.clients)
-                    )
+            await self._delete_keys(state.clients, cluster=state.topology.cluster)
         finally:
             for reader in readers:
                 if reader.wanted():
@@ -467,46 +368,10 @@ class RedisChannelLayer(BaseChannelLayer):
         opens new connections. The clients :meth:`connection` gave in this
         loop are closed too.
         """
-        await self._loops.close_current()
+        await super().close_pools()
         await self._close_connections(asyncio.get_running_loop())
 
-    async def wait_received(self) -> None:
-        """Return once Redis knows of every message received so far in this loop.
-
-        Receivers' acknowledgements (which free room in process-specific
-        channels) ride with the next send, or leave within 10 ms; this sends
-        them now and waits for Redis's answer.
-        """
-        state = self._loops.current()
-        if state is not None:
-            await asyncio.gather(*(writer.drain() for writer in state.writers))
-
     # -- channels_redis's helpers ------------------------------------------------------
-
-    def serialize(self, message: dict[str, Any]) -> bytes:
-        """*message* as the bytes stored in Redis (every send and group_send).
-
-        Uses the layer's serializer (``serializer_format``, with encryption),
-        then checks ``max_message_size``. Override it, with
-        :meth:`deserialize`, to change the format of everything the layer
-        stores.
-        """
-        return serialize_message(self.serializer, message, self.max_message_size)
-
-    def deserialize(self, data: bytes) -> dict[str, Any]:
-        """The message that :meth:`serialize` turned into *data* (every receive)."""
-        return self.serializer.deserialize(data)
-
-    def consistent_hash(self, value: str | bytes) -> int:
-        """The shard index channels_redis gives *value*: ``0 <= index < ring_size``.
-
-        The result of :func:`channels_redis.utils._consistent_hash`, for
-        spreading keys of your own over ``hosts`` with :meth:`connection`,
-        as with channels_redis. (The layer places its own keys by a hash
-        that moves fewer of them when servers are added:
-        :mod:`channels_redis.sharding`.)
-        """
-        return _consistent_hash(value, self.ring_size)
 
     def create_pool(self, index: int) -> ConnectionPool:
         """A new redis-py connection pool for ``hosts[index]``, with only its own options."""
@@ -542,10 +407,6 @@ class RedisChannelLayer(BaseChannelLayer):
             for client in {id(client): client for client in clients.values()}.values():
                 await close_client(client)
 
-    async def close(self) -> None:
-        """Same as :meth:`close_pools`."""
-        await self.close_pools()
-
     # -- internals ---------------------------------------------------------------
 
     def _capacity(self, channel: str) -> int:
@@ -557,19 +418,14 @@ class RedisChannelLayer(BaseChannelLayer):
             self._capacities[channel] = capacity
         return capacity
 
-    async def _state(self) -> _LoopState:
-        return self._loops.peek() or await self._loops.get()
-
-    async def _open_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
-        topology = self._topology
-        if topology is None:
-            topology = await detect_topology(self._host_specs, self.prefix)
-            self._topology = topology
+    def _new_loop_state(self, loop: asyncio.AbstractEventLoop, topology: Topology) -> _LoopState:
         return _LoopState(self, loop, topology)
 
 
-class _LoopState:
+class _LoopState(LayerLoopState):
     """Everything the layer holds in one event loop."""
+
+    layer: RedisChannelLayer
 
     def __init__(
         self,
@@ -577,22 +433,13 @@ class _LoopState:
         loop: asyncio.AbstractEventLoop,
         topology: Topology,
     ) -> None:
-        self.layer = layer
-        self.loop = loop
+        super().__init__(layer, loop, layer._capacity)
         self.topology = topology
         self.shards: tuple[Shard, ...] = topology.shards
         self.clients: list[Client] = make_clients(topology)
-        #: Callbacks and restorations under way.
-        self.tasks: set[asyncio.Task[None]] = set()
+        # (self.tasks: callbacks and restorations under way.)
         self.watches = [_ServerWatch(self, index) for index in range(len(self.clients))]
         self.calls, self.fast = executors(self.clients, self.watches.__getitem__)
-        # Each loop reads its own process queues: two loops reading one list
-        # would take each other's messages.
-        self.client_prefix, self.channel_numbers = layer._process_parts.claim()
-        self.decoder = payload_decoder(
-            layer.serializer, overriding_method(layer, RedisChannelLayer, "deserialize")
-        )
-        self.buffer = LocalBuffer(layer._capacity, self.acknowledge)
         self.readers: dict[str, QueueReader] = {}
         #: channel -> (writer, counter key, counted field), for acknowledgements
         self.ack_targets: dict[str, tuple[ShardWriter, str, str]] = {}
@@ -649,14 +496,8 @@ class _LoopState:
             self.ack_targets[channel] = target
         target[0].acknowledge(target[1], target[2], count)
 
-    def announce(self, callback: ConnectionCallback) -> None:
-        """Run on_disconnect / on_reconnect."""
-        announce(callback, self.buffer, self.layer._expiry_ms, self.loop, self.tasks)
-
     async def aclose(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.cancel_tasks()
         readers = list(self.readers.values())
         self.readers.clear()
         await asyncio.gather(*(reader.stop() for reader in readers), return_exceptions=True)
@@ -680,7 +521,7 @@ class _LoopState:
         for client in self.clients:
             await close_client(client)
         await self.layer._close_connections(self.loop)
-        self.layer._process_parts.release(self.client_prefix, self.channel_numbers)
+        self.release_names()
 
 
 _LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -803,37 +644,3 @@ def _block_seconds(spec: HostSpec, longest: float) -> float:
     if timeout is None or timeout >= 2 * longest:
         return longest
     return max(0.1, timeout / 2)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-async def _flush_server(client: Client, pattern: str) -> None:
-    cursor: Any = 0
-    while True:
-        cursor, keys = await client.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-        if keys:
-            await client.execute_command("UNLINK", *keys)
-        if int(cursor) == 0:
-            return
-
-
-async def _flush_cluster(cluster: Any, pattern: str) -> None:
-    for node in cluster.get_primaries():
-        cursor: Any = 0
-        while True:
-            reply = await cluster.execute_command(
-                "SCAN", cursor, "MATCH", pattern, "COUNT", 1000, target_nodes=node
-            )
-            # redis-py answers a command sent to chosen nodes per node.
-            if isinstance(reply, dict):
-                reply = next(iter(reply.values()))
-            cursor, keys = reply
-            if isinstance(cursor, dict):
-                cursor = next(iter(cursor.values()))
-            # Keys of different slots cannot share one UNLINK in a Cluster.
-            for key in keys:
-                await cluster.execute_command("UNLINK", key)
-            if int(cursor) == 0:
-                break

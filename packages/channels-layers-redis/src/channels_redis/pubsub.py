@@ -36,55 +36,35 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import redis.exceptions
-
-from channels.layers import BaseChannelLayer, CapacityPattern
-from channels.layers.base import require_positive_seconds
 
 from .batching import ShardWriter, close_writers, refused, script_executor
 from .connections import (
     Client,
     Execute,
-    PerLoop,
     Topology,
     close_client,
-    detect_topology,
     executors,
     make_clients,
 )
-from .core import DEFAULT_MAX_MESSAGE_SIZE, _flush_server, _glob_escape
 from .errors import (
     InvalidConfiguration,
     RedisConnectionError,
     UnknownProcessChannel,
     map_redis_errors,
 )
-from .hooks import ConnectionCallback, announce, check_callbacks
-from .hosts import HostSpec, parse_hosts
-from .local_buffer import LocalBuffer, stop_task
-from .options import check_shared_options, name_checks
+from .hosts import HostSpec
+from .layer_base import LayerLoopState, RedisLayerBase
+from .local_buffer import stop_task
 from .scripts import DRAIN, PUBSUB_SEND
-from .serializers import (
-    MessageSerializer,
-    overriding_method,
-    payload_decoder,
-    registry,
-    serialize_message,
-)
 from .sharding import shard_index
-from .utils import _consistent_hash, decode_hosts
 from .wire import (
-    KeySpace,
-    ProcessParts,
     non_local_part,
     now_ms,
     pack_element,
-    process_channel_name,
     queue_name,
-    random_process_part,
     unpack_element,
 )
 
@@ -93,7 +73,7 @@ __all__ = ["RedisPubSubChannelLayer"]
 logger = logging.getLogger("channels_redis")
 
 
-class RedisPubSubChannelLayer(BaseChannelLayer):
+class RedisPubSubChannelLayer(RedisLayerBase["_PubSubLoopState"]):
     """A channel layer on Redis Pub/Sub, with groups, sharding and Sentinel.
 
     Takes the arguments of :class:`~channels_redis.core.RedisChannelLayer`
@@ -110,66 +90,6 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     :meth:`deserialize` when received: a subclass that overrides them
     changes what travels.
     """
-
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
-
-    #: The most seconds :meth:`close_pools` waits for Redis to answer the
-    #: sends still on their way.
-    close_timeout: float = 5.0
-
-    def __init__(
-        self,
-        hosts: Sequence[Any] | None = None,
-        prefix: str = "asgi",
-        expiry: float = 60,
-        group_expiry: float = 86400,
-        capacity: int = 100,
-        channel_capacity: Mapping[CapacityPattern, int] | None = None,
-        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
-        random_prefix_length: int = 12,
-        serializer_format: str = "msgpack",
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        on_disconnect: ConnectionCallback = None,
-        on_reconnect: ConnectionCallback = None,
-    ) -> None:
-        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
-        self.group_expiry = require_positive_seconds("group_expiry", group_expiry)
-        check_shared_options(prefix, random_prefix_length, max_message_size)
-        self._check_channel, self._check_group = name_checks(self)
-        check_callbacks(on_disconnect, on_reconnect)
-        self._host_specs: list[HostSpec] = parse_hosts(hosts)
-        #: ``hosts`` as channels_redis decodes it: one dict per server.
-        self.hosts: list[dict[str, Any]] = decode_hosts(hosts)
-        self.prefix = prefix
-        self.random_prefix_length = random_prefix_length
-        self.max_message_size = max_message_size
-        self.serializer_format = serializer_format
-        self.on_disconnect = on_disconnect
-        self.on_reconnect = on_reconnect
-        self.serializer: MessageSerializer = registry.get_serializer(
-            serializer_format,
-            symmetric_encryption_keys=symmetric_encryption_keys,
-            random_prefix_length=random_prefix_length,
-            expiry=expiry,
-        )
-        #: The random part of this layer's process-specific channel names
-        #: (in the first event loop that uses it; each loop has its own).
-        self.client_prefix = random_process_part(random_prefix_length)
-        self._process_parts = ProcessParts(self.client_prefix, random_prefix_length)
-        self._expiry_ms = int(expiry * 1000)
-        self._keys = KeySpace(prefix)
-        self._topology: Topology | None = None
-        self._loops: PerLoop[_PubSubLoopState] = PerLoop(self._open_loop, _PubSubLoopState.aclose)
-
-    @property
-    def ring_size(self) -> int:
-        """How many entries ``hosts`` has (the ring of :meth:`consistent_hash`)."""
-        return len(self._host_specs)
-
-    def __str__(self) -> str:
-        # The addresses, never the passwords that hosts may hold.
-        addresses = [spec.address for spec in self._host_specs]
-        return f"{type(self).__name__}(hosts={addresses})"
 
     # -- channels ----------------------------------------------------------------
 
@@ -216,19 +136,6 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             state.queues.add(queue)
         await state.subscribe_queue(queue, wait=False)
         return await state.buffer.get(channel)
-
-    async def new_channel(self, prefix: str = "specific") -> str:
-        """A new process-specific channel, subscribed to at once.
-
-        The channels made in one event loop share one subscription.
-        """
-        state = await self._state()
-        name = process_channel_name(prefix, state.client_prefix, next(state.channel_numbers))
-        queue = queue_name(name)
-        self._process_parts.queues.add(queue)
-        state.queues.add(queue)
-        await state.subscribe_queue(queue, wait=False)
-        return name
 
     # -- groups --------------------------------------------------------------------
 
@@ -281,56 +188,12 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         state.groups.clear()
         for group in groups:
             await state.unsubscribe_group(group)
-        pattern = _glob_escape(self.prefix) + ":*"
-        with map_redis_errors("flushing the layer"):
-            await asyncio.gather(*(_flush_server(client, pattern) for client in state.clients))
+        await self._delete_keys(state.clients, cluster=False)
         # Messages published before the flush may still be on their way to
         # this process: wait until every subscription has read up to now,
         # then drop them too.
         await asyncio.gather(*(subscriber.barrier() for subscriber in state.subscribers))
         state.buffer.clear()
-
-    async def close_pools(self) -> None:
-        """Unsubscribe and close this event loop's connections."""
-        await self._loops.close_current()
-
-    async def wait_received(self) -> None:
-        """Return once Redis knows of every message received so far in this loop.
-
-        Receivers' acknowledgements (which free room in channels) ride with
-        the next send, or leave within 10 ms; this sends them now and waits
-        for Redis's answer.
-        """
-        state = self._loops.current()
-        if state is not None:
-            await asyncio.gather(*(writer.drain() for writer in state.writers))
-
-    # -- channels_redis's helpers ------------------------------------------------------
-
-    def serialize(self, message: dict[str, Any]) -> bytes:
-        """*message* as the bytes published (every send and group_send).
-
-        Uses the layer's serializer (``serializer_format``, with encryption),
-        then checks ``max_message_size``. Override it, with
-        :meth:`deserialize`, to change the format of everything the layer sends.
-        """
-        return serialize_message(self.serializer, message, self.max_message_size)
-
-    def deserialize(self, data: bytes) -> dict[str, Any]:
-        """The message that :meth:`serialize` turned into *data* (every receive)."""
-        return self.serializer.deserialize(data)
-
-    def consistent_hash(self, value: str | bytes) -> int:
-        """The shard index channels_redis gives *value*: ``0 <= index < ring_size``.
-
-        See :func:`channels_redis.utils._consistent_hash`; the layer places
-        its own channels by the hash of :mod:`channels_redis.sharding`.
-        """
-        return _consistent_hash(value, self.ring_size)
-
-    async def close(self) -> None:
-        """Same as :meth:`close_pools`."""
-        await self.close_pools()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -340,24 +203,28 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     def _group_publish_name(self, group: str) -> str:
         return f"{self.prefix}:pubgr:{group}"
 
-    async def _state(self) -> _PubSubLoopState:
-        return self._loops.peek() or await self._loops.get()
+    def _check_topology(self, topology: Topology) -> None:
+        if topology.cluster:
+            raise InvalidConfiguration(
+                "RedisPubSubChannelLayer does not support Redis Cluster; use "
+                "channels_redis.core.RedisChannelLayer, which does"
+            )
 
-    async def _open_loop(self, loop: asyncio.AbstractEventLoop) -> _PubSubLoopState:
-        topology = self._topology
-        if topology is None:
-            topology = await detect_topology(self._host_specs, self.prefix)
-            if topology.cluster:
-                raise InvalidConfiguration(
-                    "RedisPubSubChannelLayer does not support Redis Cluster; use "
-                    "channels_redis.core.RedisChannelLayer, which does"
-                )
-            self._topology = topology
+    def _new_loop_state(
+        self, loop: asyncio.AbstractEventLoop, topology: Topology
+    ) -> _PubSubLoopState:
         return _PubSubLoopState(self, loop, topology)
 
+    async def _process_queue_made(self, state: _PubSubLoopState, queue: str) -> None:
+        # Subscribed to at once, so that what is sent to it is not backlogged.
+        state.queues.add(queue)
+        await state.subscribe_queue(queue, wait=False)
 
-class _PubSubLoopState:
+
+class _PubSubLoopState(LayerLoopState):
     """Connections, subscriptions and local messages of one event loop."""
+
+    layer: RedisPubSubChannelLayer
 
     def __init__(
         self,
@@ -365,17 +232,11 @@ class _PubSubLoopState:
         loop: asyncio.AbstractEventLoop,
         topology: Topology,
     ) -> None:
-        self.layer = layer
-        self.loop = loop
-        self.client_prefix, self.channel_numbers = layer._process_parts.claim()
+        super().__init__(layer, loop, layer.get_capacity)
         #: Queues receive() has been checked for (or new_channel() made).
         self.queues: set[str] = set()
-        self.decoder = payload_decoder(
-            layer.serializer, overriding_method(layer, RedisPubSubChannelLayer, "deserialize")
-        )
         self.clients: list[Client] = make_clients(topology)
         self.calls, self.fast = executors(self.clients)
-        self.buffer = LocalBuffer(layer.get_capacity, self.acknowledge)
         #: group -> {local channel: time of its last group_add (monotonic)}
         self.groups: dict[str, dict[str, float]] = {}
         ttl_ms = layer._expiry_ms + 1000
@@ -393,8 +254,7 @@ class _PubSubLoopState:
                 zip(self.clients, self.subscriber_clients, topology.hosts, strict=True)
             )
         ]
-        #: Unsubscriptions and callbacks under way.
-        self.tasks: set[asyncio.Task[None]] = set()
+        # (self.tasks: unsubscriptions and callbacks under way.)
         # Pub/Sub names -> what they carry.
         self.queue_names: dict[str, str] = {}
         self.group_names: dict[str, str] = {}
@@ -498,14 +358,8 @@ class _PubSubLoopState:
         for channel in channels:
             self.acknowledge(channel, 1)
 
-    def announce(self, callback: ConnectionCallback) -> None:
-        """Run on_disconnect / on_reconnect."""
-        announce(callback, self.buffer, self.layer._expiry_ms, self.loop, self.tasks)
-
     async def aclose(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.cancel_tasks()
         await asyncio.gather(
             *(subscriber.stop() for subscriber in self.subscribers), return_exceptions=True
         )
@@ -515,7 +369,7 @@ class _PubSubLoopState:
             await fast.aclose()
         for client in [*self.clients, *self.subscriber_clients]:
             await close_client(client)
-        self.layer._process_parts.release(self.client_prefix, self.channel_numbers)
+        self.release_names()
 
 
 class _ShardSubscriber:

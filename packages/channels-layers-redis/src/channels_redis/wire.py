@@ -127,9 +127,10 @@ def non_local_part(channel: str) -> str:
 class KeySpace:
     """The key names of one shard (or one Cluster bucket)."""
 
-    __slots__ = ("base", "channel_prefix", "count_prefix", "group_prefix")
+    __slots__ = ("base", "channel_prefix", "count_prefix", "group_prefix", "prefix")
 
     def __init__(self, prefix: str, tag: str = "") -> None:
+        self.prefix = prefix
         self.base = f"{prefix}:{{{tag}}}:" if tag else f"{prefix}:"
         self.channel_prefix = self.base + "ch:"
         self.count_prefix = self.base + "cnt:"
@@ -143,6 +144,11 @@ class KeySpace:
 
     def group_key(self, group: str) -> str:
         return self.group_prefix + group
+
+    @property
+    def scan_pattern(self) -> str:
+        """The ``SCAN MATCH`` pattern of every key of the layer, in every shard."""
+        return "".join("\\" + char if char in "*?[]\\" else char for char in self.prefix) + ":*"
 
 
 def member_score(added_at: float, capacity: int) -> int:
