@@ -50,6 +50,15 @@ def test_key_space() -> None:
     assert tagged.group_key("room") == "asgi:{42}:gr:room"
 
 
+def test_key_space_names_the_pubsub_channels_and_the_flush_pattern() -> None:
+    keys = KeySpace("asgi")
+    assert keys.publish_name("chat") == "asgi:pub:chat"
+    assert keys.group_publish_name("room") == "asgi:pubgr:room"
+    # Every shard's keys, tagged or not; glob characters of the prefix are literal.
+    assert KeySpace("asgi", "42").scan_pattern == "asgi:*"
+    assert KeySpace("a*b?[c]\\d").scan_pattern == "a\\*b\\?\\[c\\]\\\\d:*"
+
+
 def test_member_scores_order_by_time_and_carry_the_capacity() -> None:
     now = 1_800_000_000.7
     score = member_score(now, 100)

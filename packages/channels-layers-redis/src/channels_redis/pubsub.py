@@ -114,7 +114,7 @@ class RedisPubSubChannelLayer(RedisLayerBase["_PubSubLoopState"]):
         capacity = self.get_capacity(channel)
         future = state.writers[shard].submit(
             (keys.channel_key(queue), keys.count_key(queue)),
-            (element, capacity, field, self._publish_name(queue)),
+            (element, capacity, field, keys.publish_name(queue)),
         )
         status = await future
         if status != 1:
@@ -172,7 +172,7 @@ class RedisPubSubChannelLayer(RedisLayerBase["_PubSubLoopState"]):
         element = pack_element(now_ms() + self._expiry_ms, None, payload)
         shard = shard_index(group, len(state.clients))
         with map_redis_errors(f"sending to the group {group!r}", sending=True):
-            await state.calls[shard]("PUBLISH", self._group_publish_name(group), element)
+            await state.calls[shard]("PUBLISH", self._keys.group_publish_name(group), element)
 
     # -- flush, close ----------------------------------------------------------------
 
@@ -196,12 +196,6 @@ class RedisPubSubChannelLayer(RedisLayerBase["_PubSubLoopState"]):
         state.buffer.clear()
 
     # -- internals ---------------------------------------------------------------------
-
-    def _publish_name(self, queue: str) -> str:
-        return f"{self.prefix}:pub:{queue}"
-
-    def _group_publish_name(self, group: str) -> str:
-        return f"{self.prefix}:pubgr:{group}"
 
     def _check_topology(self, topology: Topology) -> None:
         if topology.cluster:
@@ -270,13 +264,13 @@ class _PubSubLoopState(LayerLoopState):
         )
 
     async def subscribe_queue(self, queue: str, wait: bool) -> None:
-        name = self.layer._publish_name(queue)
+        name = self.layer._keys.publish_name(queue)
         if name not in self.queue_names:
             self.queue_names[name] = queue
         await self.subscribers[self.shard_of(queue)].subscribe(name, wait=wait)
 
     async def subscribe_group(self, group: str) -> None:
-        name = self.layer._group_publish_name(group)
+        name = self.layer._keys.group_publish_name(group)
         self.group_names[name] = group
         subscriber = self.subscribers[shard_index(group, len(self.clients))]
         await subscriber.subscribe(name, wait=True)
@@ -284,7 +278,7 @@ class _PubSubLoopState(LayerLoopState):
     async def unsubscribe_group(self, group: str) -> None:
         if self.groups.get(group):
             return  # a member joined again meanwhile
-        name = self.layer._group_publish_name(group)
+        name = self.layer._keys.group_publish_name(group)
         self.group_names.pop(name, None)
         await self.subscribers[shard_index(group, len(self.clients))].unsubscribe(name)
 

@@ -1,4 +1,4 @@
-"""How :class:`~channels_redis.core.RedisChannelLayer` lays data out in Redis.
+"""How the Redis layers lay data out in Redis: every name comes from :class:`KeySpace`.
 
 Keys (``prefix`` defaults to ``asgi``; ``{tag}`` appears only in a Cluster)::
 
@@ -6,6 +6,13 @@ Keys (``prefix`` defaults to ``asgi``; ``{tag}`` appears only in a Cluster)::
     <prefix>:[{tag}:]cnt:<queue>   a hash: unreceived messages per channel of a process
     <prefix>:[{tag}:]gr:<group>    a sorted set: members of the group whose queue
                                    lives on this shard or bucket
+
+:class:`~channels_redis.pubsub.RedisPubSubChannelLayer` uses the ``ch:`` and
+``cnt:`` keys (as backlogs, and their counts) and publishes on two kinds of
+Pub/Sub channel (names of their own: Pub/Sub channels are not keys)::
+
+    <prefix>:pub:<queue>           the messages of a queue
+    <prefix>:pubgr:<group>         the messages of a group
 
 **Queues.** An ordinary channel (``chat``) has a list of its own, and its
 capacity is the list's length. A process-specific channel
@@ -127,7 +134,15 @@ def non_local_part(channel: str) -> str:
 class KeySpace:
     """The key names of one shard (or one Cluster bucket)."""
 
-    __slots__ = ("base", "channel_prefix", "count_prefix", "group_prefix", "prefix")
+    __slots__ = (
+        "base",
+        "channel_prefix",
+        "count_prefix",
+        "group_prefix",
+        "group_publish_prefix",
+        "prefix",
+        "publish_prefix",
+    )
 
     def __init__(self, prefix: str, tag: str = "") -> None:
         self.prefix = prefix
@@ -135,6 +150,8 @@ class KeySpace:
         self.channel_prefix = self.base + "ch:"
         self.count_prefix = self.base + "cnt:"
         self.group_prefix = self.base + "gr:"
+        self.publish_prefix = self.base + "pub:"
+        self.group_publish_prefix = self.base + "pubgr:"
 
     def channel_key(self, queue: str) -> str:
         return self.channel_prefix + queue
@@ -144,6 +161,14 @@ class KeySpace:
 
     def group_key(self, group: str) -> str:
         return self.group_prefix + group
+
+    def publish_name(self, queue: str) -> str:
+        """The Pub/Sub channel of *queue* (the Pub/Sub layer)."""
+        return self.publish_prefix + queue
+
+    def group_publish_name(self, group: str) -> str:
+        """The Pub/Sub channel of *group* (the Pub/Sub layer)."""
+        return self.group_publish_prefix + group
 
     @property
     def scan_pattern(self) -> str:
