@@ -10,10 +10,10 @@ import pytest
 import pytest_asyncio
 from redis.crc import key_slot
 
-from channels_redis.connections import CLUSTER_BUCKETS
 from channels_redis.core import RedisChannelLayer
 from channels_redis.errors import InvalidConfiguration
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.topology import CLUSTER_BUCKETS
 from channels_testing.conformance import ChannelLayerConformance, LayerFactory
 
 

@@ -18,8 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from channels_redis.connections import FastConnections
 from channels_redis.link import Link, open_link
+from channels_redis.link_pool import FastConnections
 from channels_redis.resp import pack_command
 
 

@@ -26,7 +26,6 @@ from redis.exceptions import NoScriptError
 
 from channels.exceptions import ChannelFull
 
-from .connections import Execute as ExecuteCommand
 from .errors import (
     RedisCommandError,
     RedisConnectionError,
@@ -35,6 +34,7 @@ from .errors import (
     map_redis_errors,
     translate_redis_error,
 )
+from .link_pool import SendCommand
 from .scripts import Script
 from .wire import now_ms
 
@@ -48,10 +48,10 @@ Pending = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[int]"]
 
 #: Runs one batch: (KEYS, ARGV after now and TTL) -> one 1/0 per message;
 #: ``cached=False`` sends the script's text (Redis said it lost the script).
-Execute = Callable[..., Awaitable[list[int]]]
+RunBatch = Callable[..., Awaitable[list[int]]]
 
 #: Writes one batch at once, if it can, and returns the future of its raw
-#: reply (``None``: it cannot now; the batch goes through :data:`Execute`).
+#: reply (``None``: it cannot now; the batch goes through :data:`RunBatch`).
 Start = Callable[[list[str], list[Any]], "asyncio.Future[Any] | None"]
 
 
@@ -74,7 +74,7 @@ class ShardWriter:
     ACK_DELAY = 0.01
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, execute: Execute, start: Start | None = None
+        self, loop: asyncio.AbstractEventLoop, execute: RunBatch, start: Start | None = None
     ) -> None:
         self.loop = loop
         self.execute = execute
@@ -305,8 +305,8 @@ def refused(channel: str, capacity: int, status: int) -> Exception:
     )
 
 
-def script_executor(script: Script, call: ExecuteCommand, ttl_ms: int, sending: str) -> Execute:
-    """The :data:`Execute` of a writer whose batches are calls of *script*.
+def script_executor(script: Script, call: SendCommand, ttl_ms: int, sending: str) -> RunBatch:
+    """The :data:`RunBatch` of a writer whose batches are calls of *script*.
 
     The script gets the time and the keys' TTL before the batch's ARGV;
     *sending* names what a batch with messages does, for error messages.

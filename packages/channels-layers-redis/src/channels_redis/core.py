@@ -28,18 +28,6 @@ import redis.exceptions
 from redis.asyncio import ConnectionPool
 
 from .batching import ShardWriter, close_writers, refused, script_executor
-from .connections import (
-    Client,
-    Execute,
-    FastConnections,
-    Shard,
-    Topology,
-    close_client,
-    executors,
-    make_client,
-    make_clients,
-    pack_command,
-)
 from .errors import (
     RedisLayerError,
     Unanswered,
@@ -49,9 +37,13 @@ from .errors import (
 )
 from .hosts import HostSpec
 from .layer_base import DEFAULT_MAX_MESSAGE_SIZE, LayerLoopState, RedisLayerBase
+from .link_pool import FastConnections, SendCommand, executors
 from .local_buffer import QueueReader
+from .redis_clients import Client, close_client, make_client, make_clients
+from .resp import pack_command
 from .scripts import GROUP_ADD, GROUP_SEND, SEND
 from .sharding import shard_index
+from .topology import Shard, Topology
 from .utils import create_pool
 from .wire import (
     expired_score,
@@ -447,7 +439,7 @@ class _LoopState(LayerLoopState):
         if topology.cluster:
             self.block_seconds = [self.block_seconds[0]]
         ttl_ms = layer._expiry_ms + 1000
-        fast_of: dict[Execute, FastConnections] = {fast.execute: fast for fast in self.fast}
+        fast_of: dict[SendCommand, FastConnections] = {fast.execute: fast for fast in self.fast}
         self.writers = []
         for shard in self.shards:
             call = self.calls[shard.client_index]
@@ -620,7 +612,7 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
-def _cluster_send(call: Execute) -> Execute:
+def _cluster_send(call: SendCommand) -> SendCommand:
     """*call* (redis-py's Cluster client) for sends: a connection error is in doubt.
 
     redis-py does not say whether a command had been written when its

@@ -23,12 +23,13 @@ from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 
 from .batching import ShardWriter
-from .connections import Client, PerLoop, Topology, detect_topology
 from .errors import map_redis_errors
 from .hooks import ConnectionCallback, announce, check_callbacks
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer
 from .options import check_shared_options, name_checks
+from .per_loop import PerLoop
+from .redis_clients import Client
 from .serializers import (
     MessageSerializer,
     overriding_method,
@@ -36,6 +37,7 @@ from .serializers import (
     registry,
     serialize_message,
 )
+from .topology import Topology, detect_topology
 from .utils import _consistent_hash, decode_hosts
 from .wire import KeySpace, ProcessParts, process_channel_name, queue_name, random_process_part
 

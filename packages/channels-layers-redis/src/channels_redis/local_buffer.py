@@ -40,8 +40,9 @@ from typing import Any
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 
-from .connections import Client, Execute
 from .errors import UndecryptableMessage, map_redis_errors
+from .link_pool import SendCommand
+from .redis_clients import Client
 from .scripts import DRAIN
 from .serializers import PayloadDecoder
 from .wire import now_ms, queue_name, unpack_element
@@ -270,7 +271,7 @@ class QueueReader:
         name: str,
         key: str,
         client: Client,
-        execute: Execute,
+        execute: SendCommand,
         buffer: LocalBuffer,
         decoder: PayloadDecoder,
         *,

@@ -41,14 +41,6 @@ from typing import Any
 import redis.exceptions
 
 from .batching import ShardWriter, close_writers, refused, script_executor
-from .connections import (
-    Client,
-    Execute,
-    Topology,
-    close_client,
-    executors,
-    make_clients,
-)
 from .errors import (
     InvalidConfiguration,
     RedisConnectionError,
@@ -57,9 +49,12 @@ from .errors import (
 )
 from .hosts import HostSpec
 from .layer_base import LayerLoopState, RedisLayerBase
+from .link_pool import SendCommand, executors
 from .local_buffer import stop_task
+from .redis_clients import Client, close_client, make_clients
 from .scripts import DRAIN, PUBSUB_SEND
 from .sharding import shard_index
+from .topology import Topology
 from .wire import (
     non_local_part,
     now_ms,
@@ -378,7 +373,7 @@ class _ShardSubscriber:
         self,
         state: _PubSubLoopState,
         index: int,
-        call: Execute,
+        call: SendCommand,
         subscriber_client: Client,
         spec: HostSpec,
     ) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from .connections import Execute
+from .link_pool import SendCommand
 
 __all__ = ["DRAIN", "GROUP_ADD", "GROUP_SEND", "PUBSUB_SEND", "SEND", "Script"]
 
@@ -200,11 +200,11 @@ class Script:
         """The arguments of ``EVALSHA`` after the digest."""
         return (len(keys), *keys, *args)
 
-    async def run(self, execute: Execute, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def run(self, execute: SendCommand, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run the script with *keys* and *args*; one round trip when cached.
 
         *execute* sends one command (``client.execute_command``, or a
-        :class:`~channels_redis.connections.FastConnections`' ``execute``).
+        :class:`~channels_redis.link_pool.FastConnections`' ``execute``).
         """
         arguments = self.args(keys, args)
         try:
@@ -212,7 +212,7 @@ class Script:
         except NoScriptError:
             return await self.run_text(execute, keys, args)
 
-    async def run_text(self, execute: Execute, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def run_text(self, execute: SendCommand, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run the script by its text (``EVAL``), which also caches it in Redis."""
         return await execute("EVAL", self.source, *self.args(keys, args))
 

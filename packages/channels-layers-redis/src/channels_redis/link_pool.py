@@ -1,0 +1,205 @@
+"""Commands to one server over our own pipelined links: :class:`FastConnections`.
+
+The hot paths (sends, receive loops, group changes) would spend most of their
+time in redis-py's command machinery; here they go over
+:class:`~channels_redis.link.Link`\\ s that redis-py's pool opened.
+:func:`executors` chooses, per client, between these links (a server or a
+Sentinel master) and redis-py's own client (a Cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionLost
+from redis.exceptions import ReadOnlyError, ResponseError
+
+from .errors import Unanswered
+from .link import Link, open_link
+from .redis_clients import Client
+from .resp import pack_command
+
+__all__ = ["FastConnections", "SendCommand", "ServerEvents", "executors"]
+
+#: Sends one command and returns its reply: ``await execute("GET", "key")``.
+SendCommand = Callable[..., Awaitable[Any]]
+
+#: Commands that block, and where their timeout (in seconds) is among the arguments.
+_BLOCKING = {"BLMPOP": 1, "BLPOP": -1}
+
+
+class ServerEvents(Protocol):
+    """What a layer learns of one server through its :class:`FastConnections`."""
+
+    def lost(self) -> None:
+        """A connection failed (not closed on purpose): the server may be gone."""
+
+    async def connected(self, run_id: str, connections: FastConnections) -> None:
+        """A new connection is up, to the server whose ``run_id`` is *run_id*.
+
+        Awaited before the connection carries any command: a layer that must
+        put something back after a restart does it here, with a link of its
+        own (:meth:`FastConnections.open_unwatched`).
+        """
+
+
+class FastConnections:
+    """Commands to one server over :class:`~channels_redis.link.Link`\\ s.
+
+    The hot paths (sends, receive loops, group changes) would spend most of
+    their time in redis-py's command machinery. Here every command that
+    answers at once shares one pipelined link; a blocking command
+    (``BLMPOP``, ``BLPOP``) gets a link of its own for as long as it waits.
+    A link that broke (Redis restarted, failed over, timed out) is replaced
+    by a new one on the next command.
+    """
+
+    def __init__(self, client: Redis, events: ServerEvents | None = None) -> None:
+        self.pool = client.connection_pool
+        self.events = events
+        # After a failover the old master answers writes with READONLY: the
+        # link must go, so that the next one asks the Sentinels again.
+        self.sentinel = isinstance(self.pool, SentinelConnectionPool)
+        self.shared: Link | None = None
+        self.opening: asyncio.Future[Link] | None = None
+        #: Links for blocking commands that are not in use.
+        self.idle: list[Link] = []
+        self.every: set[Link] = set()
+
+    async def execute(self, *args: Any) -> Any:
+        packed = pack_command(args)
+        position = _BLOCKING.get(args[0])
+        if position is not None:
+            return await self._blocking(packed, float(args[position]))
+        link = self.shared
+        if link is None or link.failure is not None:
+            if link is not None:
+                self.every.discard(link)  # broken for good: let it go
+            link = await self._shared_link()
+        reply = link.send(packed)
+        if link.drained is not None:
+            await link.drain()
+        try:
+            return await reply
+        except ReadOnlyError:
+            if self.sentinel:
+                link.close()
+                raise RedisConnectionLost("The Sentinel master is now a replica") from None
+            raise
+
+    def submit(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Write a command now if the shared link is ready; the future of its reply.
+
+        ``None`` when it cannot be written at once (no link yet, a broken
+        one, a full write buffer, or a Sentinel master, whose READONLY
+        replies need :meth:`execute`): use :meth:`execute` then. The reply
+        comes raw: an error reply is the future's redis-py exception.
+        """
+        link = self.shared
+        if link is None or link.failure is not None or link.drained is not None or self.sentinel:
+            return None
+        return link.send(pack_command(args))
+
+    async def _shared_link(self) -> Link:
+        opening = self.opening
+        if opening is None:
+            opening = self.opening = asyncio.ensure_future(self._open())
+            opening.add_done_callback(self._opened)
+        return await asyncio.shield(opening)
+
+    def _opened(self, opening: asyncio.Future[Link]) -> None:
+        self.opening = None
+        if not opening.cancelled() and opening.exception() is None:
+            self.shared = opening.result()
+
+    async def _blocking(self, packed: bytes, seconds: float) -> Any:
+        link = None
+        while self.idle:
+            candidate = self.idle.pop()
+            if candidate.failure is None:
+                link = candidate
+                break
+            self.every.discard(candidate)
+        if link is None:
+            link = await self._open()
+        try:
+            reply = await link.send(packed, extra_seconds=seconds)
+        except BaseException:
+            # A reply still to come could carry messages popped for nobody.
+            link.close()
+            self.every.discard(link)
+            raise
+        self.idle.append(link)
+        return reply
+
+    async def _open(self) -> Link:
+        link = await self.open_unwatched()
+        events = self.events
+        if events is not None:
+            try:
+                # INFO's run_id changes when the server restarts (or a Sentinel
+                # names another master): its data may be gone.
+                try:
+                    info = await link.send(pack_command(("INFO", "server")))
+                except ResponseError:
+                    info = b""  # INFO renamed away: restarts go unnoticed
+                await events.connected(_run_id(info), self)
+            except BaseException as exc:
+                link.close()
+                self.every.discard(link)
+                if isinstance(exc, Unanswered):
+                    # The caller's command was not sent: no doubt about it.
+                    raise RedisConnectionLost(str(exc)) from None
+                raise
+            link.on_failure = events.lost
+        return link
+
+    async def open_unwatched(self) -> Link:
+        """A new link, which :meth:`aclose` closes, without telling the events."""
+        link = await open_link(self.pool)
+        self.every.add(link)
+        return link
+
+    async def aclose(self) -> None:
+        links = list(self.every)
+        for link in links:
+            link.close()
+        # The sockets close on the loop's next turn; wait for it, so that
+        # close_pools() returns with the connections gone.
+        if links:
+            closing = [asyncio.ensure_future(link.wait_closed()) for link in links]
+            await asyncio.wait(closing, timeout=5)
+        self.every.clear()
+        self.idle.clear()
+        self.shared = None
+
+
+def _run_id(info: Any) -> str:
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line[len("run_id:") :].strip()
+    return ""  # a server that hides it: restarts go unnoticed
+
+
+def executors(
+    clients: Sequence[Client], events: Callable[[int], ServerEvents | None] | None = None
+) -> tuple[list[SendCommand], list[FastConnections]]:
+    """How to send commands to each client: fast for servers, redis-py for a Cluster.
+
+    *events* gives the :class:`ServerEvents` of the client at an index, if any.
+    """
+    calls: list[SendCommand] = []
+    fast: list[FastConnections] = []
+    for index, client in enumerate(clients):
+        if isinstance(client, Redis):
+            connections = FastConnections(client, None if events is None else events(index))
+            fast.append(connections)
+            calls.append(connections.execute)
+        else:
+            calls.append(client.execute_command)
+    return calls, fast
