@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from channels_redis.link import Link, open_link
+from channels_redis.link import STREAM_ATTRIBUTES, Link, open_link
 from channels_redis.link_pool import FastConnections
 from channels_redis.resp import pack_command
 
@@ -28,6 +28,54 @@ async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=1.0)
     yield client
     await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_redis_py_keeps_the_stream_pair_where_links_take_it(redis_url: str) -> None:
+    # open_link() takes the socket from private attributes of redis-py's
+    # asyncio Connection: a redis-py release that moves them must fail here,
+    # by name, rather than as broken connections.
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url)
+    connection = pool.make_connection()
+    await connection.connect()
+    try:
+        for name, kind in zip(
+            STREAM_ATTRIBUTES, (asyncio.StreamReader, asyncio.StreamWriter), strict=True
+        ):
+            value = getattr(connection, name, None)
+            if not isinstance(value, kind):
+                pytest.fail(
+                    f"redis-py {redis.__version__}: a connected {type(connection).__name__} "
+                    f"has no {name} ({kind.__name__}) but {value!r}; channels_redis.link."
+                    "open_link() takes the socket from it: update link.py and the redis "
+                    "range in pyproject.toml"
+                )
+    finally:
+        await connection.disconnect()
+        await pool.disconnect()
+
+
+class _RenamedStreams(redis.asyncio.Connection):
+    """A redis-py connection as a release that renamed ``_reader`` would make it."""
+
+    async def connect(self) -> None:
+        await super().connect()
+        self._stream_reader, self._reader = self._reader, None
+
+    async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        # Such a release would close its own stream pair, wherever it keeps it.
+        self._reader = self._stream_reader
+        await super().disconnect(*args, **kwargs)
+
+
+@pytest.mark.asyncio
+async def test_a_redis_py_without_the_stream_pair_is_named_in_the_error(redis_url: str) -> None:
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url, connection_class=_RenamedStreams)
+    try:
+        with pytest.raises(RedisConnectionError, match=r"has no _reader attribute"):
+            await open_link(pool)
+    finally:
+        await pool.disconnect()
 
 
 @pytest.mark.asyncio

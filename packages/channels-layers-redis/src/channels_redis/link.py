@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -34,7 +35,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .errors import unanswered
 from .resp import NOTHING, ProtocolError, Push, ReplyParser
 
-__all__ = ["Link", "open_link"]
+__all__ = ["STREAM_ATTRIBUTES", "Link", "open_link"]
+
+#: The private attributes of a connected redis-py asyncio ``Connection`` that
+#: :func:`open_link` takes the socket from (its ``StreamReader`` and
+#: ``StreamWriter``).
+STREAM_ATTRIBUTES = ("_reader", "_writer")
 
 
 class Link(asyncio.Protocol):
@@ -183,11 +189,18 @@ async def open_link(pool: ConnectionPool) -> Link:
     loop = asyncio.get_running_loop()
     connection = pool.make_connection()  # type: ignore[no-untyped-call]
     await connection.connect()
-    # redis-py's asyncio connection keeps its stream pair here (4.2 to 8.x).
+    # redis-py's asyncio connection keeps its stream pair in these private
+    # attributes (4.2 to 8.x): pyproject.toml pins redis below 9, and
+    # tests/test_link.py fails by name when a release moves them.
+    missing = [name for name in STREAM_ATTRIBUTES if getattr(connection, name, None) is None]
     writer: asyncio.StreamWriter | None = getattr(connection, "_writer", None)
-    if writer is None:
+    if missing or writer is None:
         await connection.disconnect()
-        raise RedisConnectionError("redis-py connected but exposes no stream writer")
+        raise RedisConnectionError(
+            f"redis-py {redis.__version__} connected but its {type(connection).__name__} "
+            f"has no {' or '.join(missing)} attribute, which channels_redis.link takes the "
+            "socket from: this redis-py release is not supported"
+        )
     timeout: float | None = pool.connection_kwargs.get("socket_timeout")
     link = Link(loop, timeout)
     transport = writer.transport
