@@ -1,10 +1,23 @@
 """Typed shapes of ASGI scopes, events and callables.
 
 This is the one place where the project spells out the ASGI 3 message
-formats (``../shared/reference/asgi/`` — the ``www`` and ``lifespan``
-specifications, plus the ``websocket.http.response`` extension). The
-consumers, the server and the test communicators all import their types from
-here, so a field added to a message is added once.
+formats: the "HTTP & WebSocket" (``www``) and "Lifespan" specifications at
+https://asgi.readthedocs.io/, plus the ``websocket.http.response`` extension.
+
+Two kinds of names live here:
+
+* The loose aliases (:data:`Scope`, :data:`Message`, :data:`Receive`,
+  :data:`Send`, :data:`ASGIApplication`, ...) are what public signatures use:
+  consumers, routers, middleware, the worker and the server take scopes and
+  events as plain mappings, because middleware adds keys no specification
+  names and channel layer events carry any keys at all.
+* The TypedDicts give the exact shape of each scope and event. Code that
+  builds one annotates it with its TypedDict, so that mypy checks the keys
+  and their types where the message is made: the generic consumers'
+  ``websocket.*`` and ``http.response.*`` events, the origin validator's
+  denial response, the worker's ``channel`` scope and the test
+  communicators' input events. ``_as_message()`` then hands the checked
+  event on as a :data:`Message`.
 
 Every TypedDict uses ``total=False`` for the keys the specification marks as
 optional and inherits the required keys from a ``total=True`` base.
@@ -13,7 +26,7 @@ optional and inherits the required keys from a ``total=True`` base.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 __all__ = [
     "ASGIApplication",
@@ -275,3 +288,13 @@ ASGIApplication = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: callable, however its author annotated the scope (Django's own handler
 #: takes a ``dict``, which a ``MutableMapping`` parameter would reject).
 AnyASGIApplication = Callable[..., Awaitable[None]]
+
+
+def _as_message(event: ASGISendEvent) -> Message:
+    """*event*, built and checked as its TypedDict, typed as the :data:`Message` ``send`` takes.
+
+    mypy does not let a TypedDict through a ``MutableMapping`` parameter (a
+    mutable mapping could be given keys the TypedDict forbids); at run time the
+    event is the same plain ``dict`` either way, so this only changes its type.
+    """
+    return cast("Message", event)

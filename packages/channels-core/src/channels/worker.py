@@ -15,9 +15,9 @@ import functools
 import logging
 import signal
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from .asgi_types import ASGIApplication, Message
+from .asgi_types import ASGIApplication, ChannelScope, Message, Scope
 from .layers import BaseChannelLayer, require_valid_channel_name
 from .utils import name_that_thing
 
@@ -145,8 +145,12 @@ class Worker:
 
     def _start_instance(self, channel: str, queue: asyncio.Queue[Message]) -> _Instance:
         instance = self._instances[channel] = _Instance(queue)
-        scope = {"type": "channel", "channel": channel}
-        instance.task = asyncio.ensure_future(self.application(scope, instance.receive, self._send))
+        scope: ChannelScope = {"type": "channel", "channel": channel}
+        # Checked as a ChannelScope, passed as the plain mapping applications take.
+        app_scope = cast("Scope", scope)
+        instance.task = asyncio.ensure_future(
+            self.application(app_scope, instance.receive, self._send)
+        )
         instance.task.add_done_callback(functools.partial(self._instance_done, channel, instance))
         return instance
 

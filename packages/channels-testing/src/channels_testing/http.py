@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._communicator import FailFastCommunicator
 from ._scope import base_scope
+
+if TYPE_CHECKING:
+    from channels.asgi_types import HTTPRequestEvent
 
 __all__ = ["HttpCommunicator"]
 
@@ -44,7 +47,8 @@ class HttpCommunicator(FailFastCommunicator):
         """Send the request body (once); ``get_response()`` calls this for you."""
         if not self.sent_request:
             self.sent_request = True
-            await self.send_input({"type": "http.request", "body": self.body})
+            event: HTTPRequestEvent = {"type": "http.request", "body": self.body}
+            await self.send_input(event)
 
     async def get_response(self, timeout: float = 1) -> dict[str, Any]:
         """Send the request and collect the whole response.

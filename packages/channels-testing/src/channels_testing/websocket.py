@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._communicator import FailFastCommunicator
 from ._scope import base_scope
+
+if TYPE_CHECKING:
+    from channels.asgi_types import (
+        WebSocketConnectEvent,
+        WebSocketDisconnectEvent,
+        WebSocketReceiveEvent,
+    )
 
 __all__ = ["WebsocketCommunicator"]
 
@@ -48,7 +55,8 @@ class WebsocketCommunicator(FailFastCommunicator):
 
     async def connect(self, timeout: float = 1) -> tuple[bool, Any]:
         """Open the socket. Returns ``(True, subprotocol)`` or ``(False, close_code)``."""
-        await self.send_input({"type": "websocket.connect"})
+        event: WebSocketConnectEvent = {"type": "websocket.connect"}
+        await self.send_input(event)
         response = await self.receive_output(timeout)
         if response["type"] == "websocket.close":
             return False, response.get("code", 1000)
@@ -64,14 +72,16 @@ class WebsocketCommunicator(FailFastCommunicator):
         """Send one frame: exactly one of *text_data* (str) or *bytes_data* (bytes)."""
         if (text_data is None) == (bytes_data is None):
             raise TypeError("send_to() takes exactly one of text_data or bytes_data")
+        event: WebSocketReceiveEvent
         if text_data is not None:
             if not isinstance(text_data, str):
                 raise TypeError(f"text_data must be a str, not {type(text_data).__name__}")
-            await self.send_input({"type": "websocket.receive", "text": text_data})
+            event = {"type": "websocket.receive", "text": text_data}
         else:
             if not isinstance(bytes_data, (bytes, bytearray)):
                 raise TypeError(f"bytes_data must be bytes, not {type(bytes_data).__name__}")
-            await self.send_input({"type": "websocket.receive", "bytes": bytes(bytes_data)})
+            event = {"type": "websocket.receive", "bytes": bytes(bytes_data)}
+        await self.send_input(event)
 
     async def send_json_to(self, data: Any) -> None:
         """Send *data* encoded as JSON in a text frame."""
@@ -106,5 +116,6 @@ class WebsocketCommunicator(FailFastCommunicator):
         """Close the socket from the client side and wait for the application to stop."""
         if not isinstance(code, int):
             raise TypeError(f"code must be an int, not {type(code).__name__}")
-        await self.send_input({"type": "websocket.disconnect", "code": code})
+        event: WebSocketDisconnectEvent = {"type": "websocket.disconnect", "code": code}
+        await self.send_input(event)
         await self.wait(timeout)

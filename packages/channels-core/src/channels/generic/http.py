@@ -6,11 +6,20 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..asgi_types import _as_message
 from ..consumer import AsyncConsumer
 from ..exceptions import StopConsumer
 
 if TYPE_CHECKING:
-    from ..asgi_types import Headers, Message, Receive, Scope, Send
+    from ..asgi_types import (
+        Headers,
+        HTTPResponseBodyEvent,
+        HTTPResponseStartEvent,
+        Message,
+        Receive,
+        Scope,
+        Send,
+    )
 
 __all__ = ["AsyncHttpConsumer"]
 
@@ -79,13 +88,23 @@ class AsyncHttpConsumer(AsyncConsumer):
             header_list = list(headers.items())
         else:
             header_list = list(headers)
-        await self.send({"type": "http.response.start", "status": status, "headers": header_list})
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": header_list,
+        }
+        await self.send(_as_message(start))
 
     async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
         """Send a chunk of the body; ``more_body=True`` keeps the response open."""
         if not isinstance(body, (bytes, bytearray)):
             raise TypeError(f"send_body() takes bytes, not {type(body).__name__}")
-        await self.send({"type": "http.response.body", "body": bytes(body), "more_body": more_body})
+        event: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": bytes(body),
+            "more_body": more_body,
+        }
+        await self.send(_as_message(event))
 
     async def send_response(
         self,

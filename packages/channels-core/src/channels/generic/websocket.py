@@ -13,12 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 
+from ..asgi_types import _as_message
 from ..consumer import AsyncConsumer, SyncConsumer
 from ..exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError, StopConsumer
 from ..layers import BaseChannelLayer
 
 if TYPE_CHECKING:
-    from ..asgi_types import Headers
+    from ..asgi_types import (
+        Headers,
+        Message,
+        WebSocketAcceptEvent,
+        WebSocketCloseEvent,
+        WebSocketSendEvent,
+    )
 
 __all__ = [
     "AsyncJsonWebsocketConsumer",
@@ -30,29 +37,32 @@ __all__ = [
 # -- the ASGI events both flavours send -------------------------------------------
 
 
-def _accept_event(subprotocol: str | None, headers: Headers | None) -> dict[str, Any]:
-    event: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
+def _accept_event(subprotocol: str | None, headers: Headers | None) -> Message:
+    event: WebSocketAcceptEvent = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         event["headers"] = list(headers)
-    return event
+    return _as_message(event)
 
 
-def _frame_event(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+def _frame_event(text_data: str | None, bytes_data: bytes | None) -> Message:
+    event: WebSocketSendEvent
     if text_data is not None:
-        return {"type": "websocket.send", "text": text_data}
-    if bytes_data is not None:
-        return {"type": "websocket.send", "bytes": bytes_data}
-    raise ValueError("send() needs text_data or bytes_data; both were None")
+        event = {"type": "websocket.send", "text": text_data}
+    elif bytes_data is not None:
+        event = {"type": "websocket.send", "bytes": bytes_data}
+    else:
+        raise ValueError("send() needs text_data or bytes_data; both were None")
+    return _as_message(event)
 
 
-def _close_event(code: int | bool | None, reason: str | None) -> dict[str, Any]:
-    event: dict[str, Any] = {"type": "websocket.close"}
+def _close_event(code: int | bool | None, reason: str | None) -> Message:
+    event: WebSocketCloseEvent = {"type": "websocket.close"}
     # send(close=True) passes True through as the code: no code at all.
     if code is not None and code is not True:
         event["code"] = code
     if reason:
         event["reason"] = reason
-    return event
+    return _as_message(event)
 
 
 def _frame_data(message: dict[str, Any]) -> dict[str, Any]:

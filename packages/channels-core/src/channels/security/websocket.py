@@ -30,7 +30,15 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.http import is_same_domain
 
-from ..asgi_types import ASGIApplication, Receive, Scope, Send
+from ..asgi_types import (
+    ASGIApplication,
+    Receive,
+    Scope,
+    Send,
+    WebSocketHTTPResponseBodyEvent,
+    WebSocketHTTPResponseStartEvent,
+    _as_message,
+)
 from ..generic.websocket import AsyncWebsocketConsumer
 
 __all__ = ["AllowedHostsOriginValidator", "OriginValidator", "WebsocketDenier"]
@@ -196,17 +204,20 @@ class WebsocketDenier(AsyncWebsocketConsumer):
             # ASGI www spec, "Close": before the accept, this is a 403.
             await self.close()
             return
-        await self.base_send(
-            {
-                "type": "websocket.http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(self.response_body)).encode("ascii")),
-                ],
-            }
-        )
-        await self.base_send({"type": "websocket.http.response.body", "body": self.response_body})
+        start: WebSocketHTTPResponseStartEvent = {
+            "type": "websocket.http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(self.response_body)).encode("ascii")),
+            ],
+        }
+        await self.base_send(_as_message(start))
+        body: WebSocketHTTPResponseBodyEvent = {
+            "type": "websocket.http.response.body",
+            "body": self.response_body,
+        }
+        await self.base_send(_as_message(body))
 
 
 class OriginValidator:
