@@ -31,7 +31,6 @@ from .batching import ShardWriter, close_writers, refused, script_executor
 from .errors import (
     RedisLayerError,
     Unanswered,
-    UnknownProcessChannel,
     map_redis_errors,
     unanswered,
 )
@@ -165,8 +164,7 @@ class RedisChannelLayer(RedisLayerBase["_LoopState"]):
         queue = queue_name(channel)
         reader = state.readers.get(queue)
         if reader is None:
-            if "!" in channel and queue not in self._process_parts.queues:
-                raise UnknownProcessChannel(channel)
+            self._refuse_unknown_process_channel(channel, queue)
             shard = state.shard_for(queue)
             reader = QueueReader(
                 queue,

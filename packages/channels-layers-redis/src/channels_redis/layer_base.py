@@ -23,7 +23,7 @@ from channels.layers import BaseChannelLayer, CapacityPattern
 from channels.layers.base import require_positive_seconds
 
 from .batching import ShardWriter
-from .errors import map_redis_errors
+from .errors import UnknownProcessChannel, map_redis_errors
 from .hooks import ConnectionCallback, announce, check_callbacks
 from .hosts import HostSpec, parse_hosts
 from .local_buffer import LocalBuffer
@@ -200,6 +200,12 @@ class RedisLayerBase(BaseChannelLayer, Generic[StateT]):
         """:meth:`new_channel` made a name on the process queue *queue*."""
 
     # -- internals -------------------------------------------------------------------------
+
+    def _refuse_unknown_process_channel(self, channel: str, queue: str) -> None:
+        # A process-specific name made elsewhere would wait forever here: its
+        # messages go to the process that made it.
+        if "!" in channel and queue not in self._process_parts.queues:
+            raise UnknownProcessChannel(channel)
 
     async def _state(self) -> StateT:
         return self._loops.peek() or await self._loops.get()

@@ -44,7 +44,6 @@ from .batching import ShardWriter, close_writers, refused, script_executor
 from .errors import (
     InvalidConfiguration,
     RedisConnectionError,
-    UnknownProcessChannel,
     map_redis_errors,
 )
 from .hosts import HostSpec
@@ -118,16 +117,15 @@ class RedisPubSubChannelLayer(RedisLayerBase["_PubSubLoopState"]):
     async def receive(self, channel: str) -> dict[str, Any]:
         """The next message on *channel*, subscribing to it on first use.
 
-        Raises :class:`~channels_redis.errors.UnknownProcessChannel` at once
-        for a process-specific name (with ``!``) that this layer did not make
-        with :meth:`new_channel`.
+        A process-specific name (with ``!``) must come from this layer's
+        :meth:`new_channel`: any other raises
+        :class:`~channels_redis.errors.UnknownProcessChannel` at once.
         """
         self._check_channel(channel)
         state = await self._state()
         queue = queue_name(channel)
         if queue not in state.queues:
-            if "!" in channel and queue not in self._process_parts.queues:
-                raise UnknownProcessChannel(channel)
+            self._refuse_unknown_process_channel(channel, queue)
             state.queues.add(queue)
         await state.subscribe_queue(queue, wait=False)
         return await state.buffer.get(channel)
