@@ -18,6 +18,19 @@ Response back-pressure: ``send()`` returns once the bytes are queued on the
 socket, and waits first whenever the socket's write buffer is over its
 limit, so a fast application cannot fill memory with a slow client's
 response.
+
+The response is a state machine whose table, :data:`HTTP_RESPONSE_TRANSITIONS`,
+is the truth: every change of state goes through ``HTTPStream._process``,
+which looks the event up in the table and refuses what it does not list::
+
+    WAITING ─start─► STARTED ─body(more)─► STREAMING ─body(more)─┐
+                        │                     │   ▲──────────────┘
+                        │                     ├─body(last)─► COMPLETE
+                        ├─body(last)──────────┼─────────────► COMPLETE
+                        └─body(last, trailers)┴─► TRAILERS ─trailers(last)─► COMPLETE
+
+and from every state but COMPLETE, ``server ends`` (408, 500, 503, or the
+response cut short) leads to COMPLETE.
 """
 
 from __future__ import annotations
@@ -28,11 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApplicationError, ClientDisconnected
 from ..protocol.http11 import CONTINUE_RESPONSE, HTTPEngine, RequestHead, error_response
-from ..protocol.state import (
-    HTTP_RESPONSE_TRANSITIONS,
-    ResponseEvent,
-    ResponseState,
-)
+from ..protocol.state import StateEnum
 from .messages import message_type
 
 if TYPE_CHECKING:
@@ -40,7 +49,13 @@ if TYPE_CHECKING:
 
     from .connection import StreamConnection
 
-__all__ = ["BODY_HIGH_WATER", "HTTPStream"]
+__all__ = [
+    "BODY_HIGH_WATER",
+    "HTTP_RESPONSE_TRANSITIONS",
+    "HTTPStream",
+    "ResponseEvent",
+    "ResponseState",
+]
 
 logger = logging.getLogger("channels_server")
 
@@ -48,6 +63,58 @@ logger = logging.getLogger("channels_server")
 BODY_HIGH_WATER = 65536
 
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+
+
+class ResponseState(StateEnum):
+    """Where the response to one request is."""
+
+    #: No ``http.response.start`` yet.
+    WAITING = "waiting"
+    #: ``http.response.start`` received; the head waits for the first body so
+    #: that a single-message body can get a Content-Length.
+    STARTED = "started"
+    #: The head has been written; more body is coming.
+    STREAMING = "streaming"
+    #: The body is complete; ``http.response.trailers`` messages are expected.
+    TRAILERS = "trailers"
+    #: The response is complete; later messages are ignored (www spec).
+    COMPLETE = "complete"
+
+
+class ResponseEvent(StateEnum):
+    """What moves a response from one state to another."""
+
+    # From the application: the ASGI message it sends.
+    START = "http.response.start"
+    BODY = "http.response.body (more_body)"
+    LAST_BODY = "http.response.body"
+    LAST_BODY_BEFORE_TRAILERS = "http.response.body (trailers follow)"
+    TRAILERS = "http.response.trailers (more_trailers)"
+    LAST_TRAILERS = "http.response.trailers"
+    # From the server: it answers (408, 500, 503) or cuts the response short.
+    SERVER_ENDS = "the server ends the response"
+
+
+_RS = ResponseState
+_RE = ResponseEvent
+
+#: (state, event) → the next state. What is not here is refused (see
+#: HTTPStream._process); a complete response takes no events at all.
+HTTP_RESPONSE_TRANSITIONS: dict[tuple[ResponseState, ResponseEvent], ResponseState] = {
+    (_RS.WAITING, _RE.START): _RS.STARTED,
+    (_RS.WAITING, _RE.SERVER_ENDS): _RS.COMPLETE,
+    (_RS.STARTED, _RE.BODY): _RS.STREAMING,
+    (_RS.STARTED, _RE.LAST_BODY): _RS.COMPLETE,
+    (_RS.STARTED, _RE.LAST_BODY_BEFORE_TRAILERS): _RS.TRAILERS,
+    (_RS.STARTED, _RE.SERVER_ENDS): _RS.COMPLETE,
+    (_RS.STREAMING, _RE.BODY): _RS.STREAMING,
+    (_RS.STREAMING, _RE.LAST_BODY): _RS.COMPLETE,
+    (_RS.STREAMING, _RE.LAST_BODY_BEFORE_TRAILERS): _RS.TRAILERS,
+    (_RS.STREAMING, _RE.SERVER_ENDS): _RS.COMPLETE,
+    (_RS.TRAILERS, _RE.TRAILERS): _RS.TRAILERS,
+    (_RS.TRAILERS, _RE.LAST_TRAILERS): _RS.COMPLETE,
+    (_RS.TRAILERS, _RE.SERVER_ENDS): _RS.COMPLETE,
+}
 
 
 class HTTPStream:
@@ -174,7 +241,7 @@ class HTTPStream:
             "Closing connection from %s: request body not received in time", connection.client
         )
         if self._state is ResponseState.WAITING or self._state is ResponseState.STARTED:
-            self._state = ResponseState.COMPLETE
+            self._process(ResponseEvent.SERVER_ENDS)
             self.status = 408
             connection.write(
                 error_response(
@@ -217,6 +284,26 @@ class HTTPStream:
     @property
     def response_complete(self) -> bool:
         return self._state is ResponseState.COMPLETE
+
+    # -- state ----------------------------------------------------------------------
+
+    def _allowed(self, event: ResponseEvent) -> ResponseState:
+        """The state *event* leads to from this one, as the table says.
+
+        Raises :class:`~channels_server.errors.ApplicationError` for an event
+        the table does not list (a message sent at the wrong time).
+        """
+        state = self._state
+        new_state = HTTP_RESPONSE_TRANSITIONS.get((state, event))
+        if new_state is None:
+            raise ApplicationError(f"Cannot send {event.value!r} now: response is {state.value}")
+        return new_state
+
+    def _process(self, event: ResponseEvent) -> ResponseState:
+        """Move to the state the table gives for *event*: the only place the state changes."""
+        new_state = self._allowed(event)
+        self._state = new_state
+        return new_state
 
     # -- the ASGI callables -------------------------------------------------------
 
@@ -311,20 +398,20 @@ class HTTPStream:
         state = self._state
         if state is ResponseState.COMPLETE:
             return  # www spec: messages after the response is complete are ignored.
-        new_state = HTTP_RESPONSE_TRANSITIONS.get((state, event))
-        if new_state is None:
-            raise ApplicationError(f"Cannot send {event.value!r} now: response is {state.value}")
         connection = self.connection
         if event is ResponseEvent.START:
-            self._state = new_state
+            self._process(event)
             self._on_response_start(message)
             return
         if event is ResponseEvent.TRAILERS or event is ResponseEvent.LAST_TRAILERS:
-            self._state = new_state
+            new_state = self._process(event)
             if new_state is ResponseState.COMPLETE:
                 connection.write(self.engine.end_response(message.get("headers", ())))
                 self._finish()
             return
+        # The state changes once the body is on its way: a refused body or
+        # head leaves it where it was.
+        new_state = self._allowed(event)
         body = message.get("body", b"")
         if type(body) is not bytes:
             if not isinstance(body, (bytearray, memoryview)):
@@ -347,7 +434,7 @@ class HTTPStream:
             data = self.engine.send_body(body)
             if new_state is ResponseState.COMPLETE:
                 data += self.engine.end_response()
-        self._state = new_state
+        self._process(event)
         self.response_size += len(body)
         if data:
             connection.write(data)
@@ -412,7 +499,7 @@ class HTTPStream:
         if self.disconnected or connection.closed:
             return
         if self._state is ResponseState.WAITING or self._state is ResponseState.STARTED:
-            self._state = ResponseState.COMPLETE
+            self._process(ResponseEvent.SERVER_ENDS)
             self.status = 500
             connection.write(error_response(500, "", connection.context.server_header))
             self._log()
@@ -420,7 +507,8 @@ class HTTPStream:
             connection.close()
         else:
             # Part of the response is on the wire: the client must see it cut short.
-            self._state = ResponseState.COMPLETE
+            if self._state is not ResponseState.COMPLETE:
+                self._process(ResponseEvent.SERVER_ENDS)
             self._log()
             connection.abort()
 
@@ -436,7 +524,7 @@ class HTTPStream:
                 self.scope["method"],
                 self.scope["path"],
             )
-            self._state = ResponseState.COMPLETE
+            self._process(ResponseEvent.SERVER_ENDS)
             self.status = 503
             connection.write(
                 error_response(

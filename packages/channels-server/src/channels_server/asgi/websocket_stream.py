@@ -1,10 +1,17 @@
 """One WebSocket connection as an ASGI connection scope: ``receive`` and ``send``.
 
-The stream drives the state machine of ``protocol/state.py``
-(``WEBSOCKET_TRANSITIONS``): the handshake is answered only once the
+The stream is a state machine whose table, :data:`WEBSOCKET_TRANSITIONS`,
+is the truth: every change of :attr:`WebSocketStream.state` goes through
+:meth:`WebSocketStream._process`, which looks the event up in the table and
+refuses what it does not list. The handshake is answered only once the
 application accepts (101), closes (403) or sends its own HTTP response (the
 ``websocket.http.response`` extension); then messages flow both ways until
-either side closes.
+either side closes::
+
+    CONNECTING ─accept─► OPEN ─app/server close─► CLOSING ─client close/fail/lost─► CLOSED
+        │                 └─client close / fail / lost ────────────────────────► CLOSED
+        ├─app/server close, lost─► CLOSED     (403 or 503: the handshake is refused)
+        └─denial start─► DENIAL ─denial last body / server close / lost─► CLOSED
 
 Received messages are queued for the application; past
 :data:`QUEUE_HIGH_WATER` bytes or :data:`QUEUE_MAX_MESSAGES` messages the
@@ -28,9 +35,9 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ApplicationError, ClientDisconnected
+from ..errors import ApplicationError, ClientDisconnected, ServerError
 from ..protocol.http11 import error_response, simple_response
-from ..protocol.state import WEBSOCKET_TRANSITIONS, WebSocketEvent, WebSocketState
+from ..protocol.state import StateEnum
 from ..protocol.websocket import (
     CloseReceived,
     ConnectionFailed,
@@ -46,7 +53,15 @@ if TYPE_CHECKING:
 
     from .connection import StreamConnection
 
-__all__ = ["EARLY_DATA_LIMIT", "QUEUE_HIGH_WATER", "QUEUE_MAX_MESSAGES", "WebSocketStream"]
+__all__ = [
+    "EARLY_DATA_LIMIT",
+    "QUEUE_HIGH_WATER",
+    "QUEUE_MAX_MESSAGES",
+    "WEBSOCKET_TRANSITIONS",
+    "WebSocketEvent",
+    "WebSocketState",
+    "WebSocketStream",
+]
 
 logger = logging.getLogger("channels_server")
 
@@ -65,8 +80,80 @@ _ABNORMAL_CLOSURE = 1006  # RFC 6455 §7.1.5: closed without a close frame.
 _SERVICE_RESTART = 1012
 _INTERNAL_ERROR = 1011
 
+
+class WebSocketState(StateEnum):
+    """Where a WebSocket connection is, as the application sees it."""
+
+    #: ``websocket.connect`` delivered; waiting for accept, close or a denial response.
+    CONNECTING = "connecting"
+    #: The application is sending an HTTP denial response (``websocket.http.response``).
+    DENIAL = "denial"
+    #: Accepted: messages flow both ways.
+    OPEN = "open"
+    #: The server sent a close frame and waits for the client's.
+    CLOSING = "closing"
+    #: The connection is over; the application gets ``websocket.disconnect``.
+    CLOSED = "closed"
+
+
+class WebSocketEvent(StateEnum):
+    """What moves a :class:`WebSocketStream` from one state to another."""
+
+    # From the application: the ASGI message it sends.
+    ACCEPT = "websocket.accept"
+    SEND = "websocket.send"
+    CLOSE = "websocket.close"
+    DENIAL_START = "websocket.http.response.start"
+    DENIAL_BODY = "websocket.http.response.body (more_body)"
+    DENIAL_LAST_BODY = "websocket.http.response.body"
+    # From the client, through the engine.
+    CLIENT_CLOSE = "close frame received"
+    FAIL = "the client broke the protocol or a limit (close frame sent)"
+    LOST = "connection lost"
+    # From the server itself.
+    SERVER_CLOSE = "server closes (timeout, lifetime, shutdown, application returned)"
+
+
 _WS = WebSocketState
 _EV = WebSocketEvent
+
+#: (state, event) → the next state. What is not here is refused (see
+#: WebSocketStream._process); every row is an event that can happen in its state.
+WEBSOCKET_TRANSITIONS: dict[tuple[WebSocketState, WebSocketEvent], WebSocketState] = {
+    (_WS.CONNECTING, _EV.ACCEPT): _WS.OPEN,
+    # Closed before the handshake completes: answered 403 (503 on shutdown).
+    (_WS.CONNECTING, _EV.CLOSE): _WS.CLOSED,
+    (_WS.CONNECTING, _EV.DENIAL_START): _WS.DENIAL,
+    (_WS.CONNECTING, _EV.SERVER_CLOSE): _WS.CLOSED,
+    (_WS.CONNECTING, _EV.LOST): _WS.CLOSED,
+    (_WS.DENIAL, _EV.DENIAL_BODY): _WS.DENIAL,
+    (_WS.DENIAL, _EV.DENIAL_LAST_BODY): _WS.CLOSED,
+    (_WS.DENIAL, _EV.SERVER_CLOSE): _WS.CLOSED,
+    (_WS.DENIAL, _EV.LOST): _WS.CLOSED,
+    (_WS.OPEN, _EV.SEND): _WS.OPEN,
+    (_WS.OPEN, _EV.CLOSE): _WS.CLOSING,
+    (_WS.OPEN, _EV.SERVER_CLOSE): _WS.CLOSING,
+    (_WS.OPEN, _EV.CLIENT_CLOSE): _WS.CLOSED,
+    (_WS.OPEN, _EV.FAIL): _WS.CLOSED,
+    (_WS.OPEN, _EV.LOST): _WS.CLOSED,
+    # A second close from the application while the handshake runs is harmless.
+    (_WS.CLOSING, _EV.CLOSE): _WS.CLOSING,
+    (_WS.CLOSING, _EV.SERVER_CLOSE): _WS.CLOSING,
+    (_WS.CLOSING, _EV.CLIENT_CLOSE): _WS.CLOSED,
+    (_WS.CLOSING, _EV.FAIL): _WS.CLOSED,
+    (_WS.CLOSING, _EV.LOST): _WS.CLOSED,
+    # The application may still close or return, and the transport report
+    # the end, after it. (Nothing the client sends is read any more: the
+    # engine is closed, or the connection lingers, discarding it.)
+    (_WS.CLOSED, _EV.CLOSE): _WS.CLOSED,
+    (_WS.CLOSED, _EV.SERVER_CLOSE): _WS.CLOSED,
+    (_WS.CLOSED, _EV.LOST): _WS.CLOSED,
+}
+
+# The events an application causes, by the message type that causes them.
+_APPLICATION_EVENTS = frozenset(
+    {_EV.ACCEPT, _EV.SEND, _EV.CLOSE, _EV.DENIAL_START, _EV.DENIAL_BODY, _EV.DENIAL_LAST_BODY}
+)
 
 
 class WebSocketStream:
@@ -149,25 +236,47 @@ class WebSocketStream:
 
     # -- state ------------------------------------------------------------------------
 
-    def _transition(self, event: WebSocketEvent, kind: str) -> WebSocketState:
-        new_state = WEBSOCKET_TRANSITIONS.get((self.state, event))
+    def _allowed(self, event: WebSocketEvent, kind: str = "") -> WebSocketState:
+        """The state *event* leads to from this one, as the table says.
+
+        Raises :class:`~channels_server.errors.ClientDisconnected` for a
+        message the application sends once the WebSocket is closing or
+        closed, :class:`~channels_server.errors.ApplicationError` for one it
+        sends at the wrong time (*kind* is its type), and
+        :class:`~channels_server.errors.ServerError` for any other event the
+        table does not list (a bug in this module).
+        """
+        state = self.state
+        new_state = WEBSOCKET_TRANSITIONS.get((state, event))
         if new_state is None:
-            if self.state is _WS.CLOSED or self.state is _WS.CLOSING:
+            if event not in _APPLICATION_EVENTS:
+                raise ServerError(
+                    f"WebSocket event {event.value!r} cannot happen while {state.value}"
+                )
+            if state is _WS.CLOSED or state is _WS.CLOSING:
                 raise ClientDisconnected(f"Cannot send {kind!r}: the WebSocket is closed")
-            raise ApplicationError(f"Cannot send {kind!r} now: the WebSocket is {self.state.value}")
+            raise ApplicationError(f"Cannot send {kind!r} now: the WebSocket is {state.value}")
         return new_state
 
-    def _closed(self, code: int, reason: str) -> None:
-        """The connection is over, whichever side ended it."""
-        was_open = self.state is _WS.OPEN or self.state is _WS.CLOSING
-        if self.state is not _WS.CLOSED:
-            self.state = _WS.CLOSED
+    def _process(self, event: WebSocketEvent, kind: str = "") -> WebSocketState:
+        """Move to the state the table gives for *event*; the state it left.
+
+        The only place :attr:`state` changes after ``__init__``. Raises as
+        :meth:`_allowed` and then changes nothing.
+        """
+        previous = self.state
+        self.state = self._allowed(event, kind)
+        return previous
+
+    def _closed(self, previous: WebSocketState, code: int, reason: str) -> None:
+        """The connection is over, whichever side ended it (*previous* is the state it left)."""
+        if previous is not _WS.CLOSED:
             self._close_code = code
             self._close_reason = reason
         self._cancel_timer()
         self._wake()
         connection = self.connection
-        if was_open:
+        if previous is _WS.OPEN or previous is _WS.CLOSING:
             connection.context.access_log.websocket(
                 "WSDISCONNECT",
                 self.scope["client"],
@@ -208,14 +317,15 @@ class WebSocketStream:
                     messages.append(event)  # type: ignore[arg-type]
                     self._queued_bytes += len(event)  # type: ignore[arg-type]
             elif kind is CloseReceived:
-                self._closed(event.code, event.reason)  # type: ignore[union-attr]
+                previous = self._process(_EV.CLIENT_CLOSE)
+                self._closed(previous, event.code, event.reason)  # type: ignore[union-attr]
                 self.connection.close()
             else:
                 assert isinstance(event, ConnectionFailed)
                 logger.info(
                     "Closing WebSocket %s with %d: %s", self.scope["path"], event.code, event.reason
                 )
-                self._closed(event.code, event.reason)
+                self._closed(self._process(_EV.FAIL), event.code, event.reason)
                 # The client may still be sending the rest of what was refused.
                 self.connection.close_lingering()
         if messages:
@@ -241,20 +351,20 @@ class WebSocketStream:
         engine = self._engine
         if engine is not None:
             engine.connection_lost()
-        if self.state is not _WS.CLOSED:
-            if self.state is _WS.CONNECTING or self.state is _WS.DENIAL:
+        previous = self._process(_EV.LOST)
+        if previous is not _WS.CLOSED:
+            if previous is _WS.CONNECTING or previous is _WS.DENIAL:
                 self._log("WSREJECT")
-            self._closed(_ABNORMAL_CLOSURE, "")
+            self._closed(previous, _ABNORMAL_CLOSURE, "")
 
     def server_close(self, code: int = _SERVICE_RESTART, reason: str = "") -> None:
         """The server ends the connection (shutdown: 1012, Service Restart)."""
-        state = self.state
-        if state is _WS.OPEN:
-            self.state = _WS.CLOSING
+        previous = self._process(_EV.SERVER_CLOSE)
+        if previous is _WS.OPEN:
             self._close_code = code
             self._send_close(code, reason)
-        elif state is _WS.CONNECTING or state is _WS.DENIAL:
-            self._reject(503 if code == _SERVICE_RESTART else 403)
+        elif previous is _WS.CONNECTING or previous is _WS.DENIAL:
+            self._reject(previous, 503 if code == _SERVICE_RESTART else 403)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -299,7 +409,7 @@ class WebSocketStream:
     async def send(self, message: Message) -> None:
         kind = message_type(message)
         if kind == "websocket.send":
-            self._transition(_EV.SEND, kind)
+            self._process(_EV.SEND, kind)
             engine = self._engine
             assert engine is not None
             text = message.get("text")
@@ -324,23 +434,23 @@ class WebSocketStream:
                 await waiter
             return
         if kind == "websocket.accept":
-            self._transition(_EV.ACCEPT, kind)
+            self._allowed(_EV.ACCEPT, kind)
             self._accept(message)
         elif kind == "websocket.close":
-            new_state = self._transition(_EV.CLOSE, kind)
+            self._allowed(_EV.CLOSE, kind)
             code = validate_close_code(message.get("code", 1000))
             reason = message.get("reason") or ""
             if not isinstance(reason, str):
                 raise ApplicationError(f"websocket.close 'reason' must be a str, not {reason!r}")
-            if self.state is _WS.CONNECTING:
-                self._reject(403)
-            elif self.state is _WS.OPEN:
-                self.state = new_state
+            previous = self._process(_EV.CLOSE, kind)
+            if previous is _WS.CONNECTING:
+                self._reject(previous, 403)
+            elif previous is _WS.OPEN:
                 self._close_code = code
                 self._close_reason = reason
                 self._send_close(code, reason)
         elif kind == "websocket.http.response.start":
-            self._transition(_EV.DENIAL_START, kind)
+            self._allowed(_EV.DENIAL_START, kind)
             status = message.get("status")
             if type(status) is not int or not 200 <= status <= 599:
                 raise ApplicationError(
@@ -348,10 +458,11 @@ class WebSocketStream:
                     f"not {status!r}"
                 )
             self._denial = (status, message.get("headers", ()), [])
-            self.state = _WS.DENIAL
+            self._process(_EV.DENIAL_START, kind)
         elif kind == "websocket.http.response.body":
             more_body = bool(message.get("more_body", False))
-            self._transition(_EV.DENIAL_BODY if more_body else _EV.DENIAL_LAST_BODY, kind)
+            event = _EV.DENIAL_BODY if more_body else _EV.DENIAL_LAST_BODY
+            self._allowed(event, kind)
             body = message.get("body", b"")
             if not isinstance(body, (bytes, bytearray, memoryview)):
                 raise ApplicationError(
@@ -359,7 +470,9 @@ class WebSocketStream:
                 )
             assert self._denial is not None
             self._denial[2].append(bytes(body))
-            if not more_body:
+            if more_body:
+                self._process(event, kind)
+            else:
                 self._send_denial()
         else:
             raise ApplicationError(
@@ -379,7 +492,7 @@ class WebSocketStream:
             message.get("headers", ()),
             connection.context.server_header,
         )
-        self.state = _WS.OPEN
+        self._process(_EV.ACCEPT, "websocket.accept")
         self._engine = WebSocketConnection(
             config.websocket_max_message_size,
             config.websocket_max_frame_size,
@@ -401,13 +514,13 @@ class WebSocketStream:
         if pending:
             self.feed_data(pending)
 
-    def _reject(self, status: int) -> None:
+    def _reject(self, previous: WebSocketState, status: int) -> None:
+        """Answer the handshake with *status*: the stream has just left *previous* for CLOSED."""
         connection = self.connection
-        self.state = _WS.CLOSED
         self._pending = None
         connection.write(error_response(status, "", connection.context.server_header))
         self._log("WSREJECT")
-        self._closed(_ABNORMAL_CLOSURE, "")
+        self._closed(previous, _ABNORMAL_CLOSURE, "")
         connection.close()
 
     def _send_denial(self) -> None:
@@ -421,12 +534,13 @@ class WebSocketStream:
                 status, headers, b"".join(body), connection.context.server_header
             )
         except ApplicationError:
-            self.state = _WS.DENIAL
+            # Still in DENIAL: the application failed, and the server ends the
+            # connection when its task does.
             raise
-        self.state = _WS.CLOSED
+        previous = self._process(_EV.DENIAL_LAST_BODY, "websocket.http.response.body")
         connection.write(response)
         self._log("WSREJECT")
-        self._closed(_ABNORMAL_CLOSURE, "")
+        self._closed(previous, _ABNORMAL_CLOSURE, "")
         connection.close()
 
     def _send_close(self, code: int, reason: str) -> None:
@@ -461,22 +575,20 @@ class WebSocketStream:
                 self.connection.context.tasks.discard(task)
 
     def _end_after_application(self, *, failed: bool) -> None:
-        state = self.state
-        if state is _WS.CONNECTING:
+        previous = self._process(_EV.SERVER_CLOSE)
+        if previous is _WS.CONNECTING:
             if not failed:
                 logger.warning(
                     "Application returned without accepting or rejecting WebSocket %s",
                     self.scope["path"],
                 )
-            self._reject(500 if failed else 403)
-        elif state is _WS.DENIAL:
-            self.state = _WS.CLOSED
-            self._closed(_ABNORMAL_CLOSURE, "")
+            self._reject(previous, 500 if failed else 403)
+        elif previous is _WS.DENIAL:
+            self._closed(previous, _ABNORMAL_CLOSURE, "")
             self.connection.abort()
-        elif state is _WS.OPEN:
+        elif previous is _WS.OPEN:
             # The scope lives as long as the socket: the application is gone, so is the socket.
             code = _INTERNAL_ERROR if failed else 1000
-            self.state = _WS.CLOSING
             self._close_code = code
             self._send_close(code, "")
 
@@ -502,7 +614,7 @@ class WebSocketStream:
                 self.scope["path"],
                 config.websocket_connect_timeout,
             )
-            self._reject(403)
+            self._reject(self._process(_EV.SERVER_CLOSE), 403)
         elif state is _WS.OPEN:
             self._keepalive(config.ping_interval, config.ping_timeout, config.websocket_timeout)
         elif state is _WS.CLOSING:
