@@ -43,6 +43,7 @@ __all__ = [
     "CloseReceived",
     "ConnectionFailed",
     "Handshake",
+    "ReceivedEvent",
     "WebSocketConnection",
     "accept_response",
     "validate_close_code",
@@ -207,9 +208,11 @@ class ConnectionFailed:
         self.reason = reason
 
 
-#: An event from :meth:`WebSocketConnection.receive_data`: a text message
+#: What :meth:`WebSocketConnection.receive_data` reports: a text message
 #: (``str``), a binary message (``bytes``), or the end of the connection.
-WebSocketEvent = str | bytes | CloseReceived | ConnectionFailed
+#: (The events that move a WebSocket stream between its states are
+#: :class:`~channels_server.asgi.websocket_stream.WebSocketEvent`.)
+ReceivedEvent = str | bytes | CloseReceived | ConnectionFailed
 
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
@@ -271,14 +274,14 @@ class WebSocketConnection:
         """Whether the close handshake is complete in both directions."""
         return self._connection.state is ConnectionState.CLOSED
 
-    def receive_data(self, data: bytes) -> tuple[list[WebSocketEvent], bytes]:
+    def receive_data(self, data: bytes) -> tuple[list[ReceivedEvent], bytes]:
         """Parse received bytes: the events, and bytes to send back (pongs, close replies)."""
         connection = self._connection
         state = connection.state
         if state is not ConnectionState.OPEN and state is not ConnectionState.LOCAL_CLOSING:
             return [], b""  # Nothing the client sends after a close matters (§5.5.1).
         connection.receive_data(data)
-        events: list[WebSocketEvent] = []
+        events: list[ReceivedEvent] = []
         reply = b""
         for event in connection.events():
             kind = type(event)
@@ -346,8 +349,8 @@ class WebSocketConnection:
         return events, reply
 
     def _fail(
-        self, events: list[WebSocketEvent], reply: bytes, code: int, reason: str
-    ) -> tuple[list[WebSocketEvent], bytes]:
+        self, events: list[ReceivedEvent], reply: bytes, code: int, reason: str
+    ) -> tuple[list[ReceivedEvent], bytes]:
         if self._connection.state is ConnectionState.OPEN:
             reply += self._connection.send(CloseConnection(code=code, reason=reason))
         events.append(ConnectionFailed(code, reason))
