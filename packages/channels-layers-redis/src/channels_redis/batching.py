@@ -38,7 +38,7 @@ from .link_pool import SendCommand
 from .scripts import Script
 from .wire import now_ms
 
-__all__ = ["ShardWriter", "close_writers", "refused", "script_executor"]
+__all__ = ["RunBatch", "ShardWriter", "Start", "close_writers", "refused", "script_executor"]
 
 logger = logging.getLogger("channels_redis")
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import redis.exceptions
 from redis.asyncio import ConnectionPool
 
-from .batching import ShardWriter, close_writers, refused, script_executor
+from .batching import ShardWriter, Start, close_writers, refused, script_executor
 from .errors import (
     RedisLayerError,
     Unanswered,
@@ -455,9 +455,12 @@ class _LoopState(LayerLoopState):
             )
 
     @staticmethod
-    def _starter(connections: FastConnections | None, ttl_ms: int) -> Any:
-        if connections is None:
-            return None  # a Cluster: redis-py's client
+    def _starter(connections: FastConnections | None, ttl_ms: int) -> Start | None:
+        # Decided once per shard: a Cluster (redis-py's client) and a
+        # Sentinel master (whose READONLY replies only execute() handles)
+        # send every batch through the writer's executor.
+        if connections is None or connections.sentinel:
+            return None
 
         def start(keys: list[str], args: list[Any]) -> asyncio.Future[Any] | None:
             return connections.submit(

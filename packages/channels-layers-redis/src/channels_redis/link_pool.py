@@ -62,7 +62,8 @@ class FastConnections:
         self.pool = client.connection_pool
         self.events = events
         # After a failover the old master answers writes with READONLY: the
-        # link must go, so that the next one asks the Sentinels again.
+        # link must go, so that the next one asks the Sentinels again. Only
+        # execute() sees to that, so a Sentinel master gets no submit().
         self.sentinel = isinstance(self.pool, SentinelConnectionPool)
         self.shared: Link | None = None
         self.opening: asyncio.Future[Link] | None = None
@@ -95,12 +96,13 @@ class FastConnections:
         """Write a command now if the shared link is ready; the future of its reply.
 
         ``None`` when it cannot be written at once (no link yet, a broken
-        one, a full write buffer, or a Sentinel master, whose READONLY
-        replies need :meth:`execute`): use :meth:`execute` then. The reply
-        comes raw: an error reply is the future's redis-py exception.
+        one, a full write buffer): use :meth:`execute` then. The reply comes
+        raw: an error reply is the future's redis-py exception. Not for a
+        Sentinel master (:attr:`sentinel`), whose READONLY replies need
+        :meth:`execute`: the caller decides that once, when it sets up.
         """
         link = self.shared
-        if link is None or link.failure is not None or link.drained is not None or self.sentinel:
+        if link is None or link.failure is not None or link.drained is not None:
             return None
         return link.send(pack_command(args))
 
