@@ -40,7 +40,10 @@ def make_clients(topology: Topology) -> list[Client]:
 def make_client(spec: HostSpec) -> Redis:
     """A new client for one server (or Sentinel master), for the running loop only."""
     if isinstance(spec, SentinelSpec):
-        sentinel = Sentinel(
+        # Through Any: redis-py annotates Sentinel from 6 on, not before, and
+        # we support both (nox -s typecheck_oldest).
+        sentinel_class: Any = Sentinel
+        sentinel = sentinel_class(
             spec.sentinels, sentinel_kwargs=dict(spec.sentinel_kwargs), **spec.options
         )
         client: Redis = sentinel.master_for(spec.master_name)
@@ -61,7 +64,10 @@ def _make_cluster(hosts: Sequence[HostSpec]) -> RedisCluster:
             options = {k: v for k, v in spec.options.items() if k not in _NOT_FOR_CLUSTER}
             if spec.options.get("connection_class") is SSLConnection:
                 options = _cluster_tls_options(options)
-    return RedisCluster(startup_nodes=nodes, **options)
+    # Through Any: redis-py 5's annotations call RedisCluster abstract.
+    cluster_class: Any = RedisCluster
+    cluster: RedisCluster = cluster_class(startup_nodes=nodes, **options)
+    return cluster
 
 
 def _cluster_tls_options(options: dict[str, Any]) -> dict[str, Any]:
