@@ -24,7 +24,6 @@ the h11 engine does. Three things need care:
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from typing import Final
 
@@ -45,13 +44,12 @@ from .http11 import (
     validate_request_head,
 )
 from .state import RequestPhase
+from .syntax import is_token
 
 __all__ = ["MAX_PIPELINED", "HTTPToolsConnection"]
 
 #: Parsed requests that may wait for their responses on one connection.
 MAX_PIPELINED: Final = 64
-
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
 
 
 class _StopParsing(Exception):
@@ -214,7 +212,7 @@ class HTTPToolsConnection(HTTPEngine):
             # llhttp knows only the methods of KNOWN_METHODS; a well-formed
             # method it does not know is 501, as with the h11 engine.
             method = start.split(b" ", 1)[0]
-            if method and _TOKEN(method):
+            if is_token(method):
                 return HTTPProtocolError(501, "Method not implemented")
         elif "Transfer-Encoding" in reason:
             # The same refusals, in the same words, as validate_request_head().

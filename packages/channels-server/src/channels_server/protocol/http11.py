@@ -60,6 +60,7 @@ import h11
 
 from ..errors import ApplicationError, HTTPProtocolError
 from .state import RequestPhase
+from .syntax import find_control_in_request_value, response_field
 
 __all__ = [
     "CONTINUE_RESPONSE",
@@ -169,15 +170,6 @@ class RequestHead:
 
 Event = RequestHead | bytes | Sentinel
 
-# Control characters that RFC 9110 §5.5 lets a recipient reject, plus NEL
-# (0x85), a line break for str.splitlines() once the value is decoded as
-# Latin-1. h11 has already refused NUL, CR, LF, VT and FF; this catches the
-# rest (including \x1c-\x1e) in one search over all values.
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]").search
-# In responses CR and LF would split the header; other CTLs are refused too
-# (RFC 9110 §5.5). Bytes above 0x7f are obs-text and pass, as h11 lets them.
-_FORBIDDEN_IN_RESPONSE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
 # A field line continued on the next (obs-fold, RFC 9112 §5.2).
 _FOLD = re.compile(rb"\n[ \t]").search
 _FRAMING_HEADERS = frozenset(
@@ -231,7 +223,7 @@ def validate_request_head(
     head_size = len(values) + len(b"".join([name for name, _ in headers])) + 4 * len(headers)
     if head_size + len(method) + len(target) + 12 > limits.max_header_size:
         raise HTTPProtocolError(431, "Request header fields too large")
-    if _FORBIDDEN_IN_VALUE(values):
+    if find_control_in_request_value(values):
         raise HTTPProtocolError(400, "Control character in a header value")
     keep_alive = version == b"1.1"
     expect_continue = False
@@ -455,20 +447,7 @@ def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]])
             if line is not None:
                 lines.append(line)
                 continue
-        try:
-            name, value = item
-        except (TypeError, ValueError):
-            raise ApplicationError(
-                f"Each response header must be a (name, value) pair, not {item!r}"
-            ) from None
-        if type(name) is not bytes or type(value) is not bytes:
-            raise ApplicationError(f"Response header names and values must be bytes, not {item!r}")
-        if not _TOKEN(name):
-            raise ApplicationError(f"Invalid response header name {name!r}")
-        if _FORBIDDEN_IN_RESPONSE(value):
-            raise ApplicationError(
-                f"Response header {name!r} has a control character in its value {value!r}"
-            )
+        name, value = response_field(item, "response header")
         lower = name.lower()
         cacheable = False
         if lower == b"content-length":
@@ -735,11 +714,8 @@ class HTTPEngine:
         framing = self._framing
         if framing == _CHUNKED:
             lines = [b"0\r\n"]
-            for name, value in trailers:
-                if type(name) is not bytes or type(value) is not bytes or not _TOKEN(name):
-                    raise ApplicationError(f"Invalid response trailer {(name, value)!r}")
-                if _FORBIDDEN_IN_RESPONSE(value):
-                    raise ApplicationError(f"Control character in response trailer {name!r}")
+            for item in trailers:
+                name, value = response_field(item, "response trailer")
                 lines.append(name + b": " + value + b"\r\n")
             lines.append(b"\r\n")
             return b"".join(lines)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 import struct
 from collections.abc import Iterable
 from typing import Final
@@ -36,6 +35,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 
 from ..errors import ApplicationError, HTTPProtocolError
 from .http11 import RequestHead, status_line
+from .syntax import is_token, response_field
 
 __all__ = [
     "FRAGMENT_COST",
@@ -58,8 +58,6 @@ MESSAGE_TOO_BIG: Final = 1009
 #: or take more parsing, than the limit allows for.
 FRAGMENT_COST: Final = 64
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
-_FORBIDDEN_IN_RESPONSE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 
 
 class Handshake:
@@ -99,7 +97,7 @@ def validate_handshake(head: RequestHead) -> Handshake:
                     token = token.strip()
                     if not token:
                         continue
-                    if not _TOKEN(token):
+                    if not is_token(token):
                         raise HTTPProtocolError(400, "Invalid WebSocket subprotocol")
                     offered.append(token.decode("ascii"))
     if versions != [b"13"]:
@@ -146,16 +144,7 @@ def accept_response(
         parts += (b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n")
     has_server = False
     for item in headers:
-        try:
-            name, value = item
-        except (TypeError, ValueError):
-            raise ApplicationError(
-                f"Each websocket.accept header must be a (name, value) pair, not {item!r}"
-            ) from None
-        if type(name) is not bytes or type(value) is not bytes:
-            raise ApplicationError(f"websocket.accept headers must be bytes pairs, not {item!r}")
-        if not _TOKEN(name) or _FORBIDDEN_IN_RESPONSE(value):
-            raise ApplicationError(f"Invalid websocket.accept header {item!r}")
+        name, value = response_field(item, "websocket.accept header")
         lower = name.lower()
         if lower == b"sec-websocket-protocol":
             raise ApplicationError(
