@@ -265,7 +265,12 @@ class WebSocketStream:
         :meth:`_allowed` and then changes nothing.
         """
         previous = self.state
-        self.state = self._allowed(event, kind)
+        # The lookup is repeated here rather than calling _allowed(): this
+        # runs for every websocket.send (bench/server.py, ws-raw row).
+        new_state = WEBSOCKET_TRANSITIONS.get((previous, event))
+        if new_state is None:
+            new_state = self._allowed(event, kind)  # Raises.
+        self.state = new_state
         return previous
 
     def _closed(self, previous: WebSocketState, code: int, reason: str) -> None:
