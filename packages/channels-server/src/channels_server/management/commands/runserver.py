@@ -29,7 +29,7 @@ from django.contrib.staticfiles.management.commands.runserver import (
     Command as StaticfilesRunserverCommand,
 )
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils import autoreload
 
