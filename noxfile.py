@@ -29,8 +29,8 @@
 * ``latest`` (not run by default): every package's tests and the type check
   against the newest releases of everything (no lock), so that drift shows up
   as one red session before ``nox -s lock`` takes it in.
-* ``typecheck_oldest`` (not run by default): mypy against the oldest redis-py
-  and Django stubs the packages declare.
+* ``typecheck_oldest``: mypy against the oldest redis-py and Django (stubs)
+  the packages declare, beside ``typecheck`` on the locked releases.
 * ``fuzz`` (not run by default): the long run of the live fuzz of
   channels-server's HTTP and WebSocket engines (the test suite runs it
   briefly, with a fixed seed); prints a table.
@@ -283,7 +283,7 @@ def typecheck(session: nox.Session) -> None:
     _typecheck(session, _django("5.2"))
 
 
-@nox.session(python="3.11", default=False)
+@nox.session(python="3.11", tags=["ci"])
 def typecheck_oldest(session: nox.Session) -> None:
     """mypy --strict against the oldest redis-py and Django (stubs) we declare."""
     names = {Requirement(pin).name for pin in OLDEST}

@@ -172,7 +172,7 @@ class URLRouter:
                 path_remaining=remaining,
                 url_route={
                     "args": tuple(outer.get("args", ())) + tuple(args),
-                    "kwargs": {**outer.get("kwargs", {}), **kwargs, **route.default_args},
+                    "kwargs": {**outer.get("kwargs", {}), **kwargs, **(route.default_args or {})},
                 },
             )
             try:

@@ -260,7 +260,7 @@ def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     headers.append((b"vary", b"Cookie"))
 
 
-class SessionLazyObject(LazyObject):  # type: ignore[type-arg]
+class SessionLazyObject(LazyObject):  # type: ignore[type-arg, unused-ignore]
     """``scope["session"]``: a stand-in for the connection's session store.
 
     :class:`InstanceSessionWrapper` puts an empty one in the scope and its
@@ -295,7 +295,7 @@ class SessionLazyObject(LazyObject):  # type: ignore[type-arg]
     @property
     def is_resolved(self) -> bool:
         """Whether a session store has been put in."""
-        return self._wrapped is not empty
+        return self._wrapped is not empty  # type: ignore[attr-defined, unused-ignore]
 
 
 class InstanceSessionWrapper:

@@ -1,4 +1,4 @@
-"""The ASGI lifespan protocol (``../shared/reference/asgi/lifespan.rst``).
+"""The ASGI lifespan protocol (the ASGI "Lifespan Protocol" specification).
 
 The server runs the application once with a ``lifespan`` scope in the same
 event loop as the connections: ``lifespan.startup`` before it accepts any,
