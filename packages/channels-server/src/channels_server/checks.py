@@ -16,28 +16,37 @@ from typing import Any
 from django.apps import AppConfig, apps
 from django.core.checks import CheckMessage, Error
 
-__all__ = ["check_installed_before_staticfiles"]
+__all__ = ["check_installed_before_staticfiles", "staticfiles_order_errors"]
 
 _STATICFILES = "django.contrib.staticfiles"
+
+
+def staticfiles_order_errors(app_name: str) -> list[CheckMessage]:
+    """``<app_name>.E001`` when the application *app_name* comes after staticfiles.
+
+    Shared with the compatibility ``daphne`` distribution, whose ``daphne``
+    application brings the same ``runserver`` and so needs the same order.
+    """
+    names = [config.name for config in apps.get_app_configs()]
+    # The registry of checks outlives settings overrides: say nothing for a
+    # project in which the application is not installed (any more).
+    if app_name not in names or _STATICFILES not in names:
+        return []
+    if names.index(app_name) < names.index(_STATICFILES):
+        return []
+    return [
+        Error(
+            f"{app_name} is listed after django.contrib.staticfiles in INSTALLED_APPS, "
+            "so 'manage.py runserver' runs Django's WSGI development server (staticfiles' "
+            "runserver command wins), not channels-server.",
+            hint=f"Move '{app_name}' above 'django.contrib.staticfiles' in INSTALLED_APPS.",
+            id=f"{app_name}.E001",
+        )
+    ]
 
 
 def check_installed_before_staticfiles(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """``channels_server.E001`` when ``channels_server`` comes after staticfiles."""
-    names = [config.name for config in apps.get_app_configs()]
-    # The registry of checks outlives settings overrides: say nothing for a
-    # project in which channels_server is not installed (any more).
-    if "channels_server" not in names or _STATICFILES not in names:
-        return []
-    if names.index("channels_server") < names.index(_STATICFILES):
-        return []
-    return [
-        Error(
-            "channels_server is listed after django.contrib.staticfiles in INSTALLED_APPS, "
-            "so 'manage.py runserver' runs Django's WSGI development server (staticfiles' "
-            "runserver command wins), not channels-server.",
-            hint="Move 'channels_server' above 'django.contrib.staticfiles' in INSTALLED_APPS.",
-            id="channels_server.E001",
-        )
-    ]
+    return staticfiles_order_errors("channels_server")
