@@ -143,6 +143,14 @@ def _install(session: nox.Session, *arguments: str, constraints: Path = CONSTRAI
     session.install(*arguments, *pins)
 
 
+def _pytest(
+    session: nox.Session, package: str, *arguments: str, env: dict[str, str] | None = None
+) -> None:
+    """Run *package*'s own test suite in the session's virtualenv."""
+    tests = str(ROOT / "packages" / package / "tests")
+    session.run("python", "-m", "pytest", tests, "-p", "no:cacheprovider", *arguments, env=env)
+
+
 def _django(version: str) -> str:
     """The pinned release of Django *version* (``4.2`` -> ``Django==4.2.30``)."""
     for line in DJANGO_RELEASES.read_text().splitlines():
@@ -232,16 +240,7 @@ def tests(session: nox.Session, django: str, package: str) -> None:
         args.remove("--postgres")
         _install(session, "psycopg[binary]>=3.1")
         env["CHANNELS_TEST_DATABASE"] = "postgres"
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        str(ROOT / "packages" / package / "tests"),
-        "-p",
-        "no:cacheprovider",
-        *args,
-        env=env,
-    )
+    _pytest(session, package, *args, env=env)
 
 
 @nox.session(python="3.11", tags=["ci"])
@@ -273,6 +272,11 @@ def _typecheck(session: nox.Session, *pins: str, constraints: Path = CONSTRAINTS
         *pins,
         constraints=constraints,
     )
+    _mypy(session)
+
+
+def _mypy(session: nox.Session) -> None:
+    """mypy --strict (the root configuration) over every package's sources."""
     sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
     session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
 
@@ -579,16 +583,6 @@ def latest(session: nox.Session) -> None:
     session.install(
         "--upgrade", *_local_packages(*ALL_PACKAGES, extras=("tests",)), *_group("typecheck")
     )
-    sources = [str(ROOT / "packages" / package / "src") for package in PACKAGES]
-    session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), *sources)
+    _mypy(session)
     for package in ALL_PACKAGES:
-        session.run(
-            "python",
-            "-m",
-            "pytest",
-            str(ROOT / "packages" / package / "tests"),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            *session.posargs,
-        )
+        _pytest(session, package, "-q", *session.posargs)
