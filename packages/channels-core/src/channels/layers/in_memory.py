@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from .._cache import BoundedCache
 from ..exceptions import ChannelFull, ForeignChannelError
 from . import names
 from .base import BaseChannelLayer, CapacityPattern, require_positive_seconds
@@ -59,7 +60,7 @@ def copy_message(value: Any) -> Any:
 #: The size of the signature at the end of new_channel()'s non-local parts.
 _SIGNATURE_BYTES = 4
 _SIGNATURE_LENGTH = 2 * _SIGNATURE_BYTES  # in hexadecimal digits
-#: How many checked non-local parts to remember (then they are forgotten at once).
+#: How many checked non-local parts to remember (the oldest is forgotten first).
 _CHECKED_REMOTES_KEPT = 4096
 
 #: Where a channel's messages would be: most channels only ever have a
@@ -223,7 +224,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         # them from names it never made without remembering each one.
         self._name_key = secrets.token_bytes(16)
         # Non-local parts already checked by _made_here(), and the answer.
-        self._checked_remotes: dict[str, bool] = {}
+        self._checked_remotes: BoundedCache[str, bool] = BoundedCache(_CHECKED_REMOTES_KEPT)
 
     # -- channels --------------------------------------------------------------
 
@@ -339,10 +340,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             return known
         body, signature = remote[:-_SIGNATURE_LENGTH], remote[-_SIGNATURE_LENGTH:]
         made_here = len(remote) > _SIGNATURE_LENGTH and self._signature(body) == signature
-        if len(self._checked_remotes) >= _CHECKED_REMOTES_KEPT:
-            self._checked_remotes.clear()
-        self._checked_remotes[remote] = made_here
-        return made_here
+        return self._checked_remotes.put(remote, made_here)
 
     # -- groups ----------------------------------------------------------------
 
