@@ -8,9 +8,7 @@ real interpreter.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -23,37 +21,23 @@ from channels._installation import (
     find_mixed_folders,
     require_unmixed_installation,
 )
+from channels_testing.site_packages import copy_package, install, run_python
 
 PYTHON = "/venv/bin/python"
 
-
-def install(
-    site: Path,
-    name: str,
-    version: str,
-    files: dict[str, str],
-    requires: tuple[str, ...] = (),
-    installer: str = "pip",
-) -> Path:
-    """Write *files* into *site* and a dist-info folder recording them, as an installer does."""
-    for relative, text in files.items():
-        target = site / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    dist_info.mkdir()
-    headers = ["Metadata-Version: 2.3", f"Name: {name}", f"Version: {version}"]
-    headers += [f"Requires-Dist: {requirement}" for requirement in requires]
-    (dist_info / "METADATA").write_text("\n".join(headers) + "\n\nThe description.\n")
-    (dist_info / "INSTALLER").write_text(f"{installer}\n")
-    recorded = [*files, f"{dist_info.name}/METADATA", f"{dist_info.name}/INSTALLER"]
-    record = [f"{path},sha256=x,1" for path in recorded] + [f"{dist_info.name}/RECORD,,"]
-    (dist_info / "RECORD").write_text("\n".join(record) + "\n")
-    return dist_info
-
-
 OUR_CHANNELS = {"channels/__init__.py": "", "channels/layers/__init__.py": ""}
 THEIR_CHANNELS = {"channels/__init__.py": "", "channels/layers.py": ""}
+
+
+def install_our_daphne(site: Path) -> None:
+    """The compatibility daphne distribution: the daphne folder, and a requirement on us."""
+    install(
+        site,
+        "daphne",
+        "4.99.0",
+        {"daphne/__init__.py": "", "daphne/apps.py": ""},
+        requires=("channels-server>=0.1,<0.2",),
+    )
 
 
 def test_our_distributions_alone_are_not_mixed(tmp_path: Path) -> None:
@@ -130,13 +114,7 @@ def test_compatibility_distributions_are_ours(tmp_path: Path) -> None:
     install(tmp_path, "channels", "4.99.0", {}, requires=("channels-core>=0.1,<0.2",))
     install(tmp_path, "channels-redis", "4.99.0", {}, requires=("channels-layers-redis",))
     # ...except the daphne one, which has the daphne folder to itself.
-    install(
-        tmp_path,
-        "daphne",
-        "4.99.0",
-        {"daphne/__init__.py": "", "daphne/apps.py": ""},
-        requires=("channels-server>=0.1,<0.2",),
-    )
+    install_our_daphne(tmp_path)
 
     assert find_mixed_folders(str(tmp_path)) == []
 
@@ -150,13 +128,7 @@ def test_the_real_daphne_alone_is_not_a_mixture(tmp_path: Path) -> None:
 
 
 def test_the_real_daphne_in_our_daphne_folder_is_refused(tmp_path: Path) -> None:
-    install(
-        tmp_path,
-        "daphne",
-        "4.99.0",
-        {"daphne/__init__.py": "", "daphne/apps.py": ""},
-        requires=("channels-server>=0.1,<0.2",),
-    )
+    install_our_daphne(tmp_path)
     # A requirement behind a marker does not make a distribution ours.
     install(
         tmp_path,
@@ -195,27 +167,7 @@ def test_a_quoted_record_path_is_read(tmp_path: Path) -> None:
 
 def copy_of_channels(site: Path) -> Path:
     """Our ``channels`` package copied into *site*, recorded as channels-core installs it."""
-    source = Path(channels.__file__).parent
-    shutil.copytree(source, site / "channels", ignore=shutil.ignore_patterns("__pycache__"))
-    files = {
-        path.relative_to(site).as_posix(): path.read_text()
-        for path in sorted((site / "channels").rglob("*"))
-        if path.is_file()
-    }
-    install(site, "channels-core", channels.__version__, files)
-    return site / "channels"
-
-
-def run_python(site: Path, code: str, *options: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        [sys.executable, *options, "-c", code],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return copy_package(site, channels, "channels-core", channels.__version__)
 
 
 def test_importing_channels_from_a_clean_copy_works(tmp_path: Path) -> None:
