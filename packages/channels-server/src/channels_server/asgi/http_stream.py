@@ -324,7 +324,7 @@ class HTTPStream:
                 else:
                     first = queued[0] if len(queued) == 1 else b"".join(queued)
                     # (A memoryview is what is left of a piece handed out in chunks.)
-                    body = first if type(first) is bytes else bytes(first)
+                    body = first if isinstance(first, bytes) else bytes(first)
                     queued.clear()
                     self._body_size = 0
                 if self._paused and self._body_size <= BODY_HIGH_WATER:
@@ -420,7 +420,7 @@ class HTTPStream:
         # head leaves it where it was.
         new_state = self._allowed(event)
         body = message.get("body", b"")
-        if type(body) is not bytes:
+        if not isinstance(body, bytes):
             if not isinstance(body, (bytearray, memoryview)):
                 raise ApplicationError(
                     f"http.response.body 'body' must be bytes, not {type(body).__name__}"
@@ -456,6 +456,7 @@ class HTTPStream:
 
     def _on_response_start(self, message: Message) -> None:
         status = message.get("status")
+        # Exactly an int: a bool or an IntEnum member is refused.
         if type(status) is not int:
             raise ApplicationError(f"http.response.start 'status' must be an int, not {status!r}")
         headers = message.get("headers", ())

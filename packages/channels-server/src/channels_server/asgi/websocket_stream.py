@@ -396,7 +396,7 @@ class WebSocketStream:
                 ):
                     self._paused = False
                     self.connection.resume_reading()
-                if type(message) is str:
+                if isinstance(message, str):
                     return {"type": "websocket.receive", "text": message}
                 return {"type": "websocket.receive", "bytes": message}
             if self.state is _WS.CLOSED:
@@ -420,7 +420,7 @@ class WebSocketStream:
             text = message.get("text")
             data = message.get("bytes")
             if text is not None:
-                if data is not None or type(text) is not str:
+                if data is not None or not isinstance(text, str):
                     raise ApplicationError(
                         "websocket.send needs exactly one of 'text' (str) or 'bytes' (bytes)"
                     )
@@ -457,6 +457,7 @@ class WebSocketStream:
         elif kind == "websocket.http.response.start":
             self._allowed(_EV.DENIAL_START, kind)
             status = message.get("status")
+            # Exactly an int: a bool or an IntEnum member is refused.
             if type(status) is not int or not 200 <= status <= 599:
                 raise ApplicationError(
                     f"websocket.http.response.start 'status' must be an int from 200 to 599, "

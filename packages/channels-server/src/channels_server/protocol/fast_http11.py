@@ -238,18 +238,17 @@ class HTTPToolsConnection(HTTPEngine):
                 return PEER_CLOSED
             return NEED_DATA
         event = events.popleft()
-        kind = type(event)
-        if kind is bytes:
-            return event  # type: ignore[return-value]
-        if kind is RequestHead:
-            self.head = event  # type: ignore[assignment]
-            self.keep_alive = event.keep_alive  # type: ignore[union-attr]
-            if self._stopped and not any(type(later) is RequestHead for later in events):
+        if isinstance(event, bytes):
+            return event
+        if isinstance(event, RequestHead):
+            self.head = event
+            self.keep_alive = event.keep_alive
+            if self._stopped and not any(isinstance(later, RequestHead) for later in events):
                 # The last request parsed before MAX_PIPELINED stopped parsing:
                 # its response closes the connection.
                 self.keep_alive = False
             self.phase = RequestPhase.BODY
-            return event  # type: ignore[return-value]
+            return event
         if event is END_OF_REQUEST:
             self.phase = RequestPhase.COMPLETE
             self._current_done = True
@@ -267,9 +266,9 @@ class HTTPToolsConnection(HTTPEngine):
     def buffered_size(self) -> int:
         size = len(self._upgrade_data or b"")
         for event in self._events:
-            if type(event) is bytes:
+            if isinstance(event, bytes):
                 size += len(event)
-            elif type(event) is RequestHead:
+            elif isinstance(event, RequestHead):
                 size += len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
         return size
 

@@ -58,6 +58,8 @@ from typing import Any, Final, NamedTuple
 
 import h11
 
+from channels._cache import BoundedCache
+
 from ..errors import ApplicationError, HTTPProtocolError
 from .state import RequestPhase
 from .syntax import find_control_in_request_value, response_field
@@ -341,7 +343,8 @@ def status_line(status: int) -> bytes:
 
 
 class _DateCache:
-    # Formatting the Date header costs microseconds; it changes once a second.
+    # Formatting the Date header costs microseconds and it changes once a
+    # second: kept for the hello row of bench/server.py.
     __slots__ = ("line", "second")
 
     def __init__(self) -> None:
@@ -390,11 +393,6 @@ def error_response(
     )
 
 
-# Checked response header pairs and their serialised lines (see _check_response_head).
-_HEADER_LINES: dict[tuple[bytes, bytes], bytes] = {}
-_HEADER_CACHE_SIZE = 512
-
-
 class _CheckedHead(NamedTuple):
     lines: list[bytes]
     content_length: int | None
@@ -403,11 +401,14 @@ class _CheckedHead(NamedTuple):
     has_server: bool
 
 
-# Whole checked heads by (status, header pairs), lines as a tuple: an
-# application tends to send the same few heads over and over.
+# Two memos for the hello row of bench/server.py, where checking the same
+# header pairs for every response is a measurable share of a request. Keys
+# come from the application, so each is bounded (the oldest entry goes).
+# Checked header pairs and their serialised lines:
+_HEADER_LINES: BoundedCache[tuple[bytes, bytes], bytes] = BoundedCache(512)
+# Whole checked heads by (status, header pairs), lines as a tuple:
 _Remembered = tuple[tuple[bytes, ...], int | None, bool, bool, bool]
-_HEADS: dict[tuple[int, tuple[Any, ...]], _Remembered] = {}
-_HEAD_CACHE_SIZE = 256
+_HEADS: BoundedCache[tuple[int, tuple[Any, ...]], _Remembered] = BoundedCache(256)
 
 
 def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]]) -> _CheckedHead:
@@ -418,17 +419,18 @@ def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]])
     remembers what they asked for. Raises
     :class:`~channels_server.errors.ApplicationError` for what cannot be sent.
     """
+    # Exactly an int: a bool or an IntEnum member is refused.
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ApplicationError(f"Response status must be an int from 200 to 599, not {status!r}")
     key: tuple[int, tuple[Any, ...]] | None = None
-    if type(status) is int and (type(headers) is list or type(headers) is tuple):
+    if isinstance(headers, (list, tuple)):
         try:
             key = (status, tuple(headers))
             known = _HEADS.get(key)
-        except TypeError:  # pairs that are lists: not cached
+        except TypeError:  # pairs that are lists: not remembered
             key = known = None
         if known is not None:
             return _CheckedHead(list(known[0]), known[1], known[2], known[3], known[4])
-    if type(status) is not int or not 200 <= status <= 599:
-        raise ApplicationError(f"Response status must be an int from 200 to 599, not {status!r}")
     lines = [status_line(status)]
     content_length: int | None = None
     close = has_date = has_server = False
@@ -438,18 +440,17 @@ def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]])
         raise ApplicationError(
             f"Response headers must be an iterable of (name, value) pairs, not {headers!r}"
         ) from None
-    cache = _HEADER_LINES
+    header_lines = _HEADER_LINES
     for item in items:
-        if type(item) is tuple:
-            # Most responses repeat the same few headers: skip the checks for
-            # a pair already checked (never one of the framing headers below).
-            line = cache.get(item)
+        if isinstance(item, tuple):
+            # A pair already checked (never one of the framing headers below).
+            line = header_lines.get(item)
             if line is not None:
                 lines.append(line)
                 continue
         name, value = response_field(item, "response header")
         lower = name.lower()
-        cacheable = False
+        remember = False
         if lower == b"content-length":
             if not value.strip().isdigit():
                 raise ApplicationError(f"Invalid Content-Length response header {value!r}")
@@ -472,17 +473,13 @@ def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]])
             has_server = True
         else:
             # Only headers that change nothing in the framing are remembered.
-            cacheable = type(item) is tuple
+            remember = isinstance(item, tuple)
         line = name + b": " + value + b"\r\n"
         lines.append(line)
-        if cacheable:
-            if len(cache) >= _HEADER_CACHE_SIZE:
-                cache.clear()
-            cache[item] = line
-    if key is not None and all(type(item) is tuple for item in key[1]):
-        if len(_HEADS) >= _HEAD_CACHE_SIZE:
-            _HEADS.clear()
-        _HEADS[key] = (tuple(lines), content_length, close, has_date, has_server)
+        if remember:
+            header_lines.put(item, line)
+    if key is not None and all(isinstance(item, tuple) for item in key[1]):
+        _HEADS.put(key, (tuple(lines), content_length, close, has_date, has_server))
     return _CheckedHead(lines, content_length, close, has_date, has_server)
 
 
@@ -814,9 +811,8 @@ class HTTP11Connection(HTTPEngine):
                 # RFC 9112 §9.6: no further request is processed.
                 return PAUSED
             return self._refuse(exc)
-        kind = type(event)
-        if kind is h11.Data:
-            data = event.data  # type: ignore[union-attr]
+        if isinstance(event, h11.Data):
+            data = event.data
             if self._limits.max_body_size is not None:
                 try:
                     self._count_body(len(data))
@@ -824,10 +820,10 @@ class HTTP11Connection(HTTPEngine):
                     self._fail()
                     raise
             # h11 hands out bytearray slices of its buffer; ASGI bodies are bytes.
-            return data if type(data) is bytes else bytes(data)
-        if kind is h11.Request:
-            return self._on_request(event)  # type: ignore[arg-type]
-        if kind is h11.EndOfMessage:
+            return data if isinstance(data, bytes) else bytes(data)
+        if isinstance(event, h11.Request):
+            return self._on_request(event)
+        if isinstance(event, h11.EndOfMessage):
             self.phase = RequestPhase.COMPLETE
             return END_OF_REQUEST
         if event is h11.NEED_DATA:

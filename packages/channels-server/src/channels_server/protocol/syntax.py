@@ -62,7 +62,7 @@ def response_field(item: object, what: str) -> tuple[bytes, bytes]:
         name, value = cast("tuple[object, object]", item)
     except (TypeError, ValueError):
         raise ApplicationError(f"Each {what} must be a (name, value) pair, not {item!r}") from None
-    if type(name) is not bytes or type(value) is not bytes:
+    if not isinstance(name, bytes) or not isinstance(value, bytes):
         raise ApplicationError(f"The name and value of each {what} must be bytes, not {item!r}")
     if not is_token(name):
         raise ApplicationError(f"Invalid {what} name {name!r}")

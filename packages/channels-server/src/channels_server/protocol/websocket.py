@@ -164,6 +164,7 @@ def accept_response(
 
 def validate_close_code(code: object) -> int:
     """Check a close code an application wants to send (RFC 6455 §7.4)."""
+    # Exactly an int: a bool or an IntEnum member is refused.
     if type(code) is not int:
         raise ApplicationError(f"WebSocket close code must be an int, not {code!r}")
     # 1004-1006 and 1015 are reserved for reporting, never sent; 1016-2999

@@ -419,7 +419,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             except HTTPProtocolError as exc:
                 self._refuse(exc)
                 return
-            if type(event) is bytes:
+            if isinstance(event, bytes):
                 stream = self.stream
                 if stream is not None and self._upgrade is None:
                     stream.feed_body(event)
@@ -430,7 +430,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
                     self._pipeline_paused = False
                     self._update_reading()
                 return
-            if type(event) is RequestHead:
+            if isinstance(event, RequestHead):
                 if not self._on_request(http, event):
                     return
                 continue
