@@ -23,34 +23,6 @@ IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 SCOPE = {"type": "test"}
 
 
-@pytest.fixture(params=["no-layer", "in-memory"])
-def layer_setting(request: pytest.FixtureRequest, settings: Any) -> str:
-    """Run the test once without a channel layer and once with a fresh in-memory one."""
-    settings.CHANNEL_LAYERS = {} if request.param == "no-layer" else {"default": IN_MEMORY}
-    return str(request.param)
-
-
-@pytest.fixture
-def memory_layer(settings: Any) -> InMemoryChannelLayer:
-    """A fresh in-memory layer as "default" (changing the setting drops the old one)."""
-    settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
-    layer = get_channel_layer()
-    assert isinstance(layer, InMemoryChannelLayer)
-    return layer
-
-
-async def stop(communicator: ApplicationCommunicator) -> None:
-    """Cancel the application and wait until it has finished stopping."""
-    communicator.future.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await communicator.future
-
-
-def tasks_left(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
-    """Tasks still pending that did not exist when *before* was taken."""
-    return {task for task in asyncio.all_tasks() if task not in before and not task.done()}
-
-
 # -- as_asgi() -------------------------------------------------------------------
 
 
@@ -92,7 +64,9 @@ def test_custom_init_is_not_second_guessed_by_as_asgi() -> None:
 
 
 @pytest.mark.asyncio
-async def test_each_connection_gets_a_new_instance_with_the_initkwargs(settings: Any) -> None:
+async def test_each_connection_gets_a_new_instance_with_the_initkwargs(
+    settings: Any, stop: Any
+) -> None:
     settings.CHANNEL_LAYERS = {}
     instances: list[AsyncConsumer] = []
 
@@ -201,7 +175,7 @@ async def test_missing_handler_on_a_sync_consumer(layer_setting: str) -> None:
 
 
 @pytest.mark.asyncio
-async def test_stop_consumer_ends_the_instance_cleanly(layer_setting: str) -> None:
+async def test_stop_consumer_ends_the_instance_cleanly(layer_setting: str, tasks_left: Any) -> None:
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
     await communicator.send_input({"type": "stop.now"})
@@ -211,7 +185,7 @@ async def test_stop_consumer_ends_the_instance_cleanly(layer_setting: str) -> No
 
 
 @pytest.mark.asyncio
-async def test_stop_consumer_from_a_sync_consumer(layer_setting: str) -> None:
+async def test_stop_consumer_from_a_sync_consumer(layer_setting: str, tasks_left: Any) -> None:
     class Stopper(SyncConsumer):
         def test_stop(self, message: dict[str, Any]) -> None:
             self.send({"type": "bye"})
@@ -235,7 +209,9 @@ class Exploding(AsyncConsumer):
 
 
 @pytest.mark.asyncio
-async def test_an_exception_in_a_handler_propagates_out_of_the_app(layer_setting: str) -> None:
+async def test_an_exception_in_a_handler_propagates_out_of_the_app(
+    layer_setting: str, tasks_left: Any
+) -> None:
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(Exploding.as_asgi(), SCOPE)
     await communicator.send_input({"type": "test.explode", "why": "on purpose"})
@@ -245,7 +221,9 @@ async def test_an_exception_in_a_handler_propagates_out_of_the_app(layer_setting
 
 
 @pytest.mark.asyncio
-async def test_an_exception_in_a_sync_handler_propagates(layer_setting: str) -> None:
+async def test_an_exception_in_a_sync_handler_propagates(
+    layer_setting: str, tasks_left: Any
+) -> None:
     class SyncExploding(SyncConsumer):
         def test_explode(self, message: dict[str, Any]) -> None:
             raise Boom("from a thread")
@@ -259,7 +237,9 @@ async def test_an_exception_in_a_sync_handler_propagates(layer_setting: str) -> 
 
 
 @pytest.mark.asyncio
-async def test_cancelling_the_app_leaves_no_task_behind(layer_setting: str) -> None:
+async def test_cancelling_the_app_leaves_no_task_behind(
+    layer_setting: str, tasks_left: Any
+) -> None:
     started = asyncio.Event()
 
     class Waiting(AsyncConsumer):
@@ -279,6 +259,7 @@ async def test_cancelling_the_app_leaves_no_task_behind(layer_setting: str) -> N
 @pytest.mark.asyncio
 async def test_cancelling_the_app_inside_a_handler_cancels_the_handler(
     layer_setting: str,
+    tasks_left: Any,
 ) -> None:
     entered = asyncio.Event()
     outcome: list[str] = []
@@ -345,7 +326,7 @@ class Background(AsyncConsumer):
 @pytest.mark.parametrize("ending", ["stop", "explode", "cancel"])
 @pytest.mark.asyncio
 async def test_start_task_is_cancelled_when_the_instance_ends(
-    layer_setting: str, ending: str
+    layer_setting: str, ending: str, tasks_left: Any
 ) -> None:
     events: list[str] = []
     before = asyncio.all_tasks()
@@ -371,6 +352,7 @@ async def test_start_task_is_cancelled_when_the_instance_ends(
 @pytest.mark.asyncio
 async def test_a_failing_start_task_stops_the_instance_with_its_exception(
     layer_setting: str,
+    tasks_left: Any,
 ) -> None:
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(Background.as_asgi(events=[]), SCOPE)
@@ -381,7 +363,9 @@ async def test_a_failing_start_task_stops_the_instance_with_its_exception(
 
 
 @pytest.mark.asyncio
-async def test_stop_consumer_from_a_start_task_stops_cleanly(layer_setting: str) -> None:
+async def test_stop_consumer_from_a_start_task_stops_cleanly(
+    layer_setting: str, tasks_left: Any
+) -> None:
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(Background.as_asgi(events=[]), SCOPE)
     await communicator.send_input({"type": "test.stop_later"})
@@ -457,7 +441,9 @@ async def whoami(communicator: ApplicationCommunicator) -> dict[str, Any]:
 
 
 @pytest.mark.asyncio
-async def test_each_instance_gets_its_own_channel_name(memory_layer: InMemoryChannelLayer) -> None:
+async def test_each_instance_gets_its_own_channel_name(
+    layer: InMemoryChannelLayer, stop: Any
+) -> None:
     first = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     second = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     name_1 = (await whoami(first))["channel_name"]
@@ -471,7 +457,7 @@ async def test_each_instance_gets_its_own_channel_name(memory_layer: InMemoryCha
 
 
 @pytest.mark.asyncio
-async def test_without_a_layer_there_is_no_channel_name(settings: Any) -> None:
+async def test_without_a_layer_there_is_no_channel_name(settings: Any, stop: Any) -> None:
     settings.CHANNEL_LAYERS = {}
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     assert await whoami(communicator) == {"type": "me", "channel_name": None, "has_layer": False}
@@ -480,25 +466,27 @@ async def test_without_a_layer_there_is_no_channel_name(settings: Any) -> None:
 
 @pytest.mark.asyncio
 async def test_layer_events_arrive_while_the_client_is_silent(
-    memory_layer: InMemoryChannelLayer,
+    layer: InMemoryChannelLayer,
 ) -> None:
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
-    await memory_layer.send(channel_name, {"type": "layer.event", "payload": "ping"})
+    await layer.send(channel_name, {"type": "layer.event", "payload": "ping"})
     assert await communicator.receive_output() == {"type": "from layer", "payload": "ping"}
-    await memory_layer.send(channel_name, {"type": "layer.stop"})
+    await layer.send(channel_name, {"type": "layer.stop"})
     await communicator.wait()
 
 
 @pytest.mark.asyncio
-async def test_layer_and_client_handlers_never_overlap(memory_layer: InMemoryChannelLayer) -> None:
+async def test_layer_and_client_handlers_never_overlap(
+    layer: InMemoryChannelLayer, stop: Any
+) -> None:
     log: list[str] = []
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=log), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
     await communicator.send_input({"type": "test.slow"})
     assert await communicator.receive_output() == {"type": "slow started"}
     # The client's handler is running: a layer event must wait for it.
-    await memory_layer.send(channel_name, {"type": "layer.event", "payload": 1})
+    await layer.send(channel_name, {"type": "layer.event", "payload": 1})
     assert await communicator.receive_output() == {"type": "slow done"}
     assert await communicator.receive_output() == {"type": "from layer", "payload": 1}
     assert log == ["slow start", "slow end", "layer start", "layer end"]
@@ -506,11 +494,13 @@ async def test_layer_and_client_handlers_never_overlap(memory_layer: InMemoryCha
 
 
 @pytest.mark.asyncio
-async def test_stop_consumer_from_a_layer_event(memory_layer: InMemoryChannelLayer) -> None:
+async def test_stop_consumer_from_a_layer_event(
+    layer: InMemoryChannelLayer, tasks_left: Any
+) -> None:
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
-    await memory_layer.send(channel_name, {"type": "layer.stop"})
+    await layer.send(channel_name, {"type": "layer.stop"})
     await communicator.wait()
     assert communicator.future.result() is None
     assert tasks_left(before) == set()
@@ -518,12 +508,13 @@ async def test_stop_consumer_from_a_layer_event(memory_layer: InMemoryChannelLay
 
 @pytest.mark.asyncio
 async def test_an_exception_in_a_layer_handler_stops_the_instance(
-    memory_layer: InMemoryChannelLayer,
+    layer: InMemoryChannelLayer,
+    tasks_left: Any,
 ) -> None:
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
-    await memory_layer.send(channel_name, {"type": "layer.explode"})
+    await layer.send(channel_name, {"type": "layer.explode"})
     with pytest.raises(Boom, match="layer handler failure"):
         await communicator.wait()
     assert tasks_left(before) == set()
@@ -531,11 +522,11 @@ async def test_an_exception_in_a_layer_handler_stops_the_instance(
 
 @pytest.mark.asyncio
 async def test_a_layer_event_without_a_handler_stops_the_instance(
-    memory_layer: InMemoryChannelLayer,
+    layer: InMemoryChannelLayer,
 ) -> None:
     communicator = ApplicationCommunicator(LayerUser.as_asgi(log=[]), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
-    await memory_layer.send(channel_name, {"type": "chat.message"})
+    await layer.send(channel_name, {"type": "chat.message"})
     with pytest.raises(ValueError, match=r"'chat\.message'.*LayerUser"):
         await communicator.wait()
 
@@ -549,7 +540,7 @@ class BrokenReceiveLayer(InMemoryChannelLayer):
 
 
 @pytest.mark.asyncio
-async def test_a_failing_layer_receive_stops_the_instance(settings: Any) -> None:
+async def test_a_failing_layer_receive_stops_the_instance(settings: Any, tasks_left: Any) -> None:
     settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
     channel_layers.set("default", BrokenReceiveLayer())
     before = asyncio.all_tasks()
@@ -561,7 +552,7 @@ async def test_a_failing_layer_receive_stops_the_instance(settings: Any) -> None
 
 
 @pytest.mark.asyncio
-async def test_channel_layer_alias_picks_another_layer() -> None:
+async def test_channel_layer_alias_picks_another_layer(stop: Any) -> None:
     class OtherAlias(LayerUser):
         channel_layer_alias = "other"
 
@@ -585,7 +576,7 @@ async def test_channel_layer_alias_picks_another_layer() -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_unconfigured_alias_means_no_layer(settings: Any) -> None:
+async def test_an_unconfigured_alias_means_no_layer(settings: Any, stop: Any) -> None:
     settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
 
     class Missing(LayerUser):
@@ -613,7 +604,9 @@ async def test_channel_layer_alias_as_an_initkwarg() -> None:
 
 
 @pytest.mark.asyncio
-async def test_sync_handlers_run_outside_the_event_loop_thread(layer_setting: str) -> None:
+async def test_sync_handlers_run_outside_the_event_loop_thread(
+    layer_setting: str, stop: Any
+) -> None:
     class WhereAmI(SyncConsumer):
         def test_where(self, message: dict[str, Any]) -> None:
             self.send({"type": "here", "thread": threading.get_ident()})
@@ -626,7 +619,7 @@ async def test_sync_handlers_run_outside_the_event_loop_thread(layer_setting: st
 
 
 @pytest.mark.asyncio
-async def test_sync_consumer_receives_layer_events(memory_layer: InMemoryChannelLayer) -> None:
+async def test_sync_consumer_receives_layer_events(layer: InMemoryChannelLayer, stop: Any) -> None:
     class SyncLayerUser(SyncConsumer):
         def test_whoami(self, message: dict[str, Any]) -> None:
             self.send({"type": "me", "channel_name": self.channel_name})
@@ -636,7 +629,7 @@ async def test_sync_consumer_receives_layer_events(memory_layer: InMemoryChannel
 
     communicator = ApplicationCommunicator(SyncLayerUser.as_asgi(), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
-    await memory_layer.send(channel_name, {"type": "layer.event", "payload": [1, 2]})
+    await layer.send(channel_name, {"type": "layer.event", "payload": [1, 2]})
     assert await communicator.receive_output() == {"type": "from layer", "payload": [1, 2]}
     await stop(communicator)
 
@@ -713,7 +706,10 @@ class ConsumersInATestCase(TestCase):
         for count, username in enumerate(["ada", "grace"], start=2):
             await layer.send(channel_name, {"type": "layer.signup", "username": username})
             assert await communicator.receive_output() == {"type": "users", "count": count}
-        await stop(communicator)
+        # (A TestCase gets no fixtures: the conftest's stop(), written out.)
+        communicator.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await communicator.future
         # The test's own queries still work, in the same transaction.
         assert await User.objects.filter(username__in=["ada", "grace"]).acount() == 2
 
@@ -727,6 +723,7 @@ class ConsumersInATestCase(TestCase):
 @pytest.mark.asyncio
 async def test_a_sync_handler_still_running_after_cancellation_sends_nothing(
     layer_setting: str,
+    tasks_left: Any,
 ) -> None:
     """The thread of a cancelled sync handler cannot be stopped; what it sends later
     must not start a task or reach the client once the instance has gone."""
@@ -812,7 +809,7 @@ class Spawner(AsyncConsumer):
 @pytest.mark.parametrize("how", ["ensure_future", "create_task"])
 @pytest.mark.asyncio
 async def test_a_task_a_handler_schedules_runs_before_the_next_queued_event(
-    layer_setting: str, how: str
+    layer_setting: str, how: str, stop: Any
 ) -> None:
     communicator = ApplicationCommunicator(Spawner.as_asgi(log=[]), SCOPE)
     # Both events are queued before the instance has even started.
@@ -823,7 +820,7 @@ async def test_a_task_a_handler_schedules_runs_before_the_next_queued_event(
 
 
 @pytest.mark.asyncio
-async def test_every_queued_event_gives_the_loop_a_turn(layer_setting: str) -> None:
+async def test_every_queued_event_gives_the_loop_a_turn(layer_setting: str, stop: Any) -> None:
     communicator = ApplicationCommunicator(Spawner.as_asgi(log=[]), SCOPE)
     for n in range(3):
         await communicator.send_input({"type": "test.spawn", "n": n})
@@ -834,13 +831,15 @@ async def test_every_queued_event_gives_the_loop_a_turn(layer_setting: str) -> N
 
 
 @pytest.mark.asyncio
-async def test_layer_events_give_the_loop_a_turn_too(memory_layer: InMemoryChannelLayer) -> None:
+async def test_layer_events_give_the_loop_a_turn_too(
+    layer: InMemoryChannelLayer, stop: Any
+) -> None:
     log: list[str] = []
     communicator = ApplicationCommunicator(Spawner.as_asgi(log=log), SCOPE)
     channel_name = (await whoami(communicator))["channel_name"]
     # Both are in the channel before the instance's reader wakes up.
-    await memory_layer.send(channel_name, {"type": "layer.spawn", "n": 1})
-    await memory_layer.send(channel_name, {"type": "layer.report"})
+    await layer.send(channel_name, {"type": "layer.spawn", "n": 1})
+    await layer.send(channel_name, {"type": "layer.report"})
     answer = await communicator.receive_output()
     assert answer["log"] == ["task of 1", "report"]
     await stop(communicator)
@@ -867,7 +866,8 @@ class SelfFeeding(AsyncConsumer):
 
 @pytest.mark.asyncio
 async def test_an_instance_feeding_itself_events_does_not_hold_the_loop(
-    memory_layer: InMemoryChannelLayer,
+    layer: InMemoryChannelLayer,
+    stop: Any,
 ) -> None:
     busy = ApplicationCommunicator(SelfFeeding.as_asgi(), SCOPE)
     await busy.send_input({"type": "test.start"})
@@ -882,38 +882,6 @@ async def test_an_instance_feeding_itself_events_does_not_hold_the_loop(
 
 
 # -- after the client has gone ------------------------------------------------------------
-
-
-class ClientGone(OSError):
-    """What a server following ASGI www spec 2.4 raises from send() once the client has gone."""
-
-
-class LeavingClient:
-    """Wraps an application as such a server would: once :meth:`leave` is called,
-    ``send()`` raises *error* instead of delivering the event.
-
-    ``refused`` holds the events it refused; ``refused_one`` is set at the first.
-    """
-
-    def __init__(self, application: Any, error: type[Exception] = ClientGone) -> None:
-        self.application = application
-        self.error = error
-        self.gone = False
-        self.refused: list[dict[str, Any]] = []
-        self.refused_one = asyncio.Event()
-
-    def leave(self) -> None:
-        self.gone = True
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        async def send_unless_gone(message: dict[str, Any]) -> None:
-            if self.gone:
-                self.refused.append(message)
-                self.refused_one.set()
-                raise self.error(f"Cannot send {message['type']!r}: the client has gone")
-            await send(message)
-
-        await self.application(scope, receive, send_unless_gone)
 
 
 class AsyncBurst(AsyncConsumer):
@@ -945,11 +913,11 @@ class SyncBurst(SyncConsumer):
 @pytest.mark.parametrize("cls", [AsyncBurst, SyncBurst], ids=["async", "sync"])
 @pytest.mark.asyncio
 async def test_sends_after_the_client_has_gone_are_dropped_and_the_instance_goes_on(
-    cls: type[AsyncBurst], layer_setting: str, caplog: pytest.LogCaptureFixture
+    cls: type[AsyncBurst], layer_setting: str, caplog: pytest.LogCaptureFixture, leaving_client: Any
 ) -> None:
     caplog.set_level("DEBUG", logger="channels.consumer")
     log: list[str] = []
-    server = LeavingClient(cls.as_asgi(log=log))
+    server = leaving_client(cls.as_asgi(log=log))
     communicator = ApplicationCommunicator(server, SCOPE)
     await communicator.send_input({"type": "test.burst"})
     assert [(await communicator.receive_output())["n"] for _ in range(3)] == [0, 1, 2]
@@ -979,9 +947,9 @@ class SendDeadline(TimeoutError):
 @pytest.mark.parametrize("cls", [AsyncBurst, SyncBurst], ids=["async", "sync"])
 @pytest.mark.asyncio
 async def test_other_errors_from_the_server_send_still_end_the_instance(
-    cls: type[AsyncBurst], error: type[Exception], layer_setting: str
+    cls: type[AsyncBurst], error: type[Exception], layer_setting: str, leaving_client: Any
 ) -> None:
-    server = LeavingClient(cls.as_asgi(log=[]), error=error)
+    server = leaving_client(cls.as_asgi(log=[]), error=error)
     server.leave()
     communicator = ApplicationCommunicator(server, SCOPE)
     await communicator.send_input({"type": "test.burst"})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from channels.generic.http import AsyncHttpConsumer
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import InMemoryChannelLayer
 from channels.testing import ApplicationCommunicator, HttpCommunicator
 
 IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
@@ -23,24 +23,6 @@ SCOPE = {
     "query_string": b"",
     "headers": [],
 }
-
-
-@pytest.fixture(params=["no-layer", "in-memory"])
-def layer_setting(request: pytest.FixtureRequest, settings: Any) -> str:
-    settings.CHANNEL_LAYERS = {} if request.param == "no-layer" else {"default": IN_MEMORY}
-    return str(request.param)
-
-
-@pytest.fixture
-def layer(settings: Any) -> InMemoryChannelLayer:
-    settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
-    found = get_channel_layer()
-    assert isinstance(found, InMemoryChannelLayer)
-    return found
-
-
-def tasks_left(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
-    return {task for task in asyncio.all_tasks() if task not in before and not task.done()}
 
 
 class Recording(AsyncHttpConsumer):
@@ -63,7 +45,9 @@ class EchoBody(Recording):
 
 
 @pytest.mark.asyncio
-async def test_handle_gets_the_whole_body_sent_in_chunks(layer_setting: str) -> None:
+async def test_handle_gets_the_whole_body_sent_in_chunks(
+    layer_setting: str, tasks_left: Any
+) -> None:
     record: list[Any] = []
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(EchoBody.as_asgi(record=record), SCOPE)
@@ -151,7 +135,9 @@ async def test_send_body_refuses_str(layer_setting: str) -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_exception_in_handle_propagates_and_disconnect_runs(layer_setting: str) -> None:
+async def test_an_exception_in_handle_propagates_and_disconnect_runs(
+    layer_setting: str, tasks_left: Any
+) -> None:
     class Failing(Recording):
         async def handle(self, body: bytes) -> None:
             raise LookupError("no such thing")
@@ -190,7 +176,9 @@ async def test_handle_returning_without_a_response_stops_the_instance(
 
 
 @pytest.mark.asyncio
-async def test_http_disconnect_during_the_upload_stops_the_instance(layer_setting: str) -> None:
+async def test_http_disconnect_during_the_upload_stops_the_instance(
+    layer_setting: str, tasks_left: Any
+) -> None:
     record: list[Any] = []
     before = asyncio.all_tasks()
     communicator = ApplicationCommunicator(EchoBody.as_asgi(record=record), SCOPE)
@@ -223,6 +211,7 @@ class LongPollConsumer(Recording):
 @pytest.mark.asyncio
 async def test_long_poll_is_answered_by_a_channel_layer_event(
     layer: InMemoryChannelLayer,
+    tasks_left: Any,
 ) -> None:
     record: list[Any] = []
     names: list[str] = []
@@ -257,6 +246,7 @@ async def test_long_poll_is_answered_by_a_channel_layer_event(
 @pytest.mark.asyncio
 async def test_long_poll_client_going_away_stops_the_instance(
     layer: InMemoryChannelLayer,
+    tasks_left: Any,
 ) -> None:
     record: list[Any] = []
     names: list[str] = []
@@ -300,7 +290,7 @@ class ServerSentEventsConsumer(Recording):
 @pytest.mark.parametrize("interval", [0.01, 3600], ids=["busy", "sleeping"])
 @pytest.mark.asyncio
 async def test_server_sent_events_stop_promptly_when_the_client_disconnects(
-    layer_setting: str, interval: float
+    layer_setting: str, interval: float, tasks_left: Any
 ) -> None:
     record: list[Any] = []
     before = asyncio.all_tasks()
@@ -381,6 +371,7 @@ class NotifyingEvents(ServerSentEventsConsumer):
 @pytest.mark.asyncio
 async def test_events_waiting_behind_a_stream_are_dropped_when_the_client_leaves(
     layer: InMemoryChannelLayer,
+    tasks_left: Any,
 ) -> None:
     record: list[Any] = []
     names: list[str] = []
@@ -460,44 +451,15 @@ async def test_a_task_started_for_a_chunk_runs_before_the_next_queued_chunk(
 # -- after the client has gone ------------------------------------------------------------
 
 
-class ClientGone(OSError):
-    """What a server following ASGI www spec 2.4 raises from send() once the client has gone."""
-
-
-class LeavingClient:
-    """Wraps an application as such a server would: once :meth:`leave` is called,
-    ``send()`` raises :class:`ClientGone` instead of delivering the event.
-
-    ``refused`` holds the events it refused; ``refused_one`` is set at the first.
-    """
-
-    def __init__(self, application: Any) -> None:
-        self.application = application
-        self.gone = False
-        self.refused: list[dict[str, Any]] = []
-        self.refused_one = asyncio.Event()
-
-    def leave(self) -> None:
-        self.gone = True
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        async def send_unless_gone(message: dict[str, Any]) -> None:
-            if self.gone:
-                self.refused.append(message)
-                self.refused_one.set()
-                raise ClientGone(f"Cannot send {message['type']!r}: the client has disconnected")
-            await send(message)
-
-        await self.application(scope, receive, send_unless_gone)
-
-
 @pytest.mark.asyncio
 async def test_a_response_for_a_client_that_has_gone_is_dropped_and_disconnect_runs(
     layer_setting: str,
+    leaving_client: Any,
+    tasks_left: Any,
 ) -> None:
     record: list[Any] = []
     before = asyncio.all_tasks()
-    server = LeavingClient(EchoBody.as_asgi(record=record))
+    server = leaving_client(EchoBody.as_asgi(record=record))
     server.leave()
     communicator = ApplicationCommunicator(server, SCOPE)
     await communicator.send_input({"type": "http.request", "body": b"hello"})
@@ -512,10 +474,11 @@ async def test_a_response_for_a_client_that_has_gone_is_dropped_and_disconnect_r
 @pytest.mark.asyncio
 async def test_a_long_poll_answered_after_the_client_left_stops_cleanly(
     layer: InMemoryChannelLayer,
+    leaving_client: Any,
 ) -> None:
     record: list[Any] = []
     names: list[str] = []
-    server = LeavingClient(LongPollConsumer.as_asgi(record=record, channel_names=names))
+    server = leaving_client(LongPollConsumer.as_asgi(record=record, channel_names=names))
     communicator = HttpCommunicator(server, "GET", "/poll/")
     await communicator.send_request()
     await communicator.receive_output()
@@ -546,12 +509,13 @@ class TightStream(Recording):
 @pytest.mark.asyncio
 async def test_a_stream_sending_to_a_client_that_has_gone_lets_the_disconnect_in(
     layer_setting: str,
+    leaving_client: Any,
 ) -> None:
     # Dropped sends still give the loop a turn: otherwise a stream that only
     # sends would hold the loop, and the http.disconnect that stops it would
     # never be read.
     record: list[Any] = []
-    server = LeavingClient(TightStream.as_asgi(record=record))
+    server = leaving_client(TightStream.as_asgi(record=record))
     communicator = HttpCommunicator(server, "GET", "/events/")
     server.leave()
     await communicator.send_request()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import threading
@@ -22,34 +21,9 @@ from channels.generic.websocket import (
     WebsocketConsumer,
 )
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, channel_layers
-from channels.layers import get_channel_layer as get_layer
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 
 IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
-
-
-@pytest.fixture
-def layer(settings: Any) -> InMemoryChannelLayer:
-    settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
-    found = get_layer()
-    assert isinstance(found, InMemoryChannelLayer)
-    return found
-
-
-@pytest.fixture
-def no_layer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {}
-
-
-async def stop(communicator: ApplicationCommunicator) -> None:
-    """Cancel the application and wait until it has finished stopping."""
-    communicator.future.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await communicator.future
-
-
-def tasks_left(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
-    return {task for task in asyncio.all_tasks() if task not in before and not task.done()}
 
 
 # -- one consumer per flavour, steered by what the client sends -----------------------
@@ -192,7 +166,7 @@ async def test_accept_with_subprotocol_and_headers_reaches_the_client(
 
 
 @pytest.mark.asyncio
-async def test_accept_event_shape(echo: type[SyncEcho], layer: Any) -> None:
+async def test_accept_event_shape(echo: type[SyncEcho], layer: Any, stop: Any) -> None:
     communicator = ApplicationCommunicator(echo.as_asgi(record=[]), {"type": "websocket"})
     await communicator.send_input({"type": "websocket.connect"})
     # No headers given: the event carries none (servers treat absent and empty alike).
@@ -219,6 +193,7 @@ async def test_closing_before_accept_rejects_the_handshake(
     mode: str,
     expected_event: dict[str, Any],
     connect_result: tuple[bool, int],
+    stop: Any,
 ) -> None:
     app = echo.as_asgi(connect_mode=mode, record=[])
     raw = ApplicationCommunicator(app, {"type": "websocket", "path": "/ws/"})
@@ -313,7 +288,7 @@ async def test_send_with_close_and_close_with_code(
 @pytest.mark.parametrize("layer_present", [True, False], ids=["layer", "no-layer"])
 @pytest.mark.asyncio
 async def test_disconnect_is_called_with_the_code_then_the_instance_stops(
-    echo: type[SyncEcho], settings: Any, layer_present: bool
+    echo: type[SyncEcho], settings: Any, layer_present: bool, tasks_left: Any
 ) -> None:
     settings.CHANNEL_LAYERS = {"default": IN_MEMORY} if layer_present else {}
     record: list[Any] = []
@@ -600,50 +575,22 @@ async def test_overridden_json_codecs_are_used(cls: type[SyncJson], layer: Any) 
 # -- after the client has gone ----------------------------------------------------------
 
 
-class ClientGone(OSError):
-    """What a server following ASGI www spec 2.4 raises from send() once the client has gone."""
-
-
-class LeavingClient:
-    """Wraps an application as such a server would: once :meth:`leave` is called,
-    ``send()`` raises :class:`ClientGone` instead of delivering the event.
-
-    ``refused`` holds the events it refused; ``refused_one`` is set at the first.
-    """
-
-    def __init__(self, application: Any) -> None:
-        self.application = application
-        self.gone = False
-        self.refused: list[dict[str, Any]] = []
-        self.refused_one = asyncio.Event()
-
-    def leave(self) -> None:
-        self.gone = True
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        async def send_unless_gone(message: dict[str, Any]) -> None:
-            if self.gone:
-                self.refused.append(message)
-                self.refused_one.set()
-                raise ClientGone(f"Cannot send {message['type']!r}: the WebSocket is closed")
-            await send(message)
-
-        await self.application(scope, receive, send_unless_gone)
-
-
 def dropped_sends(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "channels.consumer"]
 
 
 @pytest.mark.asyncio
 async def test_a_group_event_after_the_client_left_does_not_skip_disconnect(
-    echo: type[SyncEcho], layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+    echo: type[SyncEcho],
+    layer: InMemoryChannelLayer,
+    caplog: pytest.LogCaptureFixture,
+    leaving_client: Any,
 ) -> None:
     # The chat case: the client has just gone, its websocket.disconnect is on
     # its way, and a message to the group arrives first.
     caplog.set_level("DEBUG", logger="channels.consumer")
     record: list[Any] = []
-    server = LeavingClient(echo.as_asgi(groups=["lobby"], record=record))
+    server = leaving_client(echo.as_asgi(groups=["lobby"], record=record))
     communicator = WebsocketCommunicator(server, "/ws/")
     assert await communicator.connect() == (True, None)
     assert len(layer.groups["lobby"]) == 1
@@ -664,11 +611,11 @@ async def test_a_group_event_after_the_client_left_does_not_skip_disconnect(
 
 @pytest.mark.asyncio
 async def test_accept_after_the_client_left_still_ends_with_disconnect(
-    echo: type[SyncEcho], layer: InMemoryChannelLayer
+    echo: type[SyncEcho], layer: InMemoryChannelLayer, leaving_client: Any
 ) -> None:
     # The client gave up during the handshake, before connect() accepted.
     record: list[Any] = []
-    server = LeavingClient(echo.as_asgi(groups=["lobby"], record=record))
+    server = leaving_client(echo.as_asgi(groups=["lobby"], record=record))
     server.leave()
     communicator = WebsocketCommunicator(server, "/ws/")
     await communicator.send_input({"type": "websocket.connect"})
@@ -691,13 +638,17 @@ async def test_accept_after_the_client_left_still_ends_with_disconnect(
 )
 @pytest.mark.asyncio
 async def test_sends_after_the_first_refused_one_are_not_attempted(
-    cls: type[Any], frame: str, layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+    cls: type[Any],
+    frame: str,
+    layer: InMemoryChannelLayer,
+    caplog: pytest.LogCaptureFixture,
+    leaving_client: Any,
 ) -> None:
     # A frame the client sent just before leaving is still delivered; the
     # handler answers with a message and a close (two sends): only the first
     # reaches the server, the close is not even tried.
     caplog.set_level("DEBUG", logger="channels.consumer")
-    server = LeavingClient(cls.as_asgi())
+    server = leaving_client(cls.as_asgi())
     communicator = WebsocketCommunicator(server, "/ws/")
     await communicator.connect()
     server.leave()

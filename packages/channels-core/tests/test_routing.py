@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import uuid
 from pathlib import Path
@@ -21,7 +19,7 @@ from channels.routing import (
     URLRouter,
     get_default_application,
 )
-from channels.testing import ApplicationCommunicator, WebsocketCommunicator
+from channels.testing import WebsocketCommunicator
 
 
 def endpoint(name: str) -> Any:
@@ -31,13 +29,6 @@ def endpoint(name: str) -> Any:
         await send({"name": name, "scope": scope})
 
     return app
-
-
-async def stop(communicator: ApplicationCommunicator) -> None:
-    """Cancel the application and wait until it has finished stopping."""
-    communicator.future.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await communicator.future
 
 
 async def route(router: Any, scope: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +268,7 @@ async def test_the_scope_passed_in_is_never_mutated() -> None:
 
 
 @pytest.mark.asyncio
-async def test_url_router_serves_a_consumer_through_a_communicator() -> None:
+async def test_url_router_serves_a_consumer_through_a_communicator(stop: Any) -> None:
     class Room(AsyncConsumer):
         async def websocket_connect(self, message: dict[str, Any]) -> None:
             await self.send({"type": "websocket.accept"})

@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 
 from channels.consumer import AsyncConsumer, SyncConsumer
 from channels.exceptions import StopConsumer
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import InMemoryChannelLayer
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter
 from channels.worker import Worker
 
@@ -59,14 +59,6 @@ class Mailer(SyncConsumer):
 APPLICATION = ProtocolTypeRouter(
     {"channel": ChannelNameRouter({"thumbnails": Thumbnailer.as_asgi(), "email": Mailer.as_asgi()})}
 )
-
-
-@pytest.fixture
-def layer(settings: Any) -> InMemoryChannelLayer:
-    settings.CHANNEL_LAYERS = {"default": IN_MEMORY}
-    found = get_channel_layer()
-    assert isinstance(found, InMemoryChannelLayer)
-    return found
 
 
 @pytest_asyncio.fixture
