@@ -12,6 +12,7 @@ import channels_redis
 MODULES = [
     "channels_redis",
     "channels_redis.batching",
+    "channels_redis.commands",
     "channels_redis.core",
     "channels_redis.errors",
     "channels_redis.hosts",

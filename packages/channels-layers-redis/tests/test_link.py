@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels_redis.link import STREAM_ATTRIBUTES, Link, open_link
-from channels_redis.link_pool import FastConnections
+from channels_redis.link_pool import LinkCommands
 from channels_redis.resp import pack_command
 
 
@@ -117,7 +117,7 @@ async def test_links_do_the_handshake_of_the_url(redis_url: str, protocol: int) 
 
 @pytest.mark.asyncio
 async def test_a_cancelled_command_leaves_the_link_in_step(client: redis.asyncio.Redis) -> None:
-    connections = FastConnections(client)
+    connections = LinkCommands(client)
     try:
         slow = asyncio.ensure_future(connections.execute("DEBUG", "SLEEP", "0.2"))
         await asyncio.sleep(0.05)
@@ -225,7 +225,7 @@ async def test_a_blocking_command_may_take_its_block_time_and_the_timeout() -> N
         client = redis.asyncio.Redis(
             host="127.0.0.1", port=server.port, socket_timeout=0.3, **QUIET_HANDSHAKE
         )
-        connections = FastConnections(client)
+        connections = LinkCommands(client)
         try:
             # 0.5 s is over the socket timeout, but inside block time + timeout.
             assert await connections.execute("BLMPOP", 0.4, 1, "k", "LEFT", "COUNT", 1) is None
@@ -272,7 +272,7 @@ async def test_a_server_hanging_up_fails_the_commands_and_the_next_opens_a_new_l
         client = redis.asyncio.Redis(
             host="127.0.0.1", port=server.port, socket_timeout=2, **QUIET_HANDSHAKE
         )
-        connections = FastConnections(client)
+        connections = LinkCommands(client)
         try:
             with pytest.raises(RedisConnectionError, match="closed by server"):
                 await connections.execute("PING")

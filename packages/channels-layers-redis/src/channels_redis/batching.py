@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
@@ -34,25 +33,19 @@ from .errors import (
     map_redis_errors,
     translate_redis_error,
 )
-from .link_pool import SendCommand
 from .scripts import Script
 from .wire import now_ms
 
-__all__ = ["RunBatch", "ShardWriter", "Start", "close_writers", "refused", "script_executor"]
+if TYPE_CHECKING:
+    from .commands import Commands
+
+__all__ = ["ShardWriter", "close_writers", "refused"]
 
 logger = logging.getLogger("channels_redis")
 
 #: (the message's KEYS, its ARGV, the sender's future); every message of a
 #: script has as many KEYS and ARGV as the others.
 Pending = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[int]"]
-
-#: Runs one batch: (KEYS, ARGV after now and TTL) -> one 1/0 per message;
-#: ``cached=False`` sends the script's text (Redis said it lost the script).
-RunBatch = Callable[..., Awaitable[list[int]]]
-
-#: Writes one batch at once, if it can, and returns the future of its raw
-#: reply (``None``: it cannot now; the batch goes through :data:`RunBatch`).
-Start = Callable[[list[str], list[Any]], "asyncio.Future[Any] | None"]
 
 
 class ShardWriter:
@@ -64,6 +57,13 @@ class ShardWriter:
     grows; under load batches get larger rather than more numerous.
     Acknowledgements wait briefly (:attr:`ACK_DELAY`) for a send to ride
     with; a consumer that answers what it received sends both at once.
+
+    :param commands: the shard's path to Redis; each batch is one call of
+        *script* by digest, written at once where the path allows it
+        (:meth:`~channels_redis.commands.Commands.start`).
+    :param script: the script a batch calls, with the time and the keys' TTL
+        (*ttl_ms*) before the batch's ARGV.
+    :param sending: what a batch with messages does, for error messages.
     """
 
     #: A batch carries at most this many messages ...
@@ -74,17 +74,24 @@ class ShardWriter:
     ACK_DELAY = 0.01
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, execute: RunBatch, start: Start | None = None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        commands: Commands,
+        script: Script,
+        ttl_ms: int,
+        sending: str = "sending messages",
     ) -> None:
         self.loop = loop
-        self.execute = execute
-        self.start = start
+        self.commands = commands
+        self.script = script
+        self.ttl_ms = ttl_ms
+        self.sending = sending
         self.pending: list[Pending] = []
         #: (counter key, non-local part) -> messages received
         self.acks: dict[tuple[str, str], int] = {}
         self.scheduled = False
         self.ack_timer: asyncio.TimerHandle | None = None
-        #: The batch on its way: a task, or the future of a reply (see :data:`Start`).
+        #: The batch on its way: the future of its reply (or a task resending it).
         self.in_flight: asyncio.Future[Any] | None = None
         #: Set by :meth:`abandon`: nothing more is sent.
         self.closed = False
@@ -130,32 +137,31 @@ class ShardWriter:
                 break
         batch, self.pending = pending[:end], pending[end:]
         acks, self.acks = self.acks, {}
-        start = self.start
-        reply = None
-        if start is not None:
-            # Written now, answered by a callback: no task, no extra turn of
-            # the event loop for a lone send.
-            reply = start(*self._command(batch, acks))
-        if reply is None:
-            self.in_flight = self.loop.create_task(self._run(batch, acks))
-        else:
-            self.in_flight = reply
-            reply.add_done_callback(functools.partial(self._answered, batch, acks))
+        script = self.script
+        # Written now (where the path allows), answered by a callback: no
+        # task, no extra turn of the event loop for a lone send.
+        reply = self.commands.start(
+            "EVALSHA", script.sha, *script.args(*self._arguments(batch, acks))
+        )
+        self.in_flight = reply
+        reply.add_done_callback(functools.partial(self._answered, batch, acks))
 
     def _answered(
         self, batch: list[Pending], acks: dict[tuple[str, str], int], reply: asyncio.Future[Any]
     ) -> None:
         if not reply.cancelled() and isinstance(reply.exception(), NoScriptError):
-            # Redis lost its script cache: the slow path sends the script.
-            self.in_flight = self.loop.create_task(self._run(batch, acks, cached=False))
+            # Redis lost its script cache: send the script's text.
+            self.in_flight = self.loop.create_task(self._resend(batch, acks))
             return
         try:
             if reply.cancelled():
-                self._settle(batch, asyncio.CancelledError())
+                # abandon() cancelled the task waiting for a connection or a
+                # reply: the batch may have reached Redis.
+                self._settle(batch, _abandoned() if self.closed else asyncio.CancelledError())
                 return
             failure = reply.exception()
             if failure is not None:
-                action = "sending messages" if batch else "acknowledging"
+                action = self.sending if batch else "acknowledging"
                 self._settle(batch, translate_redis_error(failure, action, bool(batch)))
             else:
                 self._settle(batch, None, reply.result())
@@ -164,22 +170,20 @@ class ShardWriter:
             if self.pending or self.acks:
                 self.flush()
 
-    async def _run(
-        self, batch: list[Pending], acks: dict[tuple[str, str], int], cached: bool = True
-    ) -> None:
+    async def _resend(self, batch: list[Pending], acks: dict[tuple[str, str], int]) -> None:
         try:
-            await self._execute(batch, acks, cached)
+            await self._execute_text(batch, acks)
         finally:
             self.in_flight = None
             if self.pending or self.acks:
                 self.flush()
 
-    @staticmethod
-    def _command(
-        batch: list[Pending], acks: dict[tuple[str, str], int]
+    def _arguments(
+        self, batch: list[Pending], acks: dict[tuple[str, str], int]
     ) -> tuple[list[str], list[Any]]:
+        """The script's KEYS and ARGV for *batch* and *acks*."""
         keys: list[str] = [counter_key for counter_key, _ in acks]
-        args: list[Any] = [len(acks)]
+        args: list[Any] = [now_ms(), self.ttl_ms, len(acks)]
         for (_, field), count in acks.items():
             args.append(field)
             args.append(count)
@@ -188,24 +192,16 @@ class ShardWriter:
             args.extend(message_args)
         return keys, args
 
-    async def _execute(
-        self, batch: list[Pending], acks: dict[tuple[str, str], int], cached: bool
-    ) -> None:
+    async def _execute_text(self, batch: list[Pending], acks: dict[tuple[str, str], int]) -> None:
         try:
-            if cached:
-                results = await self.execute(*self._command(batch, acks))
-            else:
-                results = await self.execute(*self._command(batch, acks), cached=False)
+            with map_redis_errors(self.sending if batch else "acknowledging", bool(batch)):
+                results: list[int] = await self.script.run_text(
+                    self.commands, *self._arguments(batch, acks)
+                )
         except BaseException as exc:
             if self.closed and isinstance(exc, asyncio.CancelledError):
                 # abandon(): the batch may have reached Redis.
-                self._settle(
-                    batch,
-                    SendOutcomeUnknown(
-                        "The layer closed while Redis had not answered a send: the message "
-                        "may have been queued"
-                    ),
-                )
+                self._settle(batch, _abandoned())
             else:
                 self._settle(batch, exc)
             if not isinstance(exc, Exception):
@@ -271,6 +267,12 @@ class ShardWriter:
                     pass
 
 
+def _abandoned() -> SendOutcomeUnknown:
+    return SendOutcomeUnknown(
+        "The layer closed while Redis had not answered a send: the message may have been queued"
+    )
+
+
 def _closed_before_sending() -> RedisConnectionError:
     return RedisConnectionError("The layer was closed before the message was sent to Redis")
 
@@ -303,24 +305,3 @@ def refused(channel: str, capacity: int, status: int) -> Exception:
         "type, which this layer did not write (delete the key, or give the layer "
         "another prefix)"
     )
-
-
-def script_executor(script: Script, call: SendCommand, ttl_ms: int, sending: str) -> RunBatch:
-    """The :data:`RunBatch` of a writer whose batches are calls of *script*.
-
-    The script gets the time and the keys' TTL before the batch's ARGV;
-    *sending* names what a batch with messages does, for error messages.
-    """
-
-    async def execute(keys: list[str], args: list[Any], cached: bool = True) -> list[int]:
-        arguments = [now_ms(), ttl_ms, *args]
-        # args: the number of acknowledgements, two values for each, then the messages.
-        has_messages = len(args) > 1 + 2 * args[0]
-        with map_redis_errors(sending if has_messages else "acknowledging", has_messages):
-            if cached:
-                result: list[int] = await script.run(call, keys, arguments)
-            else:
-                result = await script.run_text(call, keys, arguments)
-        return result
-
-    return execute

@@ -27,16 +27,16 @@ from typing import Any, ClassVar
 import redis.exceptions
 from redis.asyncio import ConnectionPool
 
-from .batching import ShardWriter, Start, close_writers, refused, script_executor
+from .batching import ShardWriter, close_writers, refused
+from .commands import Commands, shard_commands
 from .errors import (
     RedisLayerError,
-    Unanswered,
     map_redis_errors,
     unanswered,
 )
 from .hosts import HostSpec
 from .layer_base import DEFAULT_MAX_MESSAGE_SIZE, LayerLoopState, RedisLayerBase
-from .link_pool import FastConnections, SendCommand, executors
+from .link_pool import LinkCommands
 from .local_buffer import QueueReader
 from .redis_clients import Client, close_client, make_client, make_clients
 from .resp import pack_command
@@ -169,8 +169,7 @@ class RedisChannelLayer(RedisLayerBase["_LoopState"]):
             reader = QueueReader(
                 queue,
                 shard.keys.channel_key(queue),
-                state.clients[shard.client_index],
-                state.calls[shard.client_index],
+                state.commands[shard.client_index],
                 state.buffer,
                 state.decoder,
                 persistent="!" in channel,
@@ -210,7 +209,7 @@ class RedisChannelLayer(RedisLayerBase["_LoopState"]):
         now = time.time()
         with map_redis_errors(f"adding {channel!r} to the group {group!r}"):
             await GROUP_ADD.run(
-                state.calls[shard.client_index],
+                state.commands[shard.client_index],
                 [shard.keys.group_key(group)],
                 [
                     channel,
@@ -236,7 +235,9 @@ class RedisChannelLayer(RedisLayerBase["_LoopState"]):
         shard = state.shard_for(queue_name(channel))
         self._memberships.pop((group, channel), None)
         with map_redis_errors(f"removing {channel!r} from the group {group!r}"):
-            await state.calls[shard.client_index]("ZREM", shard.keys.group_key(group), channel)
+            await state.commands[shard.client_index].execute(
+                "ZREM", shard.keys.group_key(group), channel
+            )
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Queue *message* for every member of *group*; full channels miss it.
@@ -262,7 +263,7 @@ class RedisChannelLayer(RedisLayerBase["_LoopState"]):
                 shard = state.shards[0]
                 replies = [
                     await GROUP_SEND.run(
-                        state.calls[0],
+                        state.commands[0],
                         [shard.keys.group_key(group)],
                         [*common, shard.keys.channel_prefix, shard.keys.count_prefix, *tail],
                     )
@@ -271,7 +272,7 @@ class RedisChannelLayer(RedisLayerBase["_LoopState"]):
                 replies = await asyncio.gather(
                     *(
                         GROUP_SEND.run(
-                            state.calls[shard.client_index],
+                            state.commands[shard.client_index],
                             [shard.keys.group_key(group)],
                             [*common, shard.keys.channel_prefix, shard.keys.count_prefix, *tail],
                         )
@@ -429,7 +430,11 @@ class _LoopState(LayerLoopState):
         self.clients: list[Client] = make_clients(topology)
         # (self.tasks: callbacks and restorations under way.)
         self.watches = [_ServerWatch(self, index) for index in range(len(self.clients))]
-        self.calls, self.fast = executors(self.clients, self.watches.__getitem__)
+        #: The path of each client's commands, chosen here once.
+        self.commands: list[Commands] = [
+            shard_commands(client, watch, link=layer._link_to_servers)
+            for client, watch in zip(self.clients, self.watches, strict=True)
+        ]
         self.readers: dict[str, QueueReader] = {}
         #: channel -> (writer, counter key, counted field), for acknowledgements
         self.ack_targets: dict[str, tuple[ShardWriter, str, str]] = {}
@@ -437,37 +442,10 @@ class _LoopState(LayerLoopState):
         if topology.cluster:
             self.block_seconds = [self.block_seconds[0]]
         ttl_ms = layer._expiry_ms + 1000
-        fast_of: dict[SendCommand, FastConnections] = {fast.execute: fast for fast in self.fast}
-        self.writers = []
-        for shard in self.shards:
-            call = self.calls[shard.client_index]
-            self.writers.append(
-                ShardWriter(
-                    loop,
-                    script_executor(
-                        SEND,
-                        _cluster_send(call) if topology.cluster else call,
-                        ttl_ms,
-                        "sending messages",
-                    ),
-                    self._starter(fast_of.get(call), ttl_ms),
-                )
-            )
-
-    @staticmethod
-    def _starter(connections: FastConnections | None, ttl_ms: int) -> Start | None:
-        # Decided once per shard: a Cluster (redis-py's client) and a
-        # Sentinel master (whose READONLY replies only execute() handles)
-        # send every batch through the writer's executor.
-        if connections is None or connections.sentinel:
-            return None
-
-        def start(keys: list[str], args: list[Any]) -> asyncio.Future[Any] | None:
-            return connections.submit(
-                "EVALSHA", SEND.sha, *SEND.args(keys, [now_ms(), ttl_ms, *args])
-            )
-
-        return start
+        self.writers = [
+            ShardWriter(loop, self.commands[shard.client_index], SEND, ttl_ms)
+            for shard in self.shards
+        ]
 
     def shard_for(self, queue: str) -> Shard:
         shards = self.shards
@@ -509,8 +487,8 @@ class _LoopState(LayerLoopState):
                     "Messages that reached this process were lost: %s",
                     str(exc) or "Redis did not answer in time",
                 )
-        for fast in self.fast:
-            await fast.aclose()
+        for commands in self.commands:
+            await commands.aclose()
         for client in self.clients:
             await close_client(client)
         await self.layer._close_connections(self.loop)
@@ -542,7 +520,7 @@ class _ServerWatch:
             self.down = True
             self.state.announce(self.state.layer.on_disconnect)
 
-    async def connected(self, run_id: str, connections: FastConnections) -> None:
+    async def connected(self, run_id: str, connections: LinkCommands) -> None:
         layer = self.state.layer
         known = layer._server_ids.get(self.index)
         if known is None or not run_id:
@@ -562,7 +540,7 @@ class _ServerWatch:
             self.down = False
             self.state.announce(layer.on_reconnect)
 
-    async def _restore(self, run_id: str, connections: FastConnections) -> None:
+    async def _restore(self, run_id: str, connections: LinkCommands) -> None:
         state = self.state
         layer = state.layer
         now = time.time()
@@ -611,24 +589,6 @@ def _retrieve(future: asyncio.Future[None]) -> None:
     # Whoever waited got the error; with nobody waiting it is not news.
     if not future.cancelled():
         future.exception()
-
-
-def _cluster_send(call: SendCommand) -> SendCommand:
-    """*call* (redis-py's Cluster client) for sends: a connection error is in doubt.
-
-    redis-py does not say whether a command had been written when its
-    connection failed, so a send that failed so may have been applied.
-    """
-
-    async def send(*args: Any) -> Any:
-        try:
-            return await call(*args)
-        except _LOST as exc:
-            if isinstance(exc, Unanswered):
-                raise
-            raise unanswered(exc) from exc
-
-    return send
 
 
 def _block_seconds(spec: HostSpec, longest: float) -> float:

@@ -64,6 +64,12 @@ class RedisLayerBase(BaseChannelLayer, Generic[StateT]):
     #: still on its way (sends, acknowledgements, messages going back).
     close_timeout: float = 5.0
 
+    #: Private: whether a plain server's (or Sentinel master's) commands go
+    #: over our pipelined link (:mod:`channels_redis.link_pool`) rather than
+    #: redis-py's client; ``bench/redis_layer.py --client redis-py`` sets it
+    #: to ``False`` to compare the two. Read when a loop's clients are made.
+    _link_to_servers: bool = True
+
     def __init__(
         self,
         hosts: Sequence[Any] | None = None,

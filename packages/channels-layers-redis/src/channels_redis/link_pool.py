@@ -1,53 +1,49 @@
-"""Commands to one server over our own pipelined links: :class:`FastConnections`.
+"""Commands to one server over our own pipelined links: :class:`LinkCommands`.
 
 The hot paths (sends, receive loops, group changes) would spend most of their
 time in redis-py's command machinery; here they go over
-:class:`~channels_redis.link.Link`\\ s that redis-py's pool opened.
-:func:`executors` chooses, per client, between these links (a server or a
-Sentinel master) and redis-py's own client (a Cluster).
+:class:`~channels_redis.link.Link`\\ s that redis-py's pool opened. These
+are the :class:`~channels_redis.commands.Commands` of a plain server
+(:class:`LinkCommands`) and of a Sentinel master
+(:class:`SentinelLinkCommands`); :func:`channels_redis.commands.shard_commands`
+chooses between them (and redis-py's client, for a Cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionLost
 from redis.exceptions import ReadOnlyError, ResponseError
 
 from .errors import Unanswered
 from .link import Link, open_link
-from .redis_clients import Client
 from .resp import pack_command
 
-__all__ = ["FastConnections", "SendCommand", "ServerEvents", "executors"]
-
-#: Sends one command and returns its reply: ``await execute("GET", "key")``.
-SendCommand = Callable[..., Awaitable[Any]]
+__all__ = ["LinkCommands", "SentinelLinkCommands", "ServerEvents"]
 
 #: Commands that block, and where their timeout (in seconds) is among the arguments.
 _BLOCKING = {"BLMPOP": 1, "BLPOP": -1}
 
 
 class ServerEvents(Protocol):
-    """What a layer learns of one server through its :class:`FastConnections`."""
+    """What a layer learns of one server through its :class:`LinkCommands`."""
 
     def lost(self) -> None:
         """A connection failed (not closed on purpose): the server may be gone."""
 
-    async def connected(self, run_id: str, connections: FastConnections) -> None:
+    async def connected(self, run_id: str, connections: LinkCommands) -> None:
         """A new connection is up, to the server whose ``run_id`` is *run_id*.
 
         Awaited before the connection carries any command: a layer that must
         put something back after a restart does it here, with a link of its
-        own (:meth:`FastConnections.open_unwatched`).
+        own (:meth:`LinkCommands.open_unwatched`).
         """
 
 
-class FastConnections:
+class LinkCommands:
     """Commands to one server over :class:`~channels_redis.link.Link`\\ s.
 
     The hot paths (sends, receive loops, group changes) would spend most of
@@ -61,10 +57,6 @@ class FastConnections:
     def __init__(self, client: Redis, events: ServerEvents | None = None) -> None:
         self.pool = client.connection_pool
         self.events = events
-        # After a failover the old master answers writes with READONLY: the
-        # link must go, so that the next one asks the Sentinels again. Only
-        # execute() sees to that, so a Sentinel master gets no submit().
-        self.sentinel = isinstance(self.pool, SentinelConnectionPool)
         self.shared: Link | None = None
         self.opening: asyncio.Future[Link] | None = None
         #: Links for blocking commands that are not in use.
@@ -87,24 +79,27 @@ class FastConnections:
         try:
             return await reply
         except ReadOnlyError:
-            if self.sentinel:
-                link.close()
-                raise RedisConnectionLost("The Sentinel master is now a replica") from None
+            self._refused_write(link)
             raise
 
-    def submit(self, *args: Any) -> asyncio.Future[Any] | None:
+    async def execute_at(self, key: str, *args: Any) -> Any:
+        """:meth:`execute`: every key is on this one server."""
+        return await self.execute(*args)
+
+    def start(self, *args: Any) -> asyncio.Future[Any]:
         """Write a command now if the shared link is ready; the future of its reply.
 
-        ``None`` when it cannot be written at once (no link yet, a broken
-        one, a full write buffer): use :meth:`execute` then. The reply comes
-        raw: an error reply is the future's redis-py exception. Not for a
-        Sentinel master (:attr:`sentinel`), whose READONLY replies need
-        :meth:`execute`: the caller decides that once, when it sets up.
+        The reply comes raw: an error reply is the future's redis-py
+        exception. When the command cannot be written at once (no link yet,
+        a broken one, a full write buffer), a task runs :meth:`execute`.
         """
         link = self.shared
         if link is None or link.failure is not None or link.drained is not None:
-            return None
+            return asyncio.ensure_future(self.execute(*args))
         return link.send(pack_command(args))
+
+    def _refused_write(self, link: Link) -> None:
+        """*link*'s server answered READONLY: a replica (the error stands)."""
 
     async def _shared_link(self) -> Link:
         opening = self.opening
@@ -180,28 +175,25 @@ class FastConnections:
         self.shared = None
 
 
+class SentinelLinkCommands(LinkCommands):
+    """:class:`LinkCommands` to the master a Sentinel names.
+
+    After a failover the old master answers writes with READONLY: the link
+    must go, so that the next one asks the Sentinels again. :meth:`execute`
+    sees to that, so :meth:`start` always goes through it.
+    """
+
+    def start(self, *args: Any) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(self.execute(*args))
+
+    def _refused_write(self, link: Link) -> None:
+        link.close()
+        raise RedisConnectionLost("The Sentinel master is now a replica") from None
+
+
 def _run_id(info: Any) -> str:
     text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
     for line in text.splitlines():
         if line.startswith("run_id:"):
             return line[len("run_id:") :].strip()
     return ""  # a server that hides it: restarts go unnoticed
-
-
-def executors(
-    clients: Sequence[Client], events: Callable[[int], ServerEvents | None] | None = None
-) -> tuple[list[SendCommand], list[FastConnections]]:
-    """How to send commands to each client: fast for servers, redis-py for a Cluster.
-
-    *events* gives the :class:`ServerEvents` of the client at an index, if any.
-    """
-    calls: list[SendCommand] = []
-    fast: list[FastConnections] = []
-    for index, client in enumerate(clients):
-        if isinstance(client, Redis):
-            connections = FastConnections(client, None if events is None else events(index))
-            fast.append(connections)
-            calls.append(connections.execute)
-        else:
-            calls.append(client.execute_command)
-    return calls, fast

@@ -29,23 +29,22 @@ when it is back; receivers just keep waiting.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
-from redis.asyncio.cluster import RedisCluster
 
 from .errors import UndecryptableMessage, map_redis_errors
-from .link_pool import SendCommand
-from .redis_clients import Client
 from .scripts import DRAIN
 from .serializers import PayloadDecoder
 from .wire import now_ms, queue_name, unpack_element
+
+if TYPE_CHECKING:
+    from .commands import Commands
 
 __all__ = ["LocalBuffer", "Mailbox", "QueueReader"]
 
@@ -270,8 +269,7 @@ class QueueReader:
         self,
         name: str,
         key: str,
-        client: Client,
-        execute: SendCommand,
+        commands: Commands,
         buffer: LocalBuffer,
         decoder: PayloadDecoder,
         *,
@@ -280,8 +278,7 @@ class QueueReader:
     ) -> None:
         self.name = name
         self.key = key
-        self.client = client
-        self.execute = execute
+        self.commands = commands
         self.buffer = buffer
         self.decoder = decoder
         self.persistent = persistent
@@ -372,19 +369,14 @@ class QueueReader:
                     self.buffer.sweep()
 
     async def pop(self, count: int) -> list[bytes]:
-        client, key = self.client, self.key
+        key = self.key
         block = self.block_seconds
-        execute = self.execute
-        if isinstance(client, RedisCluster):
-            # redis-py would ask a node where BLMPOP's key is (COMMAND
-            # GETKEYS) on every call; the key's node is known here.
-            await client.initialize()
-            execute = functools.partial(
-                client.execute_command, target_nodes=client.get_node_from_key(key)
-            )
+        commands = self.commands
         if self.use_blmpop:
             try:
-                reply = await execute("BLMPOP", block, 1, key, "LEFT", "COUNT", count)
+                reply = await commands.execute_at(
+                    key, "BLMPOP", block, 1, key, "LEFT", "COUNT", count
+                )
             except redis.exceptions.ResponseError as exc:
                 if "unknown command" not in str(exc).lower():
                     raise
@@ -395,13 +387,13 @@ class QueueReader:
                     return []
                 elements: list[bytes] = reply[1]
                 return elements
-        reply = await execute("BLPOP", key, max(1, round(block)))
+        reply = await commands.execute_at(key, "BLPOP", key, max(1, round(block)))
         if reply is None:
             return []
         first: bytes = reply[1]
         if count == 1:
             return [first]
-        rest: list[bytes] = await DRAIN.run(self.execute, [key], [count - 1])
+        rest: list[bytes] = await DRAIN.run(commands, [key], [count - 1])
         return [first, *rest]
 
     def deliver(self, elements: list[bytes]) -> None:
@@ -476,4 +468,4 @@ class QueueReader:
             # LPUSHX: a list that is gone was flushed, or held only expired
             # messages; recreating it would make a key without an expiry.
             with map_redis_errors(f"returning unreceived messages to {self.name!r}"):
-                await self.execute("LPUSHX", self.key, *reversed(elements))
+                await self.commands.execute("LPUSHX", self.key, *reversed(elements))

@@ -40,7 +40,8 @@ from typing import Any
 
 import redis.exceptions
 
-from .batching import ShardWriter, close_writers, refused, script_executor
+from .batching import ShardWriter, close_writers, refused
+from .commands import Commands, shard_commands
 from .errors import (
     InvalidConfiguration,
     RedisConnectionError,
@@ -48,7 +49,6 @@ from .errors import (
 )
 from .hosts import HostSpec
 from .layer_base import LayerLoopState, RedisLayerBase
-from .link_pool import SendCommand, executors
 from .local_buffer import stop_task
 from .redis_clients import Client, close_client, make_clients
 from .scripts import DRAIN, PUBSUB_SEND
@@ -165,7 +165,9 @@ class RedisPubSubChannelLayer(RedisLayerBase["_PubSubLoopState"]):
         element = pack_element(now_ms() + self._expiry_ms, None, payload)
         shard = shard_index(group, len(state.clients))
         with map_redis_errors(f"sending to the group {group!r}", sending=True):
-            await state.calls[shard]("PUBLISH", self._keys.group_publish_name(group), element)
+            await state.commands[shard].execute(
+                "PUBLISH", self._keys.group_publish_name(group), element
+            )
 
     # -- flush, close ----------------------------------------------------------------
 
@@ -223,20 +225,23 @@ class _PubSubLoopState(LayerLoopState):
         #: Queues receive() has been checked for (or new_channel() made).
         self.queues: set[str] = set()
         self.clients: list[Client] = make_clients(topology)
-        self.calls, self.fast = executors(self.clients)
+        #: The path of each client's commands, chosen here once.
+        self.commands: list[Commands] = [
+            shard_commands(client, link=layer._link_to_servers) for client in self.clients
+        ]
         #: group -> {local channel: time of its last group_add (monotonic)}
         self.groups: dict[str, dict[str, float]] = {}
         ttl_ms = layer._expiry_ms + 1000
         self.writers = [
-            ShardWriter(loop, script_executor(PUBSUB_SEND, call, ttl_ms, "publishing messages"))
-            for call in self.calls
+            ShardWriter(loop, commands, PUBSUB_SEND, ttl_ms, "publishing messages")
+            for commands in self.commands
         ]
         # Subscriptions get connections of their own: after an outage the
         # shared pool may still hold dead connections, and a subscription
         # made on one would only fail again.
         self.subscriber_clients: list[Client] = make_clients(topology)
         self.subscribers = [
-            _ShardSubscriber(self, index, self.calls[index], subscriber_client, spec)
+            _ShardSubscriber(self, index, self.commands[index], subscriber_client, spec)
             for index, (client, subscriber_client, spec) in enumerate(
                 zip(self.clients, self.subscriber_clients, topology.hosts, strict=True)
             )
@@ -352,8 +357,8 @@ class _PubSubLoopState(LayerLoopState):
         )
         self.buffer.release_counted()
         await close_writers(self.writers, self.layer.close_timeout)
-        for fast in self.fast:
-            await fast.aclose()
+        for commands in self.commands:
+            await commands.aclose()
         for client in [*self.clients, *self.subscriber_clients]:
             await close_client(client)
         self.release_names()
@@ -371,14 +376,14 @@ class _ShardSubscriber:
         self,
         state: _PubSubLoopState,
         index: int,
-        call: SendCommand,
+        commands: Commands,
         subscriber_client: Client,
         spec: HostSpec,
     ) -> None:
         self.state = state
         self.index = index
         #: For commands (reading backlogs).
-        self.call = call
+        self.commands = commands
         #: For the subscription alone.
         self.subscriber_client = subscriber_client
         self.spec = spec
@@ -612,7 +617,7 @@ class _ShardSubscriber:
     async def _drain(self, queue: str) -> None:
         key = self.state.layer._keys.channel_key(queue)
         while True:
-            elements: list[bytes] = await DRAIN.run(self.call, [key], [self.DRAIN_BATCH])
+            elements: list[bytes] = await DRAIN.run(self.commands, [key], [self.DRAIN_BATCH])
             for element in elements:
                 self.state.deliver_queue(queue, element)
             if len(elements) < self.DRAIN_BATCH:

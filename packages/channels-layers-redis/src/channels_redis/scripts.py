@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
-from .link_pool import SendCommand
+if TYPE_CHECKING:
+    from .commands import Commands
 
 __all__ = ["DRAIN", "GROUP_ADD", "GROUP_SEND", "PUBSUB_SEND", "SEND", "Script"]
 
@@ -200,21 +201,17 @@ class Script:
         """The arguments of ``EVALSHA`` after the digest."""
         return (len(keys), *keys, *args)
 
-    async def run(self, execute: SendCommand, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run the script with *keys* and *args*; one round trip when cached.
-
-        *execute* sends one command (``client.execute_command``, or a
-        :class:`~channels_redis.link_pool.FastConnections`' ``execute``).
-        """
+    async def run(self, commands: Commands, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the script with *keys* and *args* on *commands*; one round trip when cached."""
         arguments = self.args(keys, args)
         try:
-            return await execute("EVALSHA", self.sha, *arguments)
+            return await commands.execute("EVALSHA", self.sha, *arguments)
         except NoScriptError:
-            return await self.run_text(execute, keys, args)
+            return await self.run_text(commands, keys, args)
 
-    async def run_text(self, execute: SendCommand, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def run_text(self, commands: Commands, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run the script by its text (``EVAL``), which also caches it in Redis."""
-        return await execute("EVAL", self.source, *self.args(keys, args))
+        return await commands.execute("EVAL", self.source, *self.args(keys, args))
 
     def __repr__(self) -> str:
         return f"<Script {self.name} {self.sha[:8]}>"
