@@ -103,7 +103,12 @@ def strategies() -> SimpleNamespace:
 @pytest.fixture
 def apps() -> SimpleNamespace:
     module = _support("apps")
-    return SimpleNamespace(hello=module.hello_app, echo=module.echo_app, read_body=module.read_body)
+    return SimpleNamespace(
+        hello=module.hello_app,
+        echo=module.echo_app,
+        echo_websocket=module.echo_websocket,
+        read_body=module.read_body,
+    )
 
 
 @pytest.fixture

@@ -21,21 +21,17 @@ HANDSHAKE = (
 
 
 class Echo:
-    """HTTP: 200 with the path; WebSocket: accept, then echo text until the client leaves."""
+    """HTTP: 200 with the path; WebSocket: *echo* (accept, then every message back)."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo: Any) -> None:
         self.calls = 0
+        self.echo = echo
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.calls += 1
         if scope["type"] == "websocket":
-            await receive()
-            await send({"type": "websocket.accept"})
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await send({"type": "websocket.send", "text": message["text"]})
+            await self.echo(scope, receive, send)
+            return
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": scope["path"].encode()})
 
@@ -69,9 +65,9 @@ async def places_taken(server: Any, count: int) -> None:
 
 @pytest.mark.asyncio
 async def test_over_the_limit_http_gets_503_and_websockets_1013(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace
 ) -> None:
-    app = Echo()
+    app = Echo(apps.echo)
     server = await serve(app, limit_concurrency=2)
     port = http.port_of(server)
 
@@ -121,10 +117,10 @@ async def test_over_the_limit_http_gets_503_and_websockets_1013(
 
 @pytest.mark.asyncio
 async def test_a_connection_waiting_for_its_first_request_takes_no_place(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace
 ) -> None:
     """A connection is counted from its first request, so idle sockets cannot lock clients out."""
-    server = await serve(Echo(), limit_concurrency=1)
+    server = await serve(Echo(apps.echo), limit_concurrency=1)
     port = http.port_of(server)
     idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
     request = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -135,8 +131,10 @@ async def test_a_connection_waiting_for_its_first_request_takes_no_place(
 
 
 @pytest.mark.asyncio
-async def test_no_limit_by_default(serve: Any, http: SimpleNamespace) -> None:
-    server = await serve(Echo())
+async def test_no_limit_by_default(
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace
+) -> None:
+    server = await serve(Echo(apps.echo))
     port = http.port_of(server)
     held = []
     for index in range(5):

@@ -9,6 +9,7 @@
 * ``websocket_client``: an independent WebSocket client (autobahn);
 * ``pairs``: in-memory client/server pairs for the sans-IO engines;
 * ``strategies``: the hypothesis strategies for request lines, headers and bodies;
+* ``fuzz_strategies``: the live fuzz's hostile requests and frames, whole cases;
 * ``apps``: small ASGI applications the tests serve.
 
 ``conftest.py`` loads this folder by path under a name of its own

@@ -39,15 +39,17 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": body})
     elif scope["type"] == "websocket":
         await receive()
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            await send(
-                {
-                    "type": "websocket.send",
-                    "text": message.get("text"),
-                    "bytes": message.get("bytes"),
-                }
-            )
+        await echo_websocket(receive, send)
+
+
+async def echo_websocket(receive: Any, send: Any) -> None:
+    """Accept a WebSocket (its ``websocket.connect`` already received), then
+    send every message back until the client leaves."""
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send(
+            {"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")}
+        )

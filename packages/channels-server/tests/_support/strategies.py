@@ -70,6 +70,7 @@ split_points = st.lists(st.integers(min_value=0, max_value=10_000), max_size=8)
 
 
 def split_bytes(data: bytes, points: list[int]) -> list[bytes]:
+    """*data* cut at *points* (taken modulo its length), without empty pieces."""
     cuts = sorted({point % (len(data) + 1) for point in points})
     pieces, last = [], 0
     for cut in cuts:

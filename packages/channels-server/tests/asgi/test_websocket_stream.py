@@ -61,25 +61,14 @@ class RawClient:
 
 
 async def test_echo_and_the_websocket_scope(
-    serve: Any, http: SimpleNamespace, websocket: SimpleNamespace
+    serve: Any, http: SimpleNamespace, websocket: SimpleNamespace, apps: SimpleNamespace
 ) -> None:
     scopes: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         scopes.append(scope)
         assert await receive() == {"type": "websocket.connect"}
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            await send(
-                {
-                    "type": "websocket.send",
-                    "text": message.get("text"),
-                    "bytes": message.get("bytes"),
-                }
-            )
+        await apps.echo_websocket(receive, send)
 
     server = await serve(app)
     port = http.port_of(server)

@@ -1,19 +1,13 @@
-"""The echo application the Autobahn|Testsuite fuzzing client talks to."""
+"""The echo application the Autobahn|Testsuite fuzzing client talks to: the
+tests' own (``_support/apps.py``), loaded from this folder's parent."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "websocket":
-        return
-    await receive()
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        await send(
-            {"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")}
-        )
+from _support.apps import echo_app as application
+
+__all__ = ["application"]

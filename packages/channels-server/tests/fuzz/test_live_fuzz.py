@@ -31,20 +31,19 @@ test with what it ran, for the session's table.
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import importlib
 import json
 import logging
 import os
 import select
 import socket
 import struct
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -53,22 +52,9 @@ from hypothesis import HealthCheck, example, given, seed, settings
 from channels_server import Config
 from channels_server.server import ServerThread
 
-
-def _load_strategies() -> ModuleType:
-    # Loaded by path: under --import-mode=importlib the tests are no package.
-    name = "channels_server_fuzz_strategies"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("strategies.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-strategies = _load_strategies()
+# conftest.py loads tests/_support as this package before any test module
+# is collected (under --import-mode=importlib no test folder is importable).
+strategies = importlib.import_module("channels_server_test_support.fuzz_strategies")
 
 LONG_RUN = os.environ.get("CHANNELS_FUZZ_EXAMPLES")
 REPORT = os.environ.get("CHANNELS_FUZZ_REPORT")
@@ -109,8 +95,8 @@ class Violation(AssertionError):
 # -- the server under test -------------------------------------------------------------------
 
 
-async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """HTTP: read the body, answer 200 with no body; WebSocket: accept and echo."""
+async def application(echo: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """HTTP: read the body, answer 200 with no body; WebSocket: *echo* (accept and echo)."""
     if scope["type"] == "http":
         received = 0
         while True:
@@ -134,20 +120,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         )
         await send({"type": "http.response.body", "body": b""})
     elif scope["type"] == "websocket":
-        if (await receive())["type"] != "websocket.connect":
-            return
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            await send(
-                {
-                    "type": "websocket.send",
-                    "text": message.get("text"),
-                    "bytes": message.get("bytes"),
-                }
-            )
+        await echo(scope, receive, send)
 
 
 class ErrorLog(logging.Handler):
@@ -197,7 +170,7 @@ def loop_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=["h11", "httptools"])
-def fuzz_server(request: pytest.FixtureRequest, loop_name: str) -> Any:
+def fuzz_server(request: pytest.FixtureRequest, loop_name: str, apps: SimpleNamespace) -> Any:
     errors = ErrorLog()
     root = logging.getLogger()
     root.addHandler(errors)
@@ -219,7 +192,7 @@ def fuzz_server(request: pytest.FixtureRequest, loop_name: str) -> Any:
         body_timeout=2,
         websocket_connect_timeout=2,
     )
-    thread = ServerThread(application, config)
+    thread = ServerThread(functools.partial(application, apps.echo), config)
     thread.start()
     address = thread.wait_ready()[0]
     assert isinstance(address, tuple)

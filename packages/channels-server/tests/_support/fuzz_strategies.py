@@ -7,8 +7,8 @@ broken in one of the ways real clients and attackers break them (request
 lines, header lines, framing headers, chunk sizes, line endings, stray empty
 lines), then a few cases get byte-level damage on top.
 
-This module is loaded by path (``--import-mode=importlib`` gives test
-modules no package to import from), so it imports nothing from the tests.
+Part of the test support package (``_support/__init__.py``); the live fuzz
+(``fuzz/test_live_fuzz.py``) imports it at module level, for its ``@given``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+
+from .strategies import split_bytes
 
 # -- HTTP: each part of a request, valid or broken ------------------------------------------------
 #
@@ -186,17 +188,6 @@ PARTS = (
     "connection",
     "expect",
 )
-
-
-def split_bytes(data: bytes, points: list[int]) -> list[bytes]:
-    """*data* cut at *points* (taken modulo its length), without empty pieces."""
-    cuts = sorted({point % (len(data) + 1) for point in points})
-    pieces, last = [], 0
-    for cut in cuts:
-        pieces.append(data[last:cut])
-        last = cut
-    pieces.append(data[last:])
-    return [piece for piece in pieces if piece]
 
 
 @dataclass
