@@ -209,28 +209,32 @@ async def test_bytearray_body_and_list_headers_are_accepted() -> None:
     assert app.scope["headers"] == [(b"x-one", b"1")]
 
 
+async def failing_later(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await asyncio.sleep(0.01)
+    raise LookupError("late failure")
+
+
+async def returns(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+
+
+@pytest.mark.parametrize(
+    ("app", "error", "match"),
+    [
+        # An application error is reported as it is.
+        (failing_later, LookupError, "late failure"),
+        (returns, asyncio.TimeoutError, "returned without sending"),
+    ],
+    ids=["error", "returns-without-answering"],
+)
 @pytest.mark.asyncio
-async def test_an_application_error_is_reported_without_waiting_for_the_timeout() -> None:
-    async def failing_later(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await asyncio.sleep(0.01)
-        raise LookupError("late failure")
-
-    communicator = HttpCommunicator(failing_later, "GET", "/")
+async def test_an_application_that_ends_is_reported_without_waiting_for_the_timeout(
+    app: Any, error: type[Exception], match: str
+) -> None:
+    communicator = HttpCommunicator(app, "GET", "/")
     started = time.monotonic()
-    with pytest.raises(LookupError, match="late failure"):
-        await communicator.get_response(timeout=5)
-    assert time.monotonic() - started < 1
-
-
-@pytest.mark.asyncio
-async def test_an_application_that_returns_without_answering_times_out_at_once() -> None:
-    async def returns(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-
-    communicator = HttpCommunicator(returns, "GET", "/")
-    started = time.monotonic()
-    with pytest.raises(asyncio.TimeoutError, match="returned without sending"):
+    with pytest.raises(error, match=match):
         await communicator.get_response(timeout=5)
     assert time.monotonic() - started < 1
 

@@ -10,65 +10,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 
 import pytest
 
 pytest_plugins = ["pytester"]
 
 SETTINGS = """
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-SECRET_KEY = "live-tests-not-secret"
-DEBUG = False
-ALLOWED_HOSTS = []
-INSTALLED_APPS = [
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.staticfiles",
-    "channels",
-]
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(HERE / "db.sqlite3"),
-        "TEST": {"NAME": str(HERE / "test.sqlite3")},
-    }
-}
-ROOT_URLCONF = "project.urls"
-ASGI_APPLICATION = "project.asgi.application"
-STATIC_URL = "static/"
 STATICFILES_DIRS = [HERE / "static"]
-USE_TZ = True
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 """
 
-URLS = """
-from django.contrib.auth.models import User
-from django.http import HttpResponse
-from django.urls import path
-
-
-def users(request):
-    return HttpResponse(",".join(user.username for user in User.objects.order_by("username")))
-
-
-urlpatterns = [path("users/", users)]
-"""
-
 ASGI = """
-import os
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-
-from django.core.asgi import get_asgi_application
-
 application = get_asgi_application()
-"""
-
-INI = """
-[pytest]
-DJANGO_SETTINGS_MODULE = project.settings
 """
 
 TESTS = '''
@@ -192,15 +146,11 @@ class ServerThatCannotStart(ChannelsLiveServerTestCase):
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    package = pytester.mkpydir("project")
-    (package / "settings.py").write_text(SETTINGS)
-    (package / "urls.py").write_text(URLS)
-    (package / "asgi.py").write_text(ASGI)
-    static = package / "static"
+def project(django_project: Callable[..., pytest.Pytester]) -> pytest.Pytester:
+    pytester = django_project(settings=SETTINGS, asgi=ASGI)
+    static = pytester.path / "project" / "static"
     static.mkdir()
     (static / "hello.txt").write_text("static hello\n")
-    pytester.makefile(".ini", pytest=INI)
     return pytester
 
 

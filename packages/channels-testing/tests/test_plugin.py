@@ -8,59 +8,18 @@ point as in any project that installs channels-testing.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 
 import pytest
 
 pytest_plugins = ["pytester"]
 
 SETTINGS = """
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-SECRET_KEY = "plugin-tests-not-secret"
-DEBUG = False
-ALLOWED_HOSTS = []
-INSTALLED_APPS = [
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.staticfiles",
-    "channels",
-]
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(HERE / "db.sqlite3"),
-        "TEST": {"NAME": str(HERE / "test.sqlite3")},
-    }
-}
-ROOT_URLCONF = "project.urls"
-ASGI_APPLICATION = "project.asgi.application"
-STATIC_URL = "static/"
-USE_TZ = True
 # A layer that cannot work here: the fixture must replace it.
 CHANNEL_LAYERS = {"default": {"BACKEND": "project.nowhere.Layer"}}
 """
 
-URLS = """
-from django.contrib.auth.models import User
-from django.http import HttpResponse
-from django.urls import path
-
-
-def users(request):
-    return HttpResponse(",".join(user.username for user in User.objects.order_by("username")))
-
-
-urlpatterns = [path("users/", users)]
-"""
-
 ASGI = """
-import os
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-
-from django.core.asgi import get_asgi_application
-
 django_application = get_asgi_application()
 
 from channels.generic.websocket import WebsocketConsumer
@@ -78,21 +37,10 @@ application = ProtocolTypeRouter(
 )
 """
 
-INI = """
-[pytest]
-DJANGO_SETTINGS_MODULE = project.settings
-asyncio_mode = strict
-"""
-
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    package = pytester.mkpydir("project")
-    (package / "settings.py").write_text(SETTINGS)
-    (package / "urls.py").write_text(URLS)
-    (package / "asgi.py").write_text(ASGI)
-    pytester.makefile(".ini", pytest=INI)
-    return pytester
+def project(django_project: Callable[..., pytest.Pytester]) -> pytest.Pytester:
+    return django_project(settings=SETTINGS, asgi=ASGI, ini="asyncio_mode = strict\n")
 
 
 def test_the_in_memory_layer_replaces_the_configured_one_for_one_test(
@@ -184,7 +132,7 @@ def test_the_live_server_says_what_it_needs_without_pytest_django(
 
 def test_an_in_memory_sqlite_database_is_refused_clearly(project: pytest.Pytester) -> None:
     settings = project.path / "project" / "settings.py"
-    settings.write_text(SETTINGS.replace('str(HERE / "test.sqlite3")', '":memory:"'))
+    settings.write_text(settings.read_text().replace('str(HERE / "test.sqlite3")', '":memory:"'))
     project.makepyfile(test_live="def test_live(channels_live_server):\n    pass\n")
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
