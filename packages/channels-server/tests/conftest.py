@@ -10,7 +10,8 @@
 * ``strategies``: the hypothesis strategies for request lines, headers and
   bodies (test modules cannot import each other under
   ``--import-mode=importlib``, so they get them through this fixture);
-* ``apps``: small ASGI applications the tests serve;
+* ``apps``: small ASGI applications the tests serve; ``recorder``, a fresh
+  one that records what it receives;
 * ``unused_port``, ``tmp_socket_path``: a free TCP port, a short Unix socket path.
 
 Django is configured here for the runserver and live-server tests (a SQLite
@@ -109,6 +110,13 @@ def apps() -> SimpleNamespace:
         echo_websocket=module.echo_websocket,
         read_body=module.read_body,
     )
+
+
+@pytest.fixture
+def recorder() -> Any:
+    """A fresh ``Recorder`` (``_support/apps.py``): it records scopes and
+    messages, answers 200 ``ok`` and holds WebSockets open."""
+    return _support("apps").Recorder()
 
 
 @pytest.fixture

@@ -17,26 +17,6 @@ from wsproto.events import BytesMessage, TextMessage
 pytestmark = pytest.mark.asyncio
 
 
-class Recorder:
-    """An application that records its calls and answers 200."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        self.calls.append(scope)
-        if scope["type"] == "websocket":
-            await receive()
-            await send({"type": "websocket.accept"})
-            while (await receive())["type"] != "websocket.disconnect":
-                pass
-            return
-        while (await receive()).get("more_body"):
-            pass
-        await send({"type": "http.response.start", "status": 200})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-
 async def refused_with(http: SimpleNamespace, port: int, request: bytes) -> int:
     data = await http.exchange(port, request)
     (response,) = http.parse(data)
@@ -44,8 +24,8 @@ async def refused_with(http: SimpleNamespace, port: int, request: bytes) -> int:
     return response.status
 
 
-async def test_request_line_too_long(serve: Any, http: SimpleNamespace) -> None:
-    app = Recorder()
+async def test_request_line_too_long(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
+    app = recorder
     server = await serve(app, max_request_line_size=1000)
     port = http.port_of(server)
     assert (
@@ -54,29 +34,29 @@ async def test_request_line_too_long(serve: Any, http: SimpleNamespace) -> None:
     )
     # A request line that never ends is cut off at the head limit, still 414.
     assert await refused_with(http, port, b"GET /" + b"a" * 20000) == 414
-    assert app.calls == []
+    assert app.scopes == []
 
 
-async def test_header_block_too_large(serve: Any, http: SimpleNamespace) -> None:
-    app = Recorder()
+async def test_header_block_too_large(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
+    app = recorder
     server = await serve(app, max_header_size=4096, max_request_line_size=1000)
     port = http.port_of(server)
     big = b"X-Big: " + b"a" * 5000 + b"\r\n"
     assert await refused_with(http, port, b"GET / HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n") == 431
     # Headers that never end are cut off too.
     assert await refused_with(http, port, b"GET / HTTP/1.1\r\nHost: x\r\n" + big * 4) == 431
-    assert app.calls == []
+    assert app.scopes == []
 
 
-async def test_too_many_headers(serve: Any, http: SimpleNamespace) -> None:
-    app = Recorder()
+async def test_too_many_headers(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
+    app = recorder
     server = await serve(app, max_header_count=20)
     headers = b"".join(b"X-%d: v\r\n" % index for index in range(25))
     status = await refused_with(
         http, http.port_of(server), b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"
     )
     assert status == 431
-    assert app.calls == []
+    assert app.scopes == []
 
 
 @pytest.mark.parametrize(
@@ -92,17 +72,19 @@ async def test_too_many_headers(serve: Any, http: SimpleNamespace) -> None:
     ],
 )
 async def test_invalid_requests_are_400_without_calling_the_application(
-    serve: Any, http: SimpleNamespace, request_bytes: bytes
+    serve: Any, http: SimpleNamespace, request_bytes: bytes, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     assert await refused_with(http, http.port_of(server), request_bytes) == 400
-    assert [call for call in app.calls if call["type"] == "http" and call["path"] != "/"] == []
+    assert [call for call in app.scopes if call["type"] == "http" and call["path"] != "/"] == []
 
 
-async def test_content_length_with_transfer_encoding(serve: Any, http: SimpleNamespace) -> None:
+async def test_content_length_with_transfer_encoding(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
     """The request-smuggling shape: a front end and the server would disagree on the body."""
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     request = (
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -111,30 +93,30 @@ async def test_content_length_with_transfer_encoding(serve: Any, http: SimpleNam
     data = await http.exchange(http.port_of(server), request)
     assert data.startswith(b"HTTP/1.1 400 ")
     assert data.count(b"HTTP/1.1") == 1
-    assert app.calls == []
+    assert app.scopes == []
 
 
 @pytest.mark.parametrize("control", [b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x85"])
 @pytest.mark.parametrize("where", ["value", "name"])
 async def test_control_characters_in_headers(
-    serve: Any, http: SimpleNamespace, control: bytes, where: str
+    serve: Any, http: SimpleNamespace, control: bytes, where: str, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     line = b"X-Test: a" + control + b"b" if where == "value" else b"X-Te" + control + b"st: ab"
     status = await refused_with(
         http, http.port_of(server), b"GET / HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n"
     )
     assert status == 400
-    assert app.calls == []
+    assert app.scopes == []
 
 
 @pytest.mark.parametrize("control", [b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x85"])
 async def test_control_characters_on_the_websocket_upgrade(
-    serve: Any, http: SimpleNamespace, control: bytes
+    serve: Any, http: SimpleNamespace, control: bytes, recorder: Any
 ) -> None:
     """CVE-2026-44546's class: header injection through the WebSocket handshake."""
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     request = (
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -142,13 +124,13 @@ async def test_control_characters_on_the_websocket_upgrade(
         b"Cookie: sessionid=abc" + control + b"X-Injected: 1\r\n\r\n"
     )
     assert await refused_with(http, http.port_of(server), request) == 400
-    assert app.calls == []
+    assert app.scopes == []
 
 
 async def test_slow_headers_are_cut_off_while_others_are_served(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app, header_timeout=0.5)
     port = http.port_of(server)
     slow_reader, slow_writer = await asyncio.open_connection("127.0.0.1", port)
@@ -176,12 +158,12 @@ async def test_slow_headers_are_cut_off_while_others_are_served(
 
 
 async def test_after_a_408_the_server_reads_on_until_the_client_stops(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
     """After a head timeout the server ends its side but reads on (and discards)
     for a while: a client still sending its head would otherwise get a reset,
     which can destroy the 408 before the client reads it."""
-    server = await serve(Recorder(), header_timeout=0.3)
+    server = await serve(recorder, header_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(b"GET / HTTP/1.1\r\n")
     answer = await asyncio.wait_for(reader.read(), 5)
@@ -196,8 +178,10 @@ async def test_after_a_408_the_server_reads_on_until_the_client_stops(
     writer.close()
 
 
-async def test_idle_keep_alive_connections_are_closed(serve: Any, http: SimpleNamespace) -> None:
-    server = await serve(Recorder(), keep_alive_timeout=0.3, header_timeout=0.2)
+async def test_idle_keep_alive_connections_are_closed(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
+    server = await serve(recorder, keep_alive_timeout=0.3, header_timeout=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await http.read_response(reader)).endswith(b"ok")
@@ -207,8 +191,10 @@ async def test_idle_keep_alive_connections_are_closed(serve: Any, http: SimpleNa
     writer.close()
 
 
-async def test_silent_new_connections_are_closed(serve: Any, http: SimpleNamespace) -> None:
-    server = await serve(Recorder(), header_timeout=0.3)
+async def test_silent_new_connections_are_closed(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
+    server = await serve(recorder, header_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
@@ -223,10 +209,10 @@ def _upgrade(frames: bytes) -> bytes:
 
 @pytest.mark.parametrize("fragmented", [False, True])
 async def test_websocket_message_over_the_limit_is_1009(
-    serve: Any, http: SimpleNamespace, fragmented: bool
+    serve: Any, http: SimpleNamespace, fragmented: bool, recorder: Any
 ) -> None:
     """CVE-2026-44545's class: an unbounded message held in memory."""
-    server = await serve(Recorder(), websocket_max_message_size=4096, websocket_max_frame_size=4096)
+    server = await serve(recorder, websocket_max_message_size=4096, websocket_max_frame_size=4096)
     client = Connection(ConnectionType.CLIENT)
     if fragmented:
         frames = b"".join(
@@ -245,8 +231,10 @@ async def test_websocket_message_over_the_limit_is_1009(
     writer.close()
 
 
-async def test_oversized_frame_header_alone_is_enough(serve: Any, http: SimpleNamespace) -> None:
-    server = await serve(Recorder(), websocket_max_frame_size=1024)
+async def test_oversized_frame_header_alone_is_enough(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
+    server = await serve(recorder, websocket_max_frame_size=1024)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(_upgrade(b""))
     await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -258,8 +246,10 @@ async def test_oversized_frame_header_alone_is_enough(serve: Any, http: SimpleNa
     writer.close()
 
 
-async def test_text_frame_with_invalid_utf8_is_1007(serve: Any, http: SimpleNamespace) -> None:
-    server = await serve(Recorder())
+async def test_text_frame_with_invalid_utf8_is_1007(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
+    server = await serve(recorder)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(_upgrade(b"\x81\x82\x00\x00\x00\x00\xc3\x28"))
     await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -269,9 +259,9 @@ async def test_text_frame_with_invalid_utf8_is_1007(serve: Any, http: SimpleName
 
 
 async def test_server_keeps_serving_after_protocol_errors(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    server = await serve(Recorder())
+    server = await serve(recorder)
     port = http.port_of(server)
     for garbage in (b"\x00" * 100, b"GET / HTTP/9.9\r\n\r\n", _upgrade(b"\xff\xff\xff")):
         await http.exchange(port, garbage)

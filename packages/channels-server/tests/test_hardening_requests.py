@@ -19,37 +19,6 @@ pytestmark = pytest.mark.asyncio
 OK_REQUEST = b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
-class Recorder:
-    """Records each scope and every message received; answers 200 ``ok`` after the body."""
-
-    def __init__(self) -> None:
-        self.scopes: list[dict[str, Any]] = []
-        self.messages: list[dict[str, Any]] = []
-        self.disconnected = asyncio.Event()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        self.scopes.append(scope)
-        if scope["type"] == "websocket":
-            await receive()
-            await send({"type": "websocket.accept"})
-            while (await receive())["type"] != "websocket.disconnect":
-                pass
-            return
-        while True:
-            message = await receive()
-            self.messages.append(message)
-            if message["type"] == "http.disconnect":
-                self.disconnected.set()
-                return
-            if not message.get("more_body"):
-                break
-        await send({"type": "http.response.start", "status": 200})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    def paths(self) -> list[str]:
-        return [scope["path"] for scope in self.scopes]
-
-
 async def served(http: SimpleNamespace, port: int) -> None:
     """A well-behaved client gets its 200."""
     data = await http.exchange(port, OK_REQUEST)
@@ -69,12 +38,12 @@ def _with_headers(*lines: bytes) -> bytes:
 
 
 async def test_daphne_root_path_is_ignored_without_proxy_headers(
-    serve: Any, http: SimpleNamespace, tmp_socket_path: str
+    serve: Any, http: SimpleNamespace, tmp_socket_path: str, recorder: Any
 ) -> None:
     """Loopback and unix-socket peers are trusted proxies only with --proxy-headers:
     without it, a client behind a same-host proxy could move its path past
     the proxy's location rules."""
-    app = Recorder()
+    app = recorder
     tcp = await serve(app, root_path="/mounted")
     await serve(app, endpoints=(f"unix:{tmp_socket_path}",), root_path="/mounted")
     request = _with_headers(b"Daphne-Root-Path: /admin", b"X-Forwarded-Proto: https")
@@ -89,9 +58,9 @@ async def test_daphne_root_path_is_ignored_without_proxy_headers(
 
 
 async def test_daphne_root_path_from_a_trusted_proxy(
-    serve: Any, http: SimpleNamespace, tmp_socket_path: str
+    serve: Any, http: SimpleNamespace, tmp_socket_path: str, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     tcp = await serve(app, proxy_headers=True, root_path="/mounted")
     await serve(
         app, endpoints=(f"unix:{tmp_socket_path}",), proxy_headers=True, root_path="/mounted"
@@ -127,9 +96,9 @@ async def test_daphne_root_path_from_a_trusted_proxy(
     ],
 )
 async def test_malformed_proxy_header_values_are_ignored(
-    serve: Any, http: SimpleNamespace, header: bytes, scope_key: str, default: Any
+    serve: Any, http: SimpleNamespace, header: bytes, scope_key: str, default: Any, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app, proxy_headers=True, root_path="/mounted")
     port = http.port_of(server)
     await http.exchange(port, _with_headers(header))
@@ -147,9 +116,9 @@ async def test_malformed_proxy_header_values_are_ignored(
     ],
 )
 async def test_a_malformed_forwarded_port_is_ignored(
-    serve: Any, http: SimpleNamespace, port_header: bytes, expected: int
+    serve: Any, http: SimpleNamespace, port_header: bytes, expected: int, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app, proxy_headers=True)
     await http.exchange(
         http.port_of(server), _with_headers(b"X-Forwarded-For: [2001:db8::7]", port_header)
@@ -170,11 +139,11 @@ _HANDSHAKE = (
     [b"Content-Length: 5\r\n\r\nhello", b"Transfer-Encoding: chunked\r\n\r\n5\r\nhel"],
 )
 async def test_a_websocket_handshake_with_a_body_is_refused(
-    serve: Any, http: SimpleNamespace, framing: bytes
+    serve: Any, http: SimpleNamespace, framing: bytes, recorder: Any
 ) -> None:
     """A chunked body that never ends used to hold the handshake open with no
     timer running; a Content-Length one was dropped and the socket upgraded."""
-    app = Recorder()
+    app = recorder
     server = await serve(app, header_timeout=30)
     port = http.port_of(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -188,9 +157,9 @@ async def test_a_websocket_handshake_with_a_body_is_refused(
 
 
 async def test_a_websocket_handshake_with_content_length_zero_is_accepted(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    server = await serve(Recorder())
+    server = await serve(recorder)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(_HANDSHAKE + b"Content-Length: 0\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -218,9 +187,9 @@ SECRET = b"s3cr3t-T0KEN"
     ],
 )
 async def test_error_responses_do_not_repeat_the_request(
-    serve: Any, http: SimpleNamespace, request_bytes: bytes
+    serve: Any, http: SimpleNamespace, request_bytes: bytes, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     port = http.port_of(server)
     data = await http.exchange(port, request_bytes)
@@ -236,10 +205,12 @@ async def test_error_responses_do_not_repeat_the_request(
 # -- 7. stray CRLF, bare LF, obs-fold --------------------------------------------------------------
 
 
-async def test_a_stray_crlf_after_a_request_is_ignored(serve: Any, http: SimpleNamespace) -> None:
+async def test_a_stray_crlf_after_a_request_is_ignored(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
     """RFC 9112 §2.2 lets a client send an empty line after a request: no 400
     for it, and nothing unsolicited on the kept-alive connection."""
-    app = Recorder()
+    app = recorder
     # (Bytes between requests restart the wait at the header timeout.)
     server = await serve(app, keep_alive_timeout=0.5, header_timeout=0.5)
     port = http.port_of(server)
@@ -256,8 +227,10 @@ async def test_a_stray_crlf_after_a_request_is_ignored(serve: Any, http: SimpleN
     writer.close()
 
 
-async def test_a_stray_crlf_pipelined_with_requests(serve: Any, http: SimpleNamespace) -> None:
-    app = Recorder()
+async def test_a_stray_crlf_pipelined_with_requests(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
+    app = recorder
     server = await serve(app)
     data = await http.exchange(
         http.port_of(server),
@@ -279,11 +252,11 @@ async def test_a_stray_crlf_pipelined_with_requests(serve: Any, http: SimpleName
     ],
 )
 async def test_bytes_after_a_closing_request_never_replace_its_response(
-    serve: Any, http: SimpleNamespace, request_bytes: bytes
+    serve: Any, http: SimpleNamespace, request_bytes: bytes, recorder: Any
 ) -> None:
     """h11 refused anything after a request that closes the connection, and the
     400 went out instead of the response (RFC 9112 §9.6: the rest is ignored)."""
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     port = http.port_of(server)
     data = await http.exchange(port, request_bytes)
@@ -293,9 +266,11 @@ async def test_bytes_after_a_closing_request_never_replace_its_response(
     await served(http, port)
 
 
-async def test_empty_lines_without_a_request_are_bounded(serve: Any, http: SimpleNamespace) -> None:
+async def test_empty_lines_without_a_request_are_bounded(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
     """A client sending only line breaks is not a client with a stray CRLF."""
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     port = http.port_of(server)
     data = await http.exchange(port, b"\r\n" * 100)
@@ -315,10 +290,10 @@ async def test_empty_lines_without_a_request_are_bounded(serve: Any, http: Simpl
     ],
 )
 async def test_bare_lf_and_obs_fold_are_refused_by_both_engines(
-    serve: Any, http: SimpleNamespace, request_bytes: bytes
+    serve: Any, http: SimpleNamespace, request_bytes: bytes, recorder: Any
 ) -> None:
     """A head read one way here and another way by a front end is request smuggling."""
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     port = http.port_of(server)
     assert http.parse(await http.exchange(port, request_bytes))[0].status == 400
@@ -334,9 +309,9 @@ async def test_bare_lf_and_obs_fold_are_refused_by_both_engines(
 
 
 async def test_whitespace_at_the_start_of_a_body_is_not_a_fold(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app)
     data = await http.exchange(
         http.port_of(server),
@@ -350,9 +325,9 @@ async def test_whitespace_at_the_start_of_a_body_is_not_a_fold(
 
 
 async def test_a_slow_upload_gets_408_and_the_application_a_disconnect(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    app = Recorder()
+    app = recorder
     server = await serve(app, body_timeout=0.5)
     port = http.port_of(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -368,10 +343,12 @@ async def test_a_slow_upload_gets_408_and_the_application_a_disconnect(
     await served(http, port)
 
 
-async def test_a_trickling_upload_is_timed_between_reads(serve: Any, http: SimpleNamespace) -> None:
+async def test_a_trickling_upload_is_timed_between_reads(
+    serve: Any, http: SimpleNamespace, recorder: Any
+) -> None:
     """The timeout is for a silence, not for the whole body: a client that keeps
     sending is served."""
-    app = Recorder()
+    app = recorder
     server = await serve(app, body_timeout=0.6)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
@@ -419,8 +396,8 @@ async def test_an_application_slow_to_read_is_not_the_clients_fault(
     writer.close()
 
 
-async def test_limit_request_body(serve: Any, http: SimpleNamespace) -> None:
-    app = Recorder()
+async def test_limit_request_body(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
+    app = recorder
     server = await serve(app, limit_request_body=1000)
     port = http.port_of(server)
     # Declared too large: refused before the application is called.

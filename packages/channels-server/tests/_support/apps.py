@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,3 +54,35 @@ async def echo_websocket(receive: Any, send: Any) -> None:
         await send(
             {"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")}
         )
+
+
+class Recorder:
+    """Records each scope and every HTTP message received; answers 200 ``ok``
+    after the body, and accepts a WebSocket, then waits for the client to leave."""
+
+    def __init__(self) -> None:
+        self.scopes: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.disconnected = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+            return
+        while True:
+            message = await receive()
+            self.messages.append(message)
+            if message["type"] == "http.disconnect":
+                self.disconnected.set()
+                return
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def paths(self) -> list[str]:
+        return [scope["path"] for scope in self.scopes]
