@@ -64,6 +64,7 @@ __all__ = [
     "make_application",
     "require_shared_database",
     "set_database_connection",
+    "start_server",
     "wait_until_listening",
 ]
 
@@ -260,6 +261,31 @@ def wait_until_listening(process: Any, timeout: float = _STARTUP_TIMEOUT) -> int
     return port
 
 
+def start_server(
+    process_class: Callable[..., Any],
+    host: str,
+    static_wrapper: Callable[[Any], Any] | None,
+    **arguments: Any,
+) -> tuple[Any, int]:
+    """Start a *process_class* server on *host*; return it and its port, once it listens.
+
+    It serves ``ASGI_APPLICATION``, wrapped by *static_wrapper* unless that is
+    ``None`` (:func:`make_application`); *arguments* go to *process_class*
+    (``setup``, ``kwargs``). A server that does not come up is stopped before
+    the error (from :func:`wait_until_listening`) is raised.
+    """
+    get_application = partial(make_application, static_wrapper=static_wrapper)
+    process = process_class(host, get_application, **arguments)
+    process.start()
+    try:
+        port = wait_until_listening(process)
+    except BaseException:
+        process.terminate()
+        process.join()
+        raise
+    return process, port
+
+
 class ChannelsLiveServerTestCase(TransactionTestCase):
     """A TransactionTestCase with channels-server serving the project on a free port."""
 
@@ -303,21 +329,19 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
         modified = modify_settings(ALLOWED_HOSTS={"append": cls.host})
         modified.enable()
         cls.addClassCleanup(modified.disable)
-        get_application = partial(
-            make_application, static_wrapper=cls.static_wrapper if cls.serve_static else None
-        )
         kwargs = dict(cls.server_options)
         if cls.port:
             kwargs["port"] = cls.port
         # Only what DaphneProcess takes too, so that it can stand in.
         extra = {"kwargs": kwargs} if kwargs else {}
-        process = cls.ProtocolServerProcess(
-            cls.host, get_application, setup=set_database_connection, **extra
+        cls._server_process, cls._port = start_server(
+            cls.ProtocolServerProcess,
+            cls.host,
+            cls.static_wrapper if cls.serve_static else None,
+            setup=set_database_connection,
+            **extra,
         )
-        process.start()
-        cls._server_process = process
         cls.addClassCleanup(cls._stop_server)
-        cls._port = wait_until_listening(process)
 
     @classmethod
     def _stop_server(cls) -> None:

@@ -28,7 +28,6 @@ communicators keep working in projects without Django.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 import pytest
@@ -64,26 +63,15 @@ class LiveServer:
         from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
         from django.test.utils import modify_settings
 
-        from .live import ChannelsServerProcess, make_application, wait_until_listening
+        from .live import ChannelsServerProcess, start_server
 
         self.host = host
         self._allowed = modify_settings(ALLOWED_HOSTS={"append": host})
         self._allowed.enable()
         try:
-            self._process = ChannelsServerProcess(
-                host,
-                partial(
-                    make_application,
-                    static_wrapper=ASGIStaticFilesHandler if serve_static else None,
-                ),
+            self._process, self.port = start_server(
+                ChannelsServerProcess, host, ASGIStaticFilesHandler if serve_static else None
             )
-            self._process.start()
-            try:
-                self.port = wait_until_listening(self._process)
-            except BaseException:
-                self._process.terminate()
-                self._process.join()
-                raise
         except BaseException:
             self._allowed.disable()
             raise
