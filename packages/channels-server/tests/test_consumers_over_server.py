@@ -106,17 +106,26 @@ def loud_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 # -- WebSocket: a group message for a client that has just left ----------------------------
 
 
-class AsyncRoom(AsyncWebsocketConsumer):
-    groups = ["room"]
-    record: list[Any] = []
+class SignalsLateHandler:
+    """Sets ``race.late_handler_done`` once the late handler has been dispatched:
+    on the loop, after its sends have gone out (or been refused)."""
+
     race: Race | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         try:
-            await super().dispatch(message)
+            await super().dispatch(message)  # type: ignore[misc]
         finally:
-            if message.get("late") and self.race is not None:
+            if self.is_late(message) and self.race is not None:
                 self.race.late_handler_done.set()
+
+    def is_late(self, message: dict[str, Any]) -> bool:
+        return bool(message.get("late"))
+
+
+class AsyncRoom(SignalsLateHandler, AsyncWebsocketConsumer):
+    groups = ["room"]
+    record: list[Any] = []
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         if event["late"]:
@@ -129,18 +138,9 @@ class AsyncRoom(AsyncWebsocketConsumer):
         self.record.append(("disconnect", code, groups_holding(self)))
 
 
-class SyncRoom(WebsocketConsumer):
+class SyncRoom(SignalsLateHandler, WebsocketConsumer):
     groups = ["room"]
     record: list[Any] = []
-    race: Race | None = None
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # On the loop, after the handler's sends have gone out (or been refused).
-        try:
-            await super().dispatch(message)
-        finally:
-            if message.get("late") and self.race is not None:
-                self.race.late_handler_done.set()
 
     def chat_message(self, event: dict[str, Any]) -> None:
         if event["late"]:
@@ -198,9 +198,8 @@ async def test_a_group_message_after_the_client_left_still_runs_disconnect(
 # -- HTTP: a long poll answered after the client left -----------------------------------
 
 
-class LongPoll(AsyncHttpConsumer):
+class LongPoll(SignalsLateHandler, AsyncHttpConsumer):
     record: list[Any] = []
-    race: Race | None = None
 
     async def handle(self, body: bytes) -> None:
         assert self.channel_layer is not None
@@ -209,12 +208,8 @@ class LongPoll(AsyncHttpConsumer):
         await self.send_body(b"", more_body=True)
         self.record.append("waiting")
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        try:
-            await super().dispatch(message)
-        finally:
-            if message["type"] == "notice.posted" and self.race is not None:
-                self.race.late_handler_done.set()
+    def is_late(self, message: dict[str, Any]) -> bool:
+        return bool(message["type"] == "notice.posted")
 
     async def notice_posted(self, event: dict[str, Any]) -> None:
         assert self.race is not None
