@@ -91,7 +91,7 @@ class Link(asyncio.Protocol):
                 return
             if reply is NOTHING:
                 return
-            if type(reply) is Push:
+            if isinstance(reply, Push):
                 continue  # nothing here subscribes or tracks keys
             if not waiting:
                 self.fail(RedisConnectionError("Redis sent a reply nobody asked for"))

@@ -56,6 +56,10 @@ _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})
 
 def _is_flat(message: dict[str, Any]) -> bool:
     """Whether every value of *message* is immutable (a shallow copy is a full copy)."""
+    # Exact types, not isinstance(): a subclass of str or int may hold mutable
+    # attributes. fast path: bench/redis_layer.py "group_send to 1000" (one
+    # process holds every member): dict() 0.1 us against a decode 0.4 us a
+    # member (timeit), about 0.3 ms of that row's 10 ms.
     immutable = _IMMUTABLE
     return all(type(value) in immutable for value in message.values())
 

@@ -45,6 +45,8 @@ class PerLoop(Generic[T]):
         self._lock = threading.Lock()
         # The last loop served and its entry: the hot paths skip the weak
         # dictionary while one loop does all the work.
+        # fast path: bench/redis_layer.py "round trips, serial" (every send and
+        # receive starts here); peek() 0.4 us against get() 1.25 us (timeit).
         self._last: tuple[asyncio.AbstractEventLoop, _Entry[T]] | None = None
 
     def peek(self) -> T | None:
