@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime
 import decimal
 from typing import Any
@@ -42,6 +43,31 @@ def test_json_boxes_bytes_readably() -> None:
     data = JSONSerializer().serialize({"type": "t", "b": b"hi", "s": "\uffffs"})
     assert b'"type":"t"' in data
     assert "\uffffbaGk=".encode() in data
+
+
+@pytest.mark.parametrize("serializer_class", [MsgPackSerializer, JSONSerializer])
+def test_subclasses_of_dict_list_and_str_travel_as_their_base(
+    serializer_class: type[BaseMessageSerializer],
+) -> None:
+    class Names(list[Any]):
+        pass
+
+    class Text(str):
+        pass
+
+    serializer = serializer_class()
+    message = {
+        "type": "t",
+        "ordered": collections.OrderedDict(raw=b"\x00"),
+        "names": Names([b"a"]),
+        "text": Text("\uffffb not bytes"),
+    }
+    assert serializer.deserialize(serializer.serialize(message)) == {
+        "type": "t",
+        "ordered": {"raw": b"\x00"},
+        "names": [b"a"],
+        "text": "\uffffb not bytes",
+    }
 
 
 BOTH = (MsgPackSerializer, JSONSerializer)

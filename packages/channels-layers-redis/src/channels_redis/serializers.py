@@ -324,35 +324,33 @@ class JSONSerializer(BaseMessageSerializer):
 
 
 def _box(value: Any) -> Any:
-    kind = type(value)
-    if kind is str:
+    if isinstance(value, str):
         return _BOX + "s" + value if value.startswith(_BOX) else value
-    if kind is dict:
+    if isinstance(value, dict):
         boxed = {}
         for key, item in value.items():
-            if type(key) is not str:
+            if not isinstance(key, str):
                 raise TypeError(f"dict key {key!r} is not a str")
             boxed[key] = _box(item)
         return boxed
-    if kind is list or kind is tuple:
+    if isinstance(value, (list, tuple)):
         return [_box(item) for item in value]
-    if kind is bytes:
+    if isinstance(value, bytes):
         return _BOX + "b" + base64.b64encode(value).decode("ascii")
     return value
 
 
 def _unbox(value: Any) -> Any:
-    kind = type(value)
-    if kind is str:
+    if isinstance(value, str):
         if value.startswith(_BOX):
             tag, rest = value[1:2], value[2:]
             if tag == "b":
                 return base64.b64decode(rest)
             return rest
         return value
-    if kind is dict:
+    if isinstance(value, dict):
         return {key: _unbox(item) for key, item in value.items()}
-    if kind is list:
+    if isinstance(value, list):
         return [_unbox(item) for item in value]
     return value
 
@@ -377,30 +375,30 @@ def describe_unserializable(message: Any, format_name: str, error: Exception) ->
 
 def _find_unserializable(value: Any, path: str, format_name: str) -> tuple[str, str] | None:
     kind = type(value)
-    if kind is dict:
+    if isinstance(value, dict):
         for key, item in value.items():
-            if type(key) is not str:
+            if not isinstance(key, str):
                 return path or "", f"a dict key of type {type(key).__name__} ({key!r})"
             child = f"{path}.{key}" if path else key
             found = _find_unserializable(item, child, format_name)
             if found is not None:
                 return found
         return None
-    if kind is list or kind is tuple:
+    if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             found = _find_unserializable(item, f"{path}[{index}]", format_name)
             if found is not None:
                 return found
         return None
-    if kind is int:
+    if isinstance(value, int):  # bool too: always in range
         if not _INT64_MIN <= value <= _UINT64_MAX:
             return path, f"the integer {value}, outside the 64-bit range"
         return None
-    if kind is float:
+    if isinstance(value, float):
         if format_name == "json" and not math.isfinite(value):
             return path, f"the float {value}, which JSON cannot represent"
         return None
-    if kind in (str, bytes, bool, type(None)):
+    if value is None or isinstance(value, (str, bytes)):
         return None
     return path, f"a value of type {kind.__module__}.{kind.__qualname__} ({value!r:.60})"
 
