@@ -285,3 +285,47 @@ async def test_a_server_hanging_up_fails_the_commands_and_the_next_opens_a_new_l
 
 def test_links_are_protocols() -> None:
     assert issubclass(Link, asyncio.Protocol)
+
+
+@pytest.mark.asyncio
+async def test_start_writes_on_a_ready_link_and_otherwise_waits_for_one(
+    client: redis.asyncio.Redis,
+) -> None:
+    commands = LinkCommands(client)
+    try:
+        # No link yet: a task opens one, then writes.
+        opening = commands.start("ECHO", "first")
+        assert isinstance(opening, asyncio.Task)
+        assert await opening == b"first"
+        # The link is up: written at once, the reply a plain future.
+        written = commands.start("ECHO", "second")
+        assert not isinstance(written, asyncio.Task)
+        assert await written == b"second"
+        with pytest.raises(ResponseError):
+            await commands.start("NO-SUCH-COMMAND")
+    finally:
+        await commands.aclose()
+
+
+@pytest.mark.asyncio
+async def test_each_client_gets_its_path_when_it_is_made() -> None:
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.sentinel import Sentinel
+
+    from channels_redis.commands import ClusterCommands, RedisPyCommands, shard_commands
+    from channels_redis.link_pool import SentinelLinkCommands
+
+    # Nothing here connects: the path is chosen from the client's kind alone.
+    server = redis.asyncio.Redis(host="127.0.0.1", port=1)
+    sentinel = Sentinel([("127.0.0.1", 1)])
+    master = sentinel.master_for("mymaster")
+    cluster = RedisCluster(host="127.0.0.1", port=1)
+    try:
+        assert type(shard_commands(server)) is LinkCommands
+        assert type(shard_commands(master)) is SentinelLinkCommands
+        assert type(shard_commands(cluster)) is ClusterCommands
+        assert type(shard_commands(server, link=False)) is RedisPyCommands
+    finally:
+        await server.aclose()
+        await master.aclose()
+        await cluster.aclose()
