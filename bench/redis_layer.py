@@ -3,6 +3,7 @@
     python bench/redis_layer.py                 # the full run (a few minutes)
     python bench/redis_layer.py --quick         # a smoke test (seconds)
     python bench/redis_layer.py --json out.json # also write the numbers
+    python bench/redis_layer.py --redis-py      # also ours over redis-py's client
 
 What it does, in one run:
 
@@ -13,6 +14,11 @@ What it does, in one run:
    (our layer from this interpreter, the original from its virtualenv), on
    the same Redis, flushed between them;
 4. prints both side by side, with the issue's targets.
+
+With ``--redis-py`` our layer runs a second time with every command going
+through redis-py's asyncio client instead of our pipelined link (the layer's
+private ``_link_to_servers = False``; sends still batched the same way), and
+a third column says how many times faster the link is.
 
 The workload (``--worker`` runs it in the child):
 
@@ -182,10 +188,12 @@ async def group_send_until_received(layer: Any, members: int, rounds: int) -> di
     }
 
 
-async def run_workload(url: str, quick: bool) -> dict[str, Any]:
+async def run_workload(url: str, quick: bool, client: str = "link") -> dict[str, Any]:
     from channels_redis.core import RedisChannelLayer
 
     layer = RedisChannelLayer(hosts=[url], capacity=2000)
+    if client == "redis-py":
+        layer._link_to_servers = False  # type: ignore[attr-defined]
     sizes = {"serial": 300, "inflight": 2000, "group_add": 200, "rounds": 3}
     if not quick:
         sizes = {"serial": 5000, "inflight": 50_000, "group_add": 1000, "rounds": 15}
@@ -210,7 +218,7 @@ async def run_workload(url: str, quick: bool) -> dict[str, Any]:
 def worker_main(arguments: argparse.Namespace) -> None:
     if arguments.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {arguments.cpu})
-    results = asyncio.run(run_workload(arguments.redis_url, arguments.quick))
+    results = asyncio.run(run_workload(arguments.redis_url, arguments.quick, arguments.client))
     import channels_redis
 
     results["version"] = getattr(channels_redis, "__version__", "?")
@@ -271,8 +279,11 @@ def original_python(venv: Path) -> Path:
     return python
 
 
-def run_worker(python: Path, url: str, quick: bool, cpu: int | None) -> dict[str, Any]:
+def run_worker(
+    python: Path, url: str, quick: bool, cpu: int | None, client: str = "link"
+) -> dict[str, Any]:
     command = [str(python), str(Path(__file__).resolve()), "--worker", "--redis-url", url]
+    command += ["--client", client]
     if quick:
         command.append("--quick")
     if cpu is not None:
@@ -293,7 +304,9 @@ def flush_redis(url: str) -> None:
         subprocess.run([cli, "-p", port, "FLUSHALL"], check=True, capture_output=True)
 
 
-def report(ours: dict[str, Any], original: dict[str, Any] | None) -> list[str]:
+def report(
+    ours: dict[str, Any], original: dict[str, Any] | None, redis_py: dict[str, Any] | None = None
+) -> list[str]:
     lines = []
 
     def row(name: str, key: tuple[str, ...], unit: str, better: str, target: str = "") -> None:
@@ -305,16 +318,33 @@ def report(ours: dict[str, Any], original: dict[str, Any] | None) -> list[str]:
                 value = value.get(part)
             return float(value) if value is not None else None
 
-        mine, theirs = get(ours), get(original)
-        ratio = ""
-        if mine and theirs:
+        def times(mine: float | None, theirs: float | None, digits: int) -> str:
+            if not mine or not theirs:
+                return ""
             factor = mine / theirs if better == "higher" else theirs / mine
-            ratio = f"{factor:8.1f}x"
+            return f"{factor:8.{digits}f}x"
+
+        mine, theirs, slower = get(ours), get(original), get(redis_py)
+        ratio = times(mine, theirs, 1)
         theirs_text = f"{theirs:12.3f}" if theirs is not None else f"{'-':>12}"
-        lines.append(f"{name:<42}{mine:12.3f}{theirs_text} {unit:<8}{ratio:>10}  {target}")
+        if redis_py is None:
+            lines.append(f"{name:<42}{mine:12.3f}{theirs_text} {unit:<8}{ratio:>10}  {target}")
+            return
+        slower_text = f"{slower:12.3f}" if slower is not None else f"{'-':>12}"
+        link_ratio = times(mine, slower, 2)
+        lines.append(
+            f"{name:<42}{mine:12.3f}{slower_text}{theirs_text} {unit:<8}{link_ratio:>10}"
+            f"{ratio:>10}  {target}"
+        )
 
     version = original.get("version", "?") if original else "not run"
-    lines.append(f"{'':<42}{'ours':>12}{'4.3.0' if original else '':>12}")
+    if redis_py is None:
+        lines.append(f"{'':<42}{'ours':>12}{'4.3.0' if original else '':>12}")
+    else:
+        lines.append(
+            f"{'':<42}{'ours':>12}{'redis-py':>12}{'4.3.0' if original else '':>12}"
+            f" {'':<8}{'link/r-py':>10}{'ours/4.3.0' if original else '':>10}"
+        )
     lines.append(f"{'(channels_redis ' + str(version) + ')':<42}")
     row("Redis PING, serial (redis-py)", ("redis_ping_rate",), "/s", "higher")
     row("round trips, serial", ("serial", "rate"), "/s", "higher", ">= 10x the original")
@@ -358,6 +388,12 @@ def main() -> None:
         help="the virtualenv with channels_redis 4.3.0 (made if missing)",
     )
     parser.add_argument("--skip-original", action="store_true", help="only run our layer")
+    parser.add_argument(
+        "--redis-py",
+        action="store_true",
+        help="also run our layer with redis-py's client instead of our link",
+    )
+    parser.add_argument("--client", default="link", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
@@ -379,13 +415,20 @@ def main() -> None:
                 python = original_python(arguments.original_venv)
                 original = run_worker(python, url, arguments.quick, layer_cpu)
                 flush_redis(url)
+            redis_py = None
+            if arguments.redis_py:
+                redis_py = run_worker(
+                    Path(sys.executable), url, arguments.quick, layer_cpu, "redis-py"
+                )
+                flush_redis(url)
             ours = run_worker(Path(sys.executable), url, arguments.quick, layer_cpu)
         finally:
             process.terminate()
             process.wait(timeout=10)
-    print("\n".join(report(ours, original)))
+    print("\n".join(report(ours, original, redis_py)))
     if arguments.json:
-        arguments.json.write_text(json.dumps({"ours": ours, "original": original}, indent=2))
+        numbers = {"ours": ours, "original": original, "ours_redis_py": redis_py}
+        arguments.json.write_text(json.dumps(numbers, indent=2))
 
 
 if __name__ == "__main__":
