@@ -108,6 +108,7 @@ def apps() -> SimpleNamespace:
         hello=module.hello_app,
         echo=module.echo_app,
         echo_websocket=module.echo_websocket,
+        Stuck=module.Stuck,
         read_body=module.read_body,
     )
 

@@ -282,17 +282,10 @@ async def test_graceful_shutdown(http: SimpleNamespace, websocket: SimpleNamespa
 
 
 async def test_shutdown_timeout_cuts_off_slow_responses(
-    http: SimpleNamespace, caplog: pytest.LogCaptureFixture
+    http: SimpleNamespace, apps: SimpleNamespace, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cancelled = asyncio.Event()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    app = apps.Stuck()
+    cancelled = app.cancelled
     server = Server(app, local(lifespan="off", shutdown_timeout=0.2, application_close_timeout=0.2))
     await server.startup()
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))

@@ -86,3 +86,21 @@ class Recorder:
 
     def paths(self) -> list[str]:
         return [scope["path"] for scope in self.scopes]
+
+
+class Stuck:
+    """Never answers (a WebSocket is accepted first): it sleeps until it is
+    cancelled, and :attr:`cancelled` is set then."""
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise

@@ -389,17 +389,10 @@ async def test_http_timeout_is_503(serve: Any, http: SimpleNamespace) -> None:
 
 
 async def test_application_still_running_after_disconnect_is_cancelled(
-    serve: Any, http: SimpleNamespace, caplog: pytest.LogCaptureFixture
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cancelled = asyncio.Event()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    app = apps.Stuck()
+    cancelled = app.cancelled
     server = await serve(app, application_close_timeout=0.3)
     _, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")

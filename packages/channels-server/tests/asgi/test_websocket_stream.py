@@ -431,19 +431,14 @@ async def test_client_that_never_answers_our_close_is_dropped(
 
 
 async def test_application_ignoring_disconnect_is_cancelled(
-    serve: Any, http: SimpleNamespace, websocket: SimpleNamespace, caplog: pytest.LogCaptureFixture
+    serve: Any,
+    http: SimpleNamespace,
+    websocket: SimpleNamespace,
+    apps: SimpleNamespace,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cancelled = asyncio.Event()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    app = apps.Stuck()
+    cancelled = app.cancelled
     server = await serve(app, application_close_timeout=0.2)
     client = await websocket.connect(http.port_of(server), "/stuck")
     with caplog.at_level(logging.WARNING, logger="channels_server"):
