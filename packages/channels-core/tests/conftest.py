@@ -9,7 +9,11 @@ Fixtures (test modules cannot import each other under
 * ``stop``: ``await stop(communicator)`` cancels an application and waits
   until it has finished; ``tasks_left``: ``tasks_left(before)``, the tasks
   still pending that were not in *before* (``asyncio.all_tasks()``);
-* ``leaving_client``: :class:`LeavingClient`, a server whose client goes away.
+* ``leaving_client``: :class:`LeavingClient`, a server whose client goes away;
+* ``documented_code``: ``documented_code(label, "sessions.rst")`` runs the
+  first ``code-block`` after ``.. _label:`` in ``docs/topics/sessions.rst``
+  and returns the names it defined, so that the documentation's examples are
+  tested as written.
 
 The database is a real one: a SQLite file in a temporary directory by
 default, or PostgreSQL when ``CHANNELS_TEST_DATABASE=postgres`` (the nox
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,3 +176,36 @@ class LeavingClient:
 def leaving_client() -> type[LeavingClient]:
     """:class:`LeavingClient`: ``server = leaving_client(app)``, then ``server.leave()``."""
     return LeavingClient
+
+
+# -- the documentation's examples -------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "topics"
+
+
+def _code_block_after(label: str, document: Path) -> str:
+    """The first ``code-block`` after the ``.. _label:`` target in *document*."""
+    lines = document.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f".. _{label}:")
+    block = next(
+        index for index in range(start, len(lines)) if lines[index].startswith(".. code-block::")
+    )
+    body: list[str] = []
+    for line in lines[block + 1 :]:
+        if line and not line.startswith(" "):
+            break
+        body.append(line)
+    return textwrap.dedent("\n".join(body))
+
+
+def _run_documented_code(label: str, document: str) -> dict[str, Any]:
+    source = _code_block_after(label, DOCS / document)
+    namespace: dict[str, Any] = {"__name__": "docs_" + label.replace("-", "_")}
+    exec(compile(source, document, "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture
+def documented_code() -> Callable[[str, str], dict[str, Any]]:
+    """``documented_code(label, document)``: the names the documented example defines."""
+    return _run_documented_code

@@ -13,9 +13,8 @@ import sys
 import textwrap
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,7 +48,6 @@ from channels.testing import HttpCommunicator, WebsocketCommunicator
 TIMEOUT = 10
 User = get_user_model()
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "topics"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -479,17 +477,22 @@ class SyncLoginOnConnect(WebsocketConsumer):
         self.send(text_data=describe(self.scope["user"]))
 
 
+def take_session_cookie(site: Client, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Give *site* the session cookie that *headers* (a response's) set."""
+    jar: SimpleCookie = SimpleCookie()
+    for name, value in headers:
+        if name == b"set-cookie":
+            jar.load(value.decode())
+    site.cookies["sessionid"] = jar["sessionid"].value
+
+
 @pytest.mark.asyncio
 async def test_login_from_sync_consumer_before_accept(ada: Any, site: Client) -> None:
     communicator = WebsocketCommunicator(AuthMiddlewareStack(SyncLoginOnConnect.as_asgi()), "/?ada")
     assert (await communicator.connect(timeout=TIMEOUT))[0] is True
     assert await communicator.receive_from(timeout=TIMEOUT) == "ada"
     await communicator.disconnect()
-    jar: SimpleCookie = SimpleCookie()
-    for name, value in communicator.response_headers or []:
-        if name == b"set-cookie":
-            jar.load(value.decode())
-    site.cookies["sessionid"] = jar["sessionid"].value
+    take_session_cookie(site, communicator.response_headers or [])
     assert await whoami_over_http(site) == "ada"
 
 
@@ -505,11 +508,7 @@ async def test_login_over_http_consumer_sets_cookie_for_django(ada: Any, site: C
         AuthMiddlewareStack(LoginView.as_asgi()), "POST", "/", body=b"ada"
     )
     response = await communicator.get_response(timeout=TIMEOUT)
-    jar: SimpleCookie = SimpleCookie()
-    for name, value in response["headers"]:
-        if name == b"set-cookie":
-            jar.load(value.decode())
-    site.cookies["sessionid"] = jar["sessionid"].value
+    take_session_cookie(site, response["headers"])
     assert await whoami_over_http(site) == "ada"
 
 
@@ -691,27 +690,9 @@ async def test_200_interleaved_connections_each_get_their_own_user() -> None:
 # -- the documentation's custom middleware --------------------------------------------
 
 
-def code_block_after(label: str, document: Path) -> str:
-    """The first ``code-block`` after the ``.. _label:`` target in *document*."""
-    lines = document.read_text(encoding="utf-8").splitlines()
-    start = lines.index(f".. _{label}:")
-    block = next(
-        index for index in range(start, len(lines)) if lines[index].startswith(".. code-block::")
-    )
-    body: list[str] = []
-    for line in lines[block + 1 :]:
-        if line and not line.startswith(" "):
-            break
-        body.append(line)
-    return textwrap.dedent("\n".join(body))
-
-
 @pytest.fixture
-def docs_example() -> dict[str, Any]:
-    source = code_block_after("token-auth-middleware-example", DOCS / "authentication.rst")
-    namespace: dict[str, Any] = {"__name__": "docs_token_auth_example"}
-    exec(compile(source, "authentication.rst", "exec"), namespace)
-    return namespace
+def docs_example(documented_code: Any) -> dict[str, Any]:
+    return documented_code("token-auth-middleware-example", "authentication.rst")
 
 
 class ReportUser(AsyncWebsocketConsumer):

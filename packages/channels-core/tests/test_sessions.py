@@ -11,13 +11,11 @@ import asyncio
 import datetime
 import random
 import sys
-import textwrap
 import threading
 import types
 from collections.abc import Callable, Iterator
 from http.cookies import Morsel, SimpleCookie
 from importlib import import_module
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -49,7 +47,6 @@ from channels.sessions import (
 from channels.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 
 TIMEOUT = 10
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "topics"
 ENGINES = ["db", "cached_db", "cache", "file", "signed_cookies"]
 
 
@@ -1376,26 +1373,11 @@ async def test_auth_middleware_finds_the_user_of_a_token_session(
     await communicator.disconnect()
 
 
-def code_block_after(label: str, document: Path) -> str:
-    """The first ``code-block`` after the ``.. _label:`` target in *document*."""
-    lines = document.read_text(encoding="utf-8").splitlines()
-    start = lines.index(f".. _{label}:")
-    block = next(
-        index for index in range(start, len(lines)) if lines[index].startswith(".. code-block::")
-    )
-    body: list[str] = []
-    for line in lines[block + 1 :]:
-        if line and not line.startswith(" "):
-            break
-        body.append(line)
-    return textwrap.dedent("\n".join(body))
-
-
 @pytest.mark.asyncio
-async def test_documented_token_session_wrapper(engine: type[SessionBase]) -> None:
-    source = code_block_after("token-session-example", DOCS / "sessions.rst")
-    namespace: dict[str, Any] = {"__name__": "docs_token_session_example"}
-    exec(compile(source, "sessions.rst", "exec"), namespace)
+async def test_documented_token_session_wrapper(
+    engine: type[SessionBase], documented_code: Any
+) -> None:
+    namespace = documented_code("token-session-example", "sessions.rst")
     key = await database_sync_to_async(make_session)(engine, name="ada")
     app = namespace["TokenSessionMiddlewareStack"](SessionEcho.as_asgi())
     communicator = WebsocketCommunicator(app, f"/ws/?token={key}")
