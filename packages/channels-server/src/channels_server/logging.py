@@ -90,6 +90,11 @@ class AccessLogger:
 
     __slots__ = ("_date", "logger")
 
+    # How an HTTP request is written: with its HTTP version, and "0" for no
+    # body (daphne's stream lines, below, have neither).
+    _WITH_HTTP_VERSION = True
+    _NO_BODY = "0"
+
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger(ACCESS_LOGGER_NAME)
         self._date = _LogDate("%d/%b/%Y:%H:%M:%S %z")
@@ -110,16 +115,18 @@ class AccessLogger:
         duration: float,
     ) -> None:
         """One HTTP request; *status* None means no response was sent."""
-        if not self.logger.isEnabledFor(logging.INFO):
+        if not self.enabled:
             return
-        request = f"{method} {target.decode('ascii', 'replace')} HTTP/{http_version}"
-        self._record(client, request, "-" if status is None else str(status), str(size), duration)
+        request = f"{method} {target.decode('ascii', 'replace')}"
+        if self._WITH_HTTP_VERSION:
+            request += f" HTTP/{http_version}"
+        status_text = "-" if status is None else str(status)
+        self._record(client, request, status_text, str(size) if size else self._NO_BODY, duration)
 
     def websocket(self, action: str, client: Address, path: str, duration: float) -> None:
         """One WebSocket event: WSCONNECTING, WSCONNECT, WSREJECT or WSDISCONNECT."""
-        if not self.logger.isEnabledFor(logging.INFO):
-            return
-        self._record(client, f"{action} {path}", "-", "-", duration)
+        if self.enabled:
+            self._record(client, f"{action} {path}", "-", "-", duration)
 
     def flush(self) -> None:
         """Write what is held back (records are not: the logging handlers decide)."""
@@ -163,6 +170,9 @@ class StreamAccessLog(AccessLogger):
 
     __slots__ = ("_lines", "stream")
 
+    _WITH_HTTP_VERSION = False
+    _NO_BODY = "-"
+
     def __init__(self, stream: IO[str]) -> None:
         super().__init__()
         # daphne's date: local time, no zone.
@@ -174,30 +184,9 @@ class StreamAccessLog(AccessLogger):
     def enabled(self) -> bool:
         return self.stream is not None
 
-    def http(
-        self,
-        client: Address,
-        method: str,
-        target: bytes,
-        http_version: str,
-        status: int | None,
-        size: int,
-        duration: float,
+    def _record(
+        self, client: Address, request: str, status: str, size: str, duration: float
     ) -> None:
-        if self.stream is not None:
-            # daphne: the method and the target as sent; "-" for no status or no body.
-            self._line(
-                client,
-                f"{method} {target.decode('ascii', 'replace')}",
-                str(status) if status else "-",
-                str(size) if size else "-",
-            )
-
-    def websocket(self, action: str, client: Address, path: str, duration: float) -> None:
-        if self.stream is not None:
-            self._line(client, f"{action} {path}", "-", "-")
-
-    def _line(self, client: Address, request: str, status: str, size: str) -> None:
         lines = self._lines
         if not lines:
             asyncio.get_running_loop().call_soon(self.flush)
