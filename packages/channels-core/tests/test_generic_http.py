@@ -25,6 +25,16 @@ SCOPE = {
 }
 
 
+async def responding(app: Any, path: str) -> HttpCommunicator:
+    """A GET of *path* from *app*, once the response's first two events (its start and a
+    first body chunk) have been received."""
+    communicator = HttpCommunicator(app, "GET", path)
+    await communicator.send_request()
+    await communicator.receive_output()
+    await communicator.receive_output()
+    return communicator
+
+
 class Recording(AsyncHttpConsumer):
     """Base for the test consumers: records what handle() saw and disconnect() calls."""
 
@@ -251,12 +261,9 @@ async def test_long_poll_client_going_away_stops_the_instance(
     record: list[Any] = []
     names: list[str] = []
     before = asyncio.all_tasks()
-    communicator = HttpCommunicator(
-        LongPollConsumer.as_asgi(record=record, channel_names=names), "GET", "/poll/"
+    communicator = await responding(
+        LongPollConsumer.as_asgi(record=record, channel_names=names), "/poll/"
     )
-    await communicator.send_request()
-    await communicator.receive_output()
-    await communicator.receive_output()
     await communicator.send_input({"type": "http.disconnect"})
     await communicator.wait()
     assert record == ["disconnect"]
@@ -319,12 +326,9 @@ async def test_server_sent_events_stop_promptly_when_the_client_disconnects(
 @pytest.mark.asyncio
 async def test_disconnect_runs_once_when_the_app_is_cancelled(layer_setting: str) -> None:
     record: list[Any] = []
-    communicator = HttpCommunicator(
-        ServerSentEventsConsumer.as_asgi(record=record, interval=3600), "GET", "/events/"
+    communicator = await responding(
+        ServerSentEventsConsumer.as_asgi(record=record, interval=3600), "/events/"
     )
-    await communicator.send_request()
-    await communicator.receive_output()
-    await communicator.receive_output()
     communicator.future.cancel()
     with pytest.raises(asyncio.CancelledError):
         await communicator.future
@@ -376,14 +380,9 @@ async def test_events_waiting_behind_a_stream_are_dropped_when_the_client_leaves
     record: list[Any] = []
     names: list[str] = []
     before = asyncio.all_tasks()
-    communicator = HttpCommunicator(
-        NotifyingEvents.as_asgi(record=record, channel_names=names, interval=0.01),
-        "GET",
-        "/events/",
+    communicator = await responding(
+        NotifyingEvents.as_asgi(record=record, channel_names=names, interval=0.01), "/events/"
     )
-    await communicator.send_request()
-    await communicator.receive_output()
-    await communicator.receive_output()
     await layer.send(names[0], {"type": "chat.message"})
     await asyncio.sleep(0.03)
     await communicator.send_input({"type": "http.disconnect"})
@@ -479,10 +478,7 @@ async def test_a_long_poll_answered_after_the_client_left_stops_cleanly(
     record: list[Any] = []
     names: list[str] = []
     server = leaving_client(LongPollConsumer.as_asgi(record=record, channel_names=names))
-    communicator = HttpCommunicator(server, "GET", "/poll/")
-    await communicator.send_request()
-    await communicator.receive_output()
-    await communicator.receive_output()
+    communicator = await responding(server, "/poll/")
     server.leave()
     await layer.send(names[0], {"type": "chat.message", "text": "too late"})
     await communicator.wait()

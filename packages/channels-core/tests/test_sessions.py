@@ -661,6 +661,17 @@ async def ask(communicator: WebsocketCommunicator, text: str) -> str | bytes:
     return await communicator.receive_from(timeout=TIMEOUT)
 
 
+async def rename_to_grace_and_save(
+    communicator: WebsocketCommunicator, engine: type[SessionBase]
+) -> None:
+    """Set the name to "grace", save the session (``"save"``) and disconnect; check the store."""
+    assert await ask(communicator, "set name grace") == "ok"
+    saved_key = await ask(communicator, "save")
+    await communicator.disconnect()
+    assert isinstance(saved_key, str)
+    assert await database_sync_to_async(read_session)(engine, saved_key) == {"name": "grace"}
+
+
 @pytest.mark.asyncio
 async def test_websocket_sees_session_made_by_django_client(engine: type[SessionBase]) -> None:
     client = Client()
@@ -692,11 +703,7 @@ async def test_websocket_session_is_saved_only_when_asked(engine: type[SessionBa
     assert await database_sync_to_async(read_session)(engine, key) == {"name": "ada"}
 
     communicator = await ws_connect(app, f"sessionid={key}".encode())
-    assert await ask(communicator, "set name grace") == "ok"
-    saved_key = await ask(communicator, "save")
-    await communicator.disconnect()
-    assert isinstance(saved_key, str)
-    assert await database_sync_to_async(read_session)(engine, saved_key) == {"name": "grace"}
+    await rename_to_grace_and_save(communicator, engine)
 
 
 class RotateBeforeAccept(AsyncWebsocketConsumer):
@@ -1139,11 +1146,7 @@ async def test_wrapper_subclass_finds_the_websocket_session_by_query_string(
     # the accept, although the client sent none.
     assert communicator.response_headers == []
     assert await ask(communicator, "get name") == "'ada'"
-    assert await ask(communicator, "set name grace") == "ok"
-    saved_key = await ask(communicator, "save")
-    await communicator.disconnect()
-    assert isinstance(saved_key, str)
-    assert await database_sync_to_async(read_session)(engine, saved_key) == {"name": "grace"}
+    await rename_to_grace_and_save(communicator, engine)
 
 
 class RecordingWrapper(InstanceSessionWrapper):
