@@ -201,24 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="Comma-separated addresses or networks whose forwarded headers are trusted, or * "
         "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1,::1)",
     )
-    parser.add_argument(
-        "--lifespan",
-        choices=("on", "off", "auto"),
-        default="auto",
-        help="Run the ASGI lifespan protocol (auto: when the application supports it)",
-    )
-    parser.add_argument(
-        "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help="Event loop (auto: uvloop when installed)",
-    )
-    parser.add_argument(
-        "--http",
-        choices=("auto", "h11", "httptools"),
-        default="auto",
-        help="HTTP/1.1 parser (auto: httptools when installed)",
-    )
+    # Choices whose default, "auto", decides at startup.
+    for flag, choices, help_text in (
+        (
+            "--lifespan",
+            ("on", "off", "auto"),
+            "Run the ASGI lifespan protocol (auto: when the application supports it)",
+        ),
+        ("--loop", ("auto", "asyncio", "uvloop"), "Event loop (auto: uvloop when installed)"),
+        (
+            "--http",
+            ("auto", "h11", "httptools"),
+            "HTTP/1.1 parser (auto: httptools when installed)",
+        ),
+    ):
+        parser.add_argument(flag, choices=choices, default="auto", help=help_text)
     parser.add_argument(
         "--shutdown-timeout",
         type=float,
