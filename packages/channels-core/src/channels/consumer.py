@@ -201,13 +201,8 @@ class AsyncConsumer:
             if layer is not None:
                 self.channel_name = await layer.new_channel()
                 self.channel_receive = functools.partial(layer.receive, self.channel_name)
-                self.start_task(self._read_channel_layer())
-            in_turn = self._in_turn
-            dispatch = self.dispatch
-            sleep = asyncio.sleep
-            while True:
-                await in_turn(dispatch, await receive())
-                await sleep(0)  # the loop's turn: see the module docstring
+                self.start_task(self._dispatch_each(self.channel_receive))
+            await self._dispatch_each(receive)
         except StopConsumer:
             pass
         except asyncio.CancelledError:
@@ -219,15 +214,11 @@ class AsyncConsumer:
         finally:
             await self._stop_tasks()
 
-    async def _read_channel_layer(self) -> None:
-        """Dispatch events from the layer until the instance stops."""
-        receive = self.channel_receive
-        in_turn = self._in_turn
-        dispatch = self.dispatch
-        sleep = asyncio.sleep
+    async def _dispatch_each(self, receive: Receive) -> None:
+        """Dispatch every event *receive* returns (the client's or the layer's), in turn."""
         while True:
-            await in_turn(dispatch, await receive())
-            await sleep(0)  # the loop's turn: see the module docstring
+            await self._in_turn(self.dispatch, await receive())
+            await asyncio.sleep(0)  # the loop's turn: see the module docstring
 
     async def _in_turn(self, handler: Callable[[_T], Awaitable[None]], argument: _T) -> None:
         """Run ``handler(argument)`` when no other handler of this instance runs.
