@@ -128,21 +128,21 @@ class InstalledDistribution:
             self._headers = headers
         return self._headers
 
+    def _described(self, header: str, part: int, default: str) -> str:
+        """The METADATA *header*, else *part* of the folder name (0: name, 1: version)."""
+        values = self._metadata().get(header)
+        if values:
+            return values[0]
+        split = _split_dist_info(os.path.basename(self.path))
+        return split[part] if split else default
+
     @property
     def name(self) -> str:
-        names = self._metadata().get("name")
-        if names:
-            return names[0]
-        split = _split_dist_info(os.path.basename(self.path))
-        return split[0] if split else os.path.basename(self.path)
+        return self._described("name", 0, os.path.basename(self.path))
 
     @property
     def version(self) -> str:
-        versions = self._metadata().get("version")
-        if versions:
-            return versions[0]
-        split = _split_dist_info(os.path.basename(self.path))
-        return split[1] if split else "?"
+        return self._described("version", 1, "?")
 
     @property
     def installer(self) -> str:

@@ -51,9 +51,14 @@ _GROUP_RULE = (
 )
 
 
-def _require_str(kind: str, name: object) -> str:
+def _require_name(kind: str, name: object, pattern: re.Pattern[str], rule: str) -> str:
+    """Return *name* if it is a str that *pattern* matches, shorter than the limit."""
     if not isinstance(name, str):
         raise TypeError(f"{kind} name must be a str, not {type(name).__name__}: {name!r}")
+    if len(name) >= MAX_NAME_LENGTH:
+        raise TypeError(f"{kind} name {name[:20]!r}... is {len(name)} characters long: {rule}")
+    if pattern.match(name) is None:
+        raise TypeError(f"{kind} name {name!r} is invalid: {rule}")
     return name
 
 
@@ -64,13 +69,7 @@ def require_valid_channel_name(name: object, *, receive: bool = False) -> str:
     process-specific name must end at its ``!`` (the reader receives every
     local channel behind it).
     """
-    text = _require_str("Channel", name)
-    if len(text) >= MAX_NAME_LENGTH:
-        raise TypeError(
-            f"Channel name {text[:20]!r}... is {len(text)} characters long: {_CHANNEL_RULE}"
-        )
-    if CHANNEL_NAME_REGEX.match(text) is None:
-        raise TypeError(f"Channel name {text!r} is invalid: {_CHANNEL_RULE}")
+    text = _require_name("Channel", name, CHANNEL_NAME_REGEX, _CHANNEL_RULE)
     if receive and "!" in text and not text.endswith("!"):
         raise TypeError(
             f"Channel name {text!r} is invalid for receive(): a process-specific "
@@ -81,14 +80,7 @@ def require_valid_channel_name(name: object, *, receive: bool = False) -> str:
 
 def require_valid_group_name(name: object) -> str:
     """Return *name* if it is a valid group name, else raise ``TypeError``."""
-    text = _require_str("Group", name)
-    if len(text) >= MAX_NAME_LENGTH:
-        raise TypeError(
-            f"Group name {text[:20]!r}... is {len(text)} characters long: {_GROUP_RULE}"
-        )
-    if GROUP_NAME_REGEX.match(text) is None:
-        raise TypeError(f"Group name {text!r} is invalid: {_GROUP_RULE}")
-    return text
+    return _require_name("Group", name, GROUP_NAME_REGEX, _GROUP_RULE)
 
 
 def non_local_name(name: str) -> str:
