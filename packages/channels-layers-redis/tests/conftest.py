@@ -17,6 +17,8 @@ need it, for a skip would let CI pass without ever talking to Redis.
   Sentinel watching them (the second for one test, which may fail over).
 * ``cluster_nodes`` / ``cluster_urls``: a three-master Redis Cluster.
 * ``tls_redis``: a server that speaks TLS only, with a throwaway CA.
+* ``made_layers``: layers of any class on the session server, closed after
+  the test; ``clients_of``: plain redis-py clients of some URLs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -69,6 +71,37 @@ def send_while_loop_is_held() -> Callable[[Callable[..., Any], str, str, int], N
     its own, while the calling event loop is held up (this call blocks it):
     what Redis hands the test's layers meanwhile waits unread in their sockets."""
     return layers.send_from_another_thread
+
+
+@pytest_asyncio.fixture
+async def made_layers(redis_url: str) -> AsyncIterator[Any]:
+    """``made_layers(LayerClass, **options)``: a layer on the session server
+    (or on ``hosts=`` given), closed after the test."""
+    made = layers.MadeLayers([redis_url])
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+def check_channels_and_groups() -> Callable[[Any, str], Awaitable[None]]:
+    """``await check_channels_and_groups(layer, name)``: a group message and a
+    message to ``<name>.plain`` both reach *layer* (the group: ``<name>-group``)."""
+    return layers.check_channels_and_groups
+
+
+@pytest_asyncio.fixture
+async def clients_of() -> AsyncIterator[Callable[[list[str]], list[redis.asyncio.Redis]]]:
+    """``clients_of(urls)``: plain redis-py clients of *urls*, closed after the test,
+    to look at (or spoil) what the layers stored."""
+    opened: list[redis.asyncio.Redis] = []
+
+    def open_clients(urls: list[str]) -> list[redis.asyncio.Redis]:
+        clients = [redis.asyncio.Redis.from_url(url) for url in urls]
+        opened.extend(clients)
+        return clients
+
+    yield open_clients
+    await layers.close_clients(opened)
 
 
 @pytest.fixture(scope="session")

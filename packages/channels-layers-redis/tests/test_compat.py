@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
 import pytest
-import pytest_asyncio
 import redis.asyncio
 from cryptography.fernet import Fernet, MultiFernet
 
@@ -49,34 +49,19 @@ def layer_class(request: pytest.FixtureRequest) -> type[Layer]:
     return layer
 
 
-@pytest_asyncio.fixture
-async def make_layer(redis_url: str, layer_class: type[Layer]) -> AsyncIterator[LayerMaker]:
-    made: list[Layer] = []
+@pytest.fixture
+def make_layer(made_layers: Any, layer_class: type[Layer]) -> LayerMaker:
+    """Layers of the class under test (or *cls*), closed after the test."""
 
     def make(cls: type[Layer] | None = None, **options: Any) -> Any:
-        options.setdefault("hosts", [redis_url])
-        layer = (cls or layer_class)(**options)
-        made.append(layer)
-        return layer
+        return made_layers(cls or layer_class, **options)
 
-    yield make
-    for layer in made:
-        await layer.close_pools()
+    return make
 
 
-@pytest_asyncio.fixture
-async def make_list_layer(redis_url: str) -> AsyncIterator[Callable[..., RedisChannelLayer]]:
-    made: list[RedisChannelLayer] = []
-
-    def make(**options: Any) -> RedisChannelLayer:
-        options.setdefault("hosts", [redis_url])
-        layer = RedisChannelLayer(**options)
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.close_pools()
+@pytest.fixture
+def make_list_layer(made_layers: Any) -> Callable[..., RedisChannelLayer]:
+    return functools.partial(made_layers, RedisChannelLayer)
 
 
 async def receive(layer: Layer, channel: str, timeout: float = 5) -> dict[str, Any]:

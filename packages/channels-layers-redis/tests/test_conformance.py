@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -11,40 +11,44 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_testing.conformance import ChannelLayerConformance, LayerFactory
 
 
-class TestRedisChannelLayerConformance(ChannelLayerConformance):
+class _RedisConformance(ChannelLayerConformance):
+    """The suite against :attr:`layer_class`, on one server or two shards."""
+
+    layer_class: ClassVar[type[RedisChannelLayer | RedisPubSubChannelLayer]]
+    sharded: ClassVar[bool] = False
     # Deadlines are kept in milliseconds, so an expired message is gone at once.
     expiry_wait = 1.5
 
     @pytest.fixture
-    def make_channel_layer(self, redis_url: str) -> LayerFactory:
-        return lambda **options: RedisChannelLayer(hosts=[redis_url], **options)
+    def make_channel_layer(self, request: pytest.FixtureRequest) -> LayerFactory:
+        hosts: list[str] = (
+            request.getfixturevalue("shard_urls")
+            if self.sharded
+            else [request.getfixturevalue("redis_url")]
+        )
 
-
-class TestShardedRedisChannelLayerConformance(ChannelLayerConformance):
-    expiry_wait = 1.5
-
-    @pytest.fixture
-    def make_channel_layer(self, shard_urls: list[str]) -> LayerFactory:
-        def make(**options: Any) -> RedisChannelLayer:
-            return RedisChannelLayer(hosts=shard_urls, **options)
+        def make(**options: Any) -> RedisChannelLayer | RedisPubSubChannelLayer:
+            return self.layer_class(hosts=hosts, **options)
 
         return make
 
 
-class TestRedisPubSubChannelLayerConformance(ChannelLayerConformance):
-    expiry_wait = 1.5
-
-    @pytest.fixture
-    def make_channel_layer(self, redis_url: str) -> LayerFactory:
-        return lambda **options: RedisPubSubChannelLayer(hosts=[redis_url], **options)
+class TestRedisChannelLayerConformance(_RedisConformance):
+    layer_class = RedisChannelLayer
 
 
-class TestShardedRedisPubSubChannelLayerConformance(ChannelLayerConformance):
-    expiry_wait = 1.5
+class TestShardedRedisChannelLayerConformance(_RedisConformance):
+    layer_class = RedisChannelLayer
+    sharded = True
+
+
+class TestRedisPubSubChannelLayerConformance(_RedisConformance):
+    layer_class = RedisPubSubChannelLayer
+
+
+class TestShardedRedisPubSubChannelLayerConformance(_RedisConformance):
+    layer_class = RedisPubSubChannelLayer
+    sharded = True
     # The channel and the group live on different shards, so a direct send and
     # a group_send arrive over two subscriber connections in either order.
     direct_then_group_ordered = False
-
-    @pytest.fixture
-    def make_channel_layer(self, shard_urls: list[str]) -> LayerFactory:
-        return lambda **options: RedisPubSubChannelLayer(hosts=shard_urls, **options)

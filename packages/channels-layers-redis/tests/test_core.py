@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 import pytest
-import pytest_asyncio
 import redis.asyncio
 from asgiref.sync import async_to_sync
 
@@ -24,20 +24,10 @@ from channels_redis.serializers import BaseMessageSerializer, registry
 LayerMaker = Callable[..., RedisChannelLayer]
 
 
-@pytest_asyncio.fixture
-async def make_layer(redis_url: str) -> AsyncIterator[LayerMaker]:
+@pytest.fixture
+def make_layer(made_layers: Any) -> LayerMaker:
     """Layers on the session server, closed after the test."""
-    made: list[RedisChannelLayer] = []
-
-    def make(**options: Any) -> RedisChannelLayer:
-        options.setdefault("hosts", [redis_url])
-        layer = RedisChannelLayer(**options)
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.close_pools()
+    return functools.partial(made_layers, RedisChannelLayer)
 
 
 async def receive(layer: RedisChannelLayer, channel: str, timeout: float = 5) -> dict[str, Any]:

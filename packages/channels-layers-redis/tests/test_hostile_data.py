@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgpack
 import pytest
-import pytest_asyncio
 import redis.asyncio
 
 from channels.exceptions import ChannelFull
@@ -39,28 +38,22 @@ def urls(request: pytest.FixtureRequest) -> list[str]:
     return urls
 
 
-@pytest_asyncio.fixture
-async def servers(urls: list[str]) -> AsyncIterator[list[redis.asyncio.Redis]]:
+@pytest.fixture
+def servers(urls: list[str], clients_of: Any) -> list[redis.asyncio.Redis]:
     """Plain clients of every server the layers use, to write what they did not."""
-    clients = [redis.asyncio.Redis.from_url(url) for url in urls]
-    yield clients
-    for client in clients:
-        await client.aclose()
+    clients: list[redis.asyncio.Redis] = clients_of(urls)
+    return clients
 
 
-@pytest_asyncio.fixture
-async def make_layer(urls: list[str]) -> AsyncIterator[Callable[..., Layer]]:
-    made: list[Layer] = []
+@pytest.fixture
+def make_layer(urls: list[str], made_layers: Any) -> Callable[..., Layer]:
+    """``make_layer("list" or "pubsub")`` on *urls*; closing never raises, whatever was stored."""
 
     def make(kind: str, **options: Any) -> Layer:
-        layer = LAYERS[kind](hosts=urls, **options)
-        made.append(layer)
+        layer: Layer = made_layers(LAYERS[kind], hosts=urls, **options)
         return layer
 
-    yield make
-    for layer in made:
-        # Never raises, whatever was stored.
-        await asyncio.wait_for(layer.close_pools(), 10)
+    return make
 
 
 def dropped(caplog: pytest.LogCaptureFixture) -> list[str]:

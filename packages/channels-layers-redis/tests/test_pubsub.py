@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import redis.asyncio
 
 from channels_redis.errors import InvalidConfiguration, RedisConnectionError
@@ -18,19 +18,10 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 LayerMaker = Callable[..., RedisPubSubChannelLayer]
 
 
-@pytest_asyncio.fixture
-async def make_layer(redis_url: str) -> AsyncIterator[LayerMaker]:
-    made: list[RedisPubSubChannelLayer] = []
-
-    def make(**options: Any) -> RedisPubSubChannelLayer:
-        options.setdefault("hosts", [redis_url])
-        layer = RedisPubSubChannelLayer(**options)
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.close_pools()
+@pytest.fixture
+def make_layer(made_layers: Any) -> LayerMaker:
+    """Layers on the session server, closed after the test."""
+    return functools.partial(made_layers, RedisPubSubChannelLayer)
 
 
 async def receive(layer: RedisPubSubChannelLayer, channel: str, timeout: float = 5) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,17 +28,14 @@ def sentinel_hosts(setup: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("layer_class", [RedisChannelLayer, RedisPubSubChannelLayer])
 @pytest.mark.asyncio
 async def test_channels_and_groups_through_sentinel(
-    sentinel_setup: dict[str, Any], layer_class: type[Any]
+    sentinel_setup: dict[str, Any],
+    layer_class: type[Any],
+    check_channels_and_groups: Callable[[Any, str], Awaitable[None]],
 ) -> None:
     prefix = f"sentinel-{layer_class.__name__}"
     layer = layer_class(hosts=sentinel_hosts(sentinel_setup), prefix=prefix)
     try:
-        channel = await layer.new_channel()
-        await layer.group_add("sentinel-group", channel)
-        await layer.group_send("sentinel-group", {"type": "via.sentinel"})
-        assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "via.sentinel"}
-        await layer.send("sentinel.plain", {"type": "plain"})
-        assert await asyncio.wait_for(layer.receive("sentinel.plain"), 5) == {"type": "plain"}
+        await check_channels_and_groups(layer, "sentinel")
         if layer_class is RedisChannelLayer:
             # The group lives on the master, and reaches the replica.
             group_key = f"sentinel-{layer_class.__name__}:gr:sentinel-group"

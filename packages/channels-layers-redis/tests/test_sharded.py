@@ -15,12 +15,10 @@ from channels_redis.sharding import shard_index
 from channels_redis.wire import queue_name
 
 
-@pytest_asyncio.fixture
-async def shard_clients(shard_urls: list[str]) -> AsyncIterator[list[redis.asyncio.Redis]]:
-    clients = [redis.asyncio.Redis.from_url(url) for url in shard_urls]
-    yield clients
-    for client in clients:
-        await client.aclose()
+@pytest.fixture
+def shard_clients(shard_urls: list[str], clients_of: Any) -> list[redis.asyncio.Redis]:
+    clients: list[redis.asyncio.Redis] = clients_of(shard_urls)
+    return clients
 
 
 @pytest_asyncio.fixture

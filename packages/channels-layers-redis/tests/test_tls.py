@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,16 +20,13 @@ def tls_host(tls: dict[str, Any], **extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("layer_class", [RedisChannelLayer, RedisPubSubChannelLayer])
 @pytest.mark.asyncio
 async def test_channels_and_groups_over_tls(
-    tls_redis: dict[str, Any], layer_class: type[Any]
+    tls_redis: dict[str, Any],
+    layer_class: type[Any],
+    check_channels_and_groups: Callable[[Any, str], Awaitable[None]],
 ) -> None:
     layer = layer_class(hosts=[tls_host(tls_redis)], prefix=f"tls-{layer_class.__name__}")
     try:
-        channel = await layer.new_channel()
-        await layer.group_add("tls-group", channel)
-        await layer.group_send("tls-group", {"type": "secure"})
-        assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "secure"}
-        await layer.send("tls.plain", {"type": "plain"})
-        assert await asyncio.wait_for(layer.receive("tls.plain"), 5) == {"type": "plain"}
+        await check_channels_and_groups(layer, "tls")
         await layer.flush()
     finally:
         await layer.close_pools()
