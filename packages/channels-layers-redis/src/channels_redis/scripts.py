@@ -42,6 +42,11 @@ __all__ = ["DRAIN", "GROUP_ADD", "GROUP_SEND", "PUBSUB_SEND", "SEND", "Script"]
 #
 # apply_acks() applies the acknowledgements at the head of KEYS and ARGV
 # (see SEND) and returns the index of the first ARGV after them.
+#
+# send_batch(width) reads the arguments of a send script (SEND, PUBSUB_SEND):
+# it applies the acknowledgements, then returns the time, the TTL and one
+# entry per message: its two KEYS, then its *width* ARGV (the element, the
+# capacity as a number, and the rest).
 _HELPERS = r"""
 local process_prefixes = {}
 local function queue_of(nonlocal)
@@ -184,6 +189,20 @@ local function apply_acks()
   end
   return acks, 4 + 2 * acks
 end
+
+local function send_batch(width)
+  local acks, base = apply_acks()
+  local batch = {}
+  for i = 1, (#KEYS - acks) / 2 do
+    local at = base + width * (i - 1)
+    local message = {KEYS[acks + 2 * i - 1], KEYS[acks + 2 * i], ARGV[at], tonumber(ARGV[at + 1])}
+    for extra = 2, width - 1 do
+      message[#message + 1] = ARGV[at + extra]
+    end
+    batch[i] = message
+  end
+  return tonumber(ARGV[1]), ARGV[2], batch
+end
 """
 
 
@@ -233,15 +252,10 @@ SEND = Script(
     "send",
     _HELPERS
     + r"""
-local now = tonumber(ARGV[1])
-local ttl = ARGV[2]
-local acks, base = apply_acks()
+local now, ttl, batch = send_batch(3)
 local queued = {}
-for i = 1, (#KEYS - acks) / 2 do
-  local queue = KEYS[acks + 2 * i - 1]
-  local counter = KEYS[acks + 2 * i]
-  local capacity = tonumber(ARGV[base + 3 * i - 2])
-  local field = ARGV[base + 3 * i - 1]
+for i, message in ipairs(batch) do
+  local queue, counter, element, capacity, field = unpack(message)
   -- 1: queued; 0: the channel is full; -1: a key holds a value of another
   -- type (not written by this layer): this message fails, the others go on.
   local status = 1
@@ -278,7 +292,7 @@ for i = 1, (#KEYS - acks) / 2 do
     end
   end
   if status == 1 then
-    if type(redis.pcall('RPUSH', queue, ARGV[base + 3 * i - 3])) == 'table' then
+    if type(redis.pcall('RPUSH', queue, element)) == 'table' then
       status = -1
     else
       redis.call('PEXPIRE', queue, ttl)
@@ -446,16 +460,10 @@ PUBSUB_SEND = Script(
     "pubsub_send",
     _HELPERS
     + r"""
-local now = tonumber(ARGV[1])
-local ttl = ARGV[2]
-local acks, base = apply_acks()
+local now, ttl, batch = send_batch(4)
 local sent = {}
-for i = 1, (#KEYS - acks) / 2 do
-  local backlog = KEYS[acks + 2 * i - 1]
-  local counter = KEYS[acks + 2 * i]
-  local element = ARGV[base + 4 * i - 4]
-  local capacity = tonumber(ARGV[base + 4 * i - 3])
-  local field = ARGV[base + 4 * i - 2]
+for i, message in ipairs(batch) do
+  local backlog, counter, element, capacity, field, channel = unpack(message)
   local count = redis.pcall('HGET', counter, field)
   if type(count) == 'table' then
     -- The counter holds a value of another type, not written by this layer.
@@ -475,7 +483,7 @@ for i = 1, (#KEYS - acks) / 2 do
     end
     if count < capacity then
       sent[i] = 1
-      if redis.call('PUBLISH', ARGV[base + 4 * i - 1], element) == 0 then
+      if redis.call('PUBLISH', channel, element) == 0 then
         if type(redis.pcall('RPUSH', backlog, element)) == 'table' then
           sent[i] = -1
         else

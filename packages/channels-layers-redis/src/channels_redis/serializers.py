@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import inspect
 import json
@@ -270,14 +271,11 @@ class MsgPackSerializer(BaseMessageSerializer):
 
     format = "msgpack"
 
-    def __init__(
-        self,
-        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
-        random_prefix_length: int = 0,
-        expiry: float | None = None,
-    ) -> None:
-        super().__init__(symmetric_encryption_keys, random_prefix_length, expiry)
-        self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+    @functools.cached_property
+    def _pack(self) -> Callable[[Any], bytes]:
+        # One Packer per serializer, made on first use and kept.
+        pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        return pack
 
     def as_bytes(self, message: dict[str, Any]) -> bytes:
         try:
