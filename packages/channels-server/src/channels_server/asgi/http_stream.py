@@ -43,9 +43,10 @@ from ..errors import ApplicationError, ClientDisconnected
 from ..protocol.http11 import CONTINUE_RESPONSE, HTTPEngine, RequestHead, error_response
 from ..protocol.state import StateEnum
 from .messages import message_type
+from .stream import ASGIStream
 
 if TYPE_CHECKING:
-    from channels.asgi_types import ASGIApplication, Message, Scope
+    from channels.asgi_types import Message, Scope
 
     from .connection import StreamConnection
 
@@ -117,7 +118,7 @@ HTTP_RESPONSE_TRANSITIONS: dict[tuple[ResponseState, ResponseEvent], ResponseSta
 }
 
 
-class HTTPStream:
+class HTTPStream(ASGIStream):
     """Serves one HTTP request to the application.
 
     The connection feeds it the body (:meth:`feed_body`, :meth:`feed_end`)
@@ -136,18 +137,12 @@ class HTTPStream:
         "_paused",
         "_start_message",
         "_state",
-        "_timer",
         "_trailers_expected",
-        "_waiter",
-        "connection",
         "disconnected",
         "engine",
         "head",
         "response_size",
-        "scope",
-        "started_at",
         "status",
-        "task",
     )
 
     def __init__(
@@ -158,12 +153,9 @@ class HTTPStream:
         scope: Scope,
         started_at: float,
     ) -> None:
-        self.connection = connection
+        super().__init__(connection, scope, started_at)
         self.engine = engine
         self.head = head
-        self.scope = scope
-        self.started_at = started_at
-        self.task: asyncio.Task[None] | None = None
         #: The response status once sent, for the access log.
         self.status: int | None = None
         self.response_size = 0
@@ -174,11 +166,9 @@ class HTTPStream:
         self._final_delivered = False
         self._continue_sent = False
         self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
         self._state = ResponseState.WAITING
         self._trailers_expected = False
         self._start_message: tuple[int, Any] = (0, ())
-        self._timer: asyncio.TimerHandle | None = None
         # The body timer runs while body bytes are awaited. Arrivals only
         # note the time (cheaper than moving a timer per read); the timer
         # checks it when it fires.
@@ -269,13 +259,6 @@ class HTTPStream:
             self._start_close_timer()
         if self._state is not ResponseState.COMPLETE:
             self._log()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     @property
     def response_started(self) -> bool:
@@ -475,32 +458,19 @@ class HTTPStream:
 
     # -- running the application ---------------------------------------------------
 
-    async def run(self, application: ASGIApplication) -> None:
-        """The body of the application task."""
-        try:
-            await application(self.scope, self.receive, self.send)
-        except ClientDisconnected:
-            pass
-        except Exception:
-            logger.exception(
-                "Exception inside application handling %s %s",
+    def _description(self) -> str:
+        return f"{self.scope['method']} {self.scope['path']}"
+
+    def _application_ended(self, *, failed: bool) -> None:
+        if not failed:
+            if self._state is ResponseState.COMPLETE or self.disconnected:
+                return
+            logger.error(
+                "Application returned without completing the response to %s %s",
                 self.scope["method"],
                 self.scope["path"],
             )
-            self._respond_to_failure()
-        else:
-            if self._state is not ResponseState.COMPLETE and not self.disconnected:
-                logger.error(
-                    "Application returned without completing the response to %s %s",
-                    self.scope["method"],
-                    self.scope["path"],
-                )
-                self._respond_to_failure()
-        finally:
-            self._cancel_timer()
-            task = self.task
-            if task is not None:
-                self.connection.context.tasks.discard(task)
+        self._respond_to_failure()
 
     def _respond_to_failure(self) -> None:
         connection = self.connection
@@ -566,12 +536,6 @@ class HTTPStream:
                 self.connection.context.config.application_close_timeout,
             )
             task.cancel()
-
-    def _cancel_timer(self) -> None:
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
 
     def _log(self) -> None:
         access = self.connection.context.access_log

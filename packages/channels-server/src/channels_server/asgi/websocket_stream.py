@@ -47,9 +47,10 @@ from ..protocol.websocket import (
     validate_close_code,
 )
 from .messages import message_type
+from .stream import ASGIStream
 
 if TYPE_CHECKING:
-    from channels.asgi_types import ASGIApplication, Message, Scope
+    from channels.asgi_types import Message, Scope
 
     from .connection import StreamConnection
 
@@ -156,7 +157,7 @@ _APPLICATION_EVENTS = frozenset(
 )
 
 
-class WebSocketStream:
+class WebSocketStream(ASGIStream):
     """Serves one WebSocket connection to the application.
 
     :param connection: the connection carrying it.
@@ -181,16 +182,10 @@ class WebSocketStream:
         "_queued_bytes",
         "_received",
         "_received_at_ping",
-        "_timer",
         "_traffic",
         "_traffic_seen",
-        "_waiter",
-        "connection",
         "handshake",
-        "scope",
-        "started_at",
         "state",
-        "task",
     )
 
     def __init__(
@@ -201,12 +196,9 @@ class WebSocketStream:
         pending: bytes,
         started_at: float,
     ) -> None:
-        self.connection = connection
+        super().__init__(connection, scope, started_at)
         self.handshake = handshake
-        self.scope = scope
-        self.started_at = started_at
         self.state = _WS.CONNECTING
-        self.task: asyncio.Task[None] | None = None
         self._pending: bytes | None = pending
         self._engine: WebSocketConnection | None = None
         self._connect_delivered = False
@@ -214,7 +206,6 @@ class WebSocketStream:
         self._messages: deque[str | bytes] | None = None
         self._queued_bytes = 0
         self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
         self._close_code = _ABNORMAL_CLOSURE
         self._close_reason = ""
         self._disconnect_delivered = False
@@ -227,7 +218,6 @@ class WebSocketStream:
         self._traffic_seen = 0
         self._ping_due_at = 0.0
         self._ping_sent_at: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
         connection.context.access_log.websocket("WSCONNECTING", scope["client"], scope["path"], 0.0)
         self._arm(connection.context.config.websocket_connect_timeout)
         if len(pending) > EARLY_DATA_LIMIT:
@@ -370,13 +360,6 @@ class WebSocketStream:
             self._send_close(code, reason)
         elif previous is _WS.CONNECTING or previous is _WS.DENIAL:
             self._reject(previous, 503 if code == _SERVICE_RESTART else 403)
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # -- the ASGI callables -----------------------------------------------------------------
 
@@ -560,27 +543,15 @@ class WebSocketStream:
 
     # -- running the application ------------------------------------------------------------
 
-    async def run(self, application: ASGIApplication) -> None:
-        """The body of the application task."""
-        try:
-            await application(self.scope, self.receive, self.send)
-        except ClientDisconnected:
-            pass
-        except Exception:
-            logger.exception(
-                "Exception inside application handling WebSocket %s", self.scope["path"]
-            )
-            self._end_after_application(failed=True)
-        else:
-            self._end_after_application(failed=False)
-        finally:
-            if self.state is _WS.CLOSED:
-                self._cancel_timer()
-            task = self.task
-            if task is not None:
-                self.connection.context.tasks.discard(task)
+    def _description(self) -> str:
+        return f"WebSocket {self.scope['path']}"
 
-    def _end_after_application(self, *, failed: bool) -> None:
+    def _application_finished(self) -> None:
+        # Until the connection is closed, the timer still has work (the close handshake).
+        if self.state is _WS.CLOSED:
+            self._cancel_timer()
+
+    def _application_ended(self, *, failed: bool) -> None:
         previous = self._process(_EV.SERVER_CLOSE)
         if previous is _WS.CONNECTING:
             if not failed:
@@ -603,12 +574,6 @@ class WebSocketStream:
     def _arm(self, delay: float) -> None:
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -280,6 +280,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         websocket = self.websocket
         if websocket is not None:
             websocket.connection_lost()
+        self._release_drain_waiter()
+
+    def _release_drain_waiter(self) -> None:
+        """Wake a ``send()`` waiting for the write buffer (drained, or the connection gone)."""
         waiter = self._drain_waiter
         if waiter is not None:
             self._drain_waiter = None
@@ -300,11 +304,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             if write_timer is not None:
                 self._write_timer = None
                 write_timer.cancel()
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._release_drain_waiter()
         if self._drain_pending:
             self._drain_pending = False
             if not self._closed and self.http is not None:
