@@ -95,22 +95,20 @@ def pairs() -> SimpleNamespace:
     return SimpleNamespace(http=module.HTTPPair, websocket=module.WebSocketPair)
 
 
+def _exported(module: str) -> SimpleNamespace:
+    """What ``_support.<module>`` exports (its ``__all__``), as attributes."""
+    found = _support(module)
+    return SimpleNamespace(**{name: getattr(found, name) for name in found.__all__})
+
+
 @pytest.fixture(scope="session")
 def strategies() -> SimpleNamespace:
-    module = _support("strategies")
-    return SimpleNamespace(**{name: getattr(module, name) for name in module.__all__})
+    return _exported("strategies")
 
 
 @pytest.fixture
 def apps() -> SimpleNamespace:
-    module = _support("apps")
-    return SimpleNamespace(
-        hello=module.hello_app,
-        echo=module.echo_app,
-        echo_websocket=module.echo_websocket,
-        Stuck=module.Stuck,
-        read_body=module.read_body,
-    )
+    return _exported("apps")
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ async def refused_with(http: SimpleNamespace, port: int, request: bytes) -> int:
 
 
 async def test_request_line_too_long(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
-    app = recorder
-    server = await serve(app, max_request_line_size=1000)
+    server = await serve(recorder, max_request_line_size=1000)
     port = http.port_of(server)
     assert (
         await refused_with(http, port, b"GET /" + b"a" * 1000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -34,29 +33,27 @@ async def test_request_line_too_long(serve: Any, http: SimpleNamespace, recorder
     )
     # A request line that never ends is cut off at the head limit, still 414.
     assert await refused_with(http, port, b"GET /" + b"a" * 20000) == 414
-    assert app.scopes == []
+    assert recorder.scopes == []
 
 
 async def test_header_block_too_large(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
-    app = recorder
-    server = await serve(app, max_header_size=4096, max_request_line_size=1000)
+    server = await serve(recorder, max_header_size=4096, max_request_line_size=1000)
     port = http.port_of(server)
     big = b"X-Big: " + b"a" * 5000 + b"\r\n"
     assert await refused_with(http, port, b"GET / HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n") == 431
     # Headers that never end are cut off too.
     assert await refused_with(http, port, b"GET / HTTP/1.1\r\nHost: x\r\n" + big * 4) == 431
-    assert app.scopes == []
+    assert recorder.scopes == []
 
 
 async def test_too_many_headers(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
-    app = recorder
-    server = await serve(app, max_header_count=20)
+    server = await serve(recorder, max_header_count=20)
     headers = b"".join(b"X-%d: v\r\n" % index for index in range(25))
     status = await refused_with(
         http, http.port_of(server), b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"
     )
     assert status == 431
-    assert app.scopes == []
+    assert recorder.scopes == []
 
 
 @pytest.mark.parametrize(
@@ -74,18 +71,18 @@ async def test_too_many_headers(serve: Any, http: SimpleNamespace, recorder: Any
 async def test_invalid_requests_are_400_without_calling_the_application(
     serve: Any, http: SimpleNamespace, request_bytes: bytes, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     assert await refused_with(http, http.port_of(server), request_bytes) == 400
-    assert [call for call in app.scopes if call["type"] == "http" and call["path"] != "/"] == []
+    assert [
+        call for call in recorder.scopes if call["type"] == "http" and call["path"] != "/"
+    ] == []
 
 
 async def test_content_length_with_transfer_encoding(
     serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
     """The request-smuggling shape: a front end and the server would disagree on the body."""
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     request = (
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -93,7 +90,7 @@ async def test_content_length_with_transfer_encoding(
     data = await http.exchange(http.port_of(server), request)
     assert data.startswith(b"HTTP/1.1 400 ")
     assert data.count(b"HTTP/1.1") == 1
-    assert app.scopes == []
+    assert recorder.scopes == []
 
 
 @pytest.mark.parametrize("control", [b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x85"])
@@ -101,14 +98,13 @@ async def test_content_length_with_transfer_encoding(
 async def test_control_characters_in_headers(
     serve: Any, http: SimpleNamespace, control: bytes, where: str, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     line = b"X-Test: a" + control + b"b" if where == "value" else b"X-Te" + control + b"st: ab"
     status = await refused_with(
         http, http.port_of(server), b"GET / HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n"
     )
     assert status == 400
-    assert app.scopes == []
+    assert recorder.scopes == []
 
 
 @pytest.mark.parametrize("control", [b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x85"])
@@ -116,22 +112,20 @@ async def test_control_characters_on_the_websocket_upgrade(
     serve: Any, http: SimpleNamespace, control: bytes, recorder: Any
 ) -> None:
     """CVE-2026-44546's class: header injection through the WebSocket handshake."""
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     request = (
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         b"Cookie: sessionid=abc" + control + b"X-Injected: 1\r\n\r\n"
     )
     assert await refused_with(http, http.port_of(server), request) == 400
-    assert app.scopes == []
+    assert recorder.scopes == []
 
 
 async def test_slow_headers_are_cut_off_while_others_are_served(
     serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app, header_timeout=0.5)
+    server = await serve(recorder, header_timeout=0.5)
     port = http.port_of(server)
     slow_reader, slow_writer = await asyncio.open_connection("127.0.0.1", port)
     slow_writer.write(b"GET / HTTP/1.1\r\n")

@@ -43,27 +43,25 @@ async def test_daphne_root_path_is_ignored_without_proxy_headers(
     """Loopback and unix-socket peers are trusted proxies only with --proxy-headers:
     without it, a client behind a same-host proxy could move its path past
     the proxy's location rules."""
-    app = recorder
-    tcp = await serve(app, root_path="/mounted")
-    await serve(app, endpoints=(f"unix:{tmp_socket_path}",), root_path="/mounted")
+    tcp = await serve(recorder, root_path="/mounted")
+    await serve(recorder, endpoints=(f"unix:{tmp_socket_path}",), root_path="/mounted")
     request = _with_headers(b"Daphne-Root-Path: /admin", b"X-Forwarded-Proto: https")
     await http.exchange(http.port_of(tcp), request)
     reader, writer = await asyncio.open_unix_connection(tmp_socket_path)
     writer.write(request)
     assert http.parse(await asyncio.wait_for(reader.read(), 5))[0].status == 200
     writer.close()
-    assert [scope["root_path"] for scope in app.scopes] == ["/mounted", "/mounted"]
-    assert [scope["scheme"] for scope in app.scopes] == ["http", "http"]
+    assert [scope["root_path"] for scope in recorder.scopes] == ["/mounted", "/mounted"]
+    assert [scope["scheme"] for scope in recorder.scopes] == ["http", "http"]
     await served(http, http.port_of(tcp))
 
 
 async def test_daphne_root_path_from_a_trusted_proxy(
     serve: Any, http: SimpleNamespace, tmp_socket_path: str, recorder: Any
 ) -> None:
-    app = recorder
-    tcp = await serve(app, proxy_headers=True, root_path="/mounted")
+    tcp = await serve(recorder, proxy_headers=True, root_path="/mounted")
     await serve(
-        app, endpoints=(f"unix:{tmp_socket_path}",), proxy_headers=True, root_path="/mounted"
+        recorder, endpoints=(f"unix:{tmp_socket_path}",), proxy_headers=True, root_path="/mounted"
     )
     await http.exchange(http.port_of(tcp), _with_headers(b"Daphne-Root-Path: /app%20one"))
     reader, writer = await asyncio.open_unix_connection(tmp_socket_path)
@@ -71,7 +69,7 @@ async def test_daphne_root_path_from_a_trusted_proxy(
     await asyncio.wait_for(reader.read(), 5)
     writer.close()
     # Percent-decoded, otherwise as sent: "/" stays "/" (daphne's behaviour).
-    assert [scope["root_path"] for scope in app.scopes] == ["/app one", "/"]
+    assert [scope["root_path"] for scope in recorder.scopes] == ["/app one", "/"]
 
 
 @pytest.mark.parametrize(
@@ -98,11 +96,10 @@ async def test_daphne_root_path_from_a_trusted_proxy(
 async def test_malformed_proxy_header_values_are_ignored(
     serve: Any, http: SimpleNamespace, header: bytes, scope_key: str, default: Any, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app, proxy_headers=True, root_path="/mounted")
+    server = await serve(recorder, proxy_headers=True, root_path="/mounted")
     port = http.port_of(server)
     await http.exchange(port, _with_headers(header))
-    value = app.scopes[0][scope_key]
+    value = recorder.scopes[0][scope_key]
     assert (value[:1] if scope_key == "client" else value) == default
     await served(http, port)
 
@@ -118,12 +115,11 @@ async def test_malformed_proxy_header_values_are_ignored(
 async def test_a_malformed_forwarded_port_is_ignored(
     serve: Any, http: SimpleNamespace, port_header: bytes, expected: int, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app, proxy_headers=True)
+    server = await serve(recorder, proxy_headers=True)
     await http.exchange(
         http.port_of(server), _with_headers(b"X-Forwarded-For: [2001:db8::7]", port_header)
     )
-    assert app.scopes[0]["client"] == ["2001:db8::7", expected]
+    assert recorder.scopes[0]["client"] == ["2001:db8::7", expected]
 
 
 # -- 5. WebSocket handshakes that carry a body -----------------------------------------------------
@@ -143,15 +139,14 @@ async def test_a_websocket_handshake_with_a_body_is_refused(
 ) -> None:
     """A chunked body that never ends used to hold the handshake open with no
     timer running; a Content-Length one was dropped and the socket upgraded."""
-    app = recorder
-    server = await serve(app, header_timeout=30)
+    server = await serve(recorder, header_timeout=30)
     port = http.port_of(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(_HANDSHAKE + framing)
     # Refused at once, while the client still holds the rest of its body.
     answer = await asyncio.wait_for(reader.read(), 3)
     assert answer.startswith(b"HTTP/1.1 400 ")
-    assert app.scopes == []
+    assert recorder.scopes == []
     writer.close()
     await served(http, port)
 
@@ -189,8 +184,7 @@ SECRET = b"s3cr3t-T0KEN"
 async def test_error_responses_do_not_repeat_the_request(
     serve: Any, http: SimpleNamespace, request_bytes: bytes, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     port = http.port_of(server)
     data = await http.exchange(port, request_bytes)
     (response,) = http.parse(data)
@@ -210,9 +204,8 @@ async def test_a_stray_crlf_after_a_request_is_ignored(
 ) -> None:
     """RFC 9112 §2.2 lets a client send an empty line after a request: no 400
     for it, and nothing unsolicited on the kept-alive connection."""
-    app = recorder
     # (Bytes between requests restart the wait at the header timeout.)
-    server = await serve(app, keep_alive_timeout=0.5, header_timeout=0.5)
+    server = await serve(recorder, keep_alive_timeout=0.5, header_timeout=0.5)
     port = http.port_of(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n")
@@ -223,15 +216,14 @@ async def test_a_stray_crlf_after_a_request_is_ignored(
     await served(http, port)
     # The keep-alive timeout closes the connection without a word.
     assert await asyncio.wait_for(reader.read(), 5) == b""
-    assert app.paths() == ["/1", "/2", "/ok"]
+    assert recorder.paths() == ["/1", "/2", "/ok"]
     writer.close()
 
 
 async def test_a_stray_crlf_pipelined_with_requests(
     serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     data = await http.exchange(
         http.port_of(server),
         b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\r\n"
@@ -239,7 +231,7 @@ async def test_a_stray_crlf_pipelined_with_requests(
     )
     assert [response.status for response in http.parse(data)] == [200, 200]
     assert data.count(b"HTTP/1.1 ") == 2
-    assert app.paths() == ["/1", "/2"]
+    assert recorder.paths() == ["/1", "/2"]
 
 
 @pytest.mark.parametrize(
@@ -256,13 +248,12 @@ async def test_bytes_after_a_closing_request_never_replace_its_response(
 ) -> None:
     """h11 refused anything after a request that closes the connection, and the
     400 went out instead of the response (RFC 9112 §9.6: the rest is ignored)."""
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     port = http.port_of(server)
     data = await http.exchange(port, request_bytes)
     assert [response.status for response in http.parse(data)] == [200]
     assert data.count(b"HTTP/1.") == 1
-    assert app.paths() == ["/1"]
+    assert recorder.paths() == ["/1"]
     await served(http, port)
 
 
@@ -270,12 +261,11 @@ async def test_empty_lines_without_a_request_are_bounded(
     serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
     """A client sending only line breaks is not a client with a stray CRLF."""
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     port = http.port_of(server)
     data = await http.exchange(port, b"\r\n" * 100)
     assert data.startswith(b"HTTP/1.1 400 ")
-    assert app.scopes == []
+    assert recorder.scopes == []
     await served(http, port)
 
 
@@ -293,8 +283,7 @@ async def test_bare_lf_and_obs_fold_are_refused_by_both_engines(
     serve: Any, http: SimpleNamespace, request_bytes: bytes, recorder: Any
 ) -> None:
     """A head read one way here and another way by a front end is request smuggling."""
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     port = http.port_of(server)
     assert http.parse(await http.exchange(port, request_bytes))[0].status == 400
     # Cut anywhere, the same.
@@ -304,21 +293,20 @@ async def test_bare_lf_and_obs_fold_are_refused_by_both_engines(
         await writer.drain()
     assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 400 ")
     writer.close()
-    assert app.scopes == []
+    assert recorder.scopes == []
     await served(http, port)
 
 
 async def test_whitespace_at_the_start_of_a_body_is_not_a_fold(
     serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app)
+    server = await serve(recorder)
     data = await http.exchange(
         http.port_of(server),
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\n \n ",
     )
     assert http.parse(data)[0].status == 200
-    assert app.messages[0]["body"] == b" \n "
+    assert recorder.messages[0]["body"] == b" \n "
 
 
 # -- 10. request bodies: slow, or too large --------------------------------------------------------
@@ -327,8 +315,7 @@ async def test_whitespace_at_the_start_of_a_body_is_not_a_fold(
 async def test_a_slow_upload_gets_408_and_the_application_a_disconnect(
     serve: Any, http: SimpleNamespace, recorder: Any
 ) -> None:
-    app = recorder
-    server = await serve(app, body_timeout=0.5)
+    server = await serve(recorder, body_timeout=0.5)
     port = http.port_of(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
@@ -338,7 +325,7 @@ async def test_a_slow_upload_gets_408_and_the_application_a_disconnect(
     elapsed = asyncio.get_running_loop().time() - started
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert 0.4 < elapsed < 2.5
-    await asyncio.wait_for(app.disconnected.wait(), 5)
+    await asyncio.wait_for(recorder.disconnected.wait(), 5)
     writer.close()
     await served(http, port)
 
@@ -348,8 +335,7 @@ async def test_a_trickling_upload_is_timed_between_reads(
 ) -> None:
     """The timeout is for a silence, not for the whole body: a client that keeps
     sending is served."""
-    app = recorder
-    server = await serve(app, body_timeout=0.6)
+    server = await serve(recorder, body_timeout=0.6)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
     for _ in range(8):
@@ -397,15 +383,14 @@ async def test_an_application_slow_to_read_is_not_the_clients_fault(
 
 
 async def test_limit_request_body(serve: Any, http: SimpleNamespace, recorder: Any) -> None:
-    app = recorder
-    server = await serve(app, limit_request_body=1000)
+    server = await serve(recorder, limit_request_body=1000)
     port = http.port_of(server)
     # Declared too large: refused before the application is called.
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n")
     assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 413 ")
     writer.close()
-    assert app.scopes == []
+    assert recorder.scopes == []
     # Chunks that add up to too much: 413, and the application is told.
     chunk = b"%x\r\n%b\r\n" % (600, b"c" * 600)
     data = await http.exchange(
@@ -413,7 +398,7 @@ async def test_limit_request_body(serve: Any, http: SimpleNamespace, recorder: A
         b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 2,
     )
     assert data.startswith(b"HTTP/1.1 413 ")
-    await asyncio.wait_for(app.disconnected.wait(), 5)
+    await asyncio.wait_for(recorder.disconnected.wait(), 5)
     # At the limit, served.
     data = await http.exchange(
         port,

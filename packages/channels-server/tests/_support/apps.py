@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+__all__ = ["NoContent", "Recorder", "Stuck", "echo", "echo_websocket", "hello", "read_body"]
+
 
 async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
     body = b""
@@ -18,7 +20,7 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
             return body
 
 
-async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     await read_body(receive)
@@ -32,7 +34,7 @@ async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"Hello, world!"})
 
 
-async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """HTTP: the body back; WebSocket: accept, then every message back."""
     if scope["type"] == "http":
         body = await read_body(receive)
@@ -104,3 +106,15 @@ class Stuck:
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
+
+
+class NoContent:
+    """Records each scope in :attr:`scopes` and answers 204 without reading the body."""
+
+    def __init__(self) -> None:
+        self.scopes: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})

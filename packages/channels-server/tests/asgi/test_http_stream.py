@@ -50,13 +50,11 @@ async def test_hello_world_with_an_independent_client(
     assert "date" in headers
 
 
-async def test_the_http_scope_is_complete(serve: Any, http: SimpleNamespace) -> None:
-    scopes: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await send({"type": "http.response.start", "status": 204})
-        await send({"type": "http.response.body"})
+async def test_the_http_scope_is_complete(
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace
+) -> None:
+    app = apps.NoContent()
+    scopes = app.scopes
 
     server = await serve(app, root_path="/mount", lifespan="off")
     port = http.port_of(server)
@@ -405,13 +403,11 @@ async def test_application_still_running_after_disconnect_is_cancelled(
     assert "/slow" in caplog.text
 
 
-async def test_proxy_headers_from_a_trusted_peer(serve: Any, http: SimpleNamespace) -> None:
-    scopes: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await send({"type": "http.response.start", "status": 204})
-        await send({"type": "http.response.body"})
+async def test_proxy_headers_from_a_trusted_peer(
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace
+) -> None:
+    app = apps.NoContent()
+    scopes = app.scopes
 
     request = (
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Port: 8443\r\n"
@@ -497,14 +493,10 @@ async def test_request_body_arrives_in_chunks_of_request_buffer_size(
 
 
 async def test_daphne_root_path_header_is_kept_as_sent_from_trusted_peers(
-    serve: Any, http: SimpleNamespace
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace
 ) -> None:
-    scopes: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await send({"type": "http.response.start", "status": 204})
-        await send({"type": "http.response.body"})
+    app = apps.NoContent()
+    scopes = app.scopes
 
     # Trusted: --proxy-headers, from a peer of --forwarded-allow-ips (loopback by default).
     trusted = await serve(app, proxy_headers=True)
@@ -529,14 +521,12 @@ async def test_daphne_root_path_header_is_kept_as_sent_from_trusted_peers(
     ]
 
 
-async def test_client_and_server_are_lists(serve: Any, http: SimpleNamespace) -> None:
+async def test_client_and_server_are_lists(
+    serve: Any, http: SimpleNamespace, apps: SimpleNamespace
+) -> None:
     # daphne gives [host, port]; code that compares them with a list relies on it.
-    scopes: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await send({"type": "http.response.start", "status": 204})
-        await send({"type": "http.response.body"})
+    app = apps.NoContent()
+    scopes = app.scopes
 
     server = await serve(app)
     port = http.port_of(server)

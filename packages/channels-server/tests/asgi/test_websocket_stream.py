@@ -51,6 +51,14 @@ class RawClient:
     def send(self, event: Any) -> None:
         self.writer.write(self.frames.send(event))
 
+    async def events_until_close(self, timeout: float = 5) -> tuple[list[Any], CloseConnection]:
+        """The events up to and including the server's close frame; and that close."""
+        seen: list[Any] = []
+        while not any(isinstance(event, CloseConnection) for event in seen):
+            seen += await self.events(timeout)
+        (close,) = [event for event in seen if isinstance(event, CloseConnection)]
+        return seen, close
+
     async def events(self, timeout: float = 5) -> list[Any]:
         data = await asyncio.wait_for(self.reader.read(65536), timeout)
         if not data:
@@ -58,6 +66,13 @@ class RawClient:
         else:
             self.frames.receive_data(data)
         return list(self.frames.events())
+
+
+async def _accept_and_wait(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accept, then wait for one message (the disconnect)."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    await receive()
 
 
 async def test_echo_and_the_websocket_scope(
@@ -382,12 +397,7 @@ async def test_keepalive_ping_and_ping_timeout(serve: Any, http: SimpleNamespace
 async def test_answered_pings_keep_the_connection(
     serve: Any, http: SimpleNamespace, websocket: SimpleNamespace
 ) -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        await receive()
-
-    server = await serve(app, ping_interval=0.1, ping_timeout=0.2)
+    server = await serve(_accept_and_wait, ping_interval=0.1, ping_timeout=0.2)
     client = await websocket.connect(http.port_of(server))
     await asyncio.sleep(0.8)
     assert not client.closed.done()
@@ -397,12 +407,7 @@ async def test_answered_pings_keep_the_connection(
 async def test_websocket_timeout_closes_the_connection(
     serve: Any, http: SimpleNamespace, websocket: SimpleNamespace
 ) -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        await receive()
-
-    server = await serve(app, websocket_timeout=0.3, ping_interval=0.1)
+    server = await serve(_accept_and_wait, websocket_timeout=0.3, ping_interval=0.1)
     client = await websocket.connect(http.port_of(server))
     _, code, _ = await client.wait_closed()
     assert code == 1000
@@ -497,19 +502,11 @@ async def test_lifetime_limit_does_not_cut_a_pings_time_short(
 ) -> None:
     """A ping has its whole ping_timeout, even when the timer wakes earlier for the lifetime."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        await receive()
-
-    server = await serve(app, ping_interval=0.1, ping_timeout=5, websocket_timeout=0.5)
+    server = await serve(_accept_and_wait, ping_interval=0.1, ping_timeout=5, websocket_timeout=0.5)
     client, _ = await RawClient.open(http.port_of(server), handshake())
-    seen: list[Any] = []
-    while not any(isinstance(event, CloseConnection) for event in seen):
-        seen += await client.events()
+    seen, close = await client.events_until_close()
     # The unanswered ping did not drop the connection: the lifetime closed it, cleanly.
     assert isinstance(seen[0], Ping)
-    (close,) = [event for event in seen if isinstance(event, CloseConnection)]
     assert close.code == 1000
     client.writer.close()
 
@@ -517,12 +514,6 @@ async def test_lifetime_limit_does_not_cut_a_pings_time_short(
 # -- daphne's timing: lifetime, ping interval, ping timeout ----------------------------------------
 # Intervals are fractions of a second; the bounds leave seconds of slack for a
 # loaded machine and still tell the old behaviour (tens of seconds) apart.
-
-
-async def _accept_and_wait(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await receive()
-    await send({"type": "websocket.accept"})
-    await receive()
 
 
 async def test_websocket_timeout_closes_on_time_whatever_the_ping_interval(
@@ -535,11 +526,8 @@ async def test_websocket_timeout_closes_on_time_whatever_the_ping_interval(
     started = loop.time()
     client, head = await RawClient.open(http.port_of(server), handshake())
     assert head.startswith(b"HTTP/1.1 101")
-    seen: list[Any] = []
-    while not any(isinstance(event, CloseConnection) for event in seen):
-        seen += await client.events(timeout=10)
+    _, close = await client.events_until_close(timeout=10)
     elapsed = loop.time() - started
-    (close,) = [event for event in seen if isinstance(event, CloseConnection)]
     assert close.code == 1000
     assert 0.3 <= elapsed < 5, elapsed
     client.writer.close()

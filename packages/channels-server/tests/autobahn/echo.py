@@ -8,6 +8,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _support.apps import echo_app as application
+from _support.apps import echo as application
 
 __all__ = ["application"]
