@@ -392,8 +392,7 @@ async def test_names_are_checked_even_when_a_similar_channel_exists() -> None:
     class Name(str):
         pass
 
-    # A str subclass is compared by value but is not a str to the checks
-    # that keep the fast path honest; it still passes them.
+    # A str subclass is compared by value, and passes the checks.
     await layer.send(Name("known"), message())
     with pytest.raises(TypeError, match="must be a str, not bytes"):
         await layer.send(b"known", message())  # type: ignore[arg-type]

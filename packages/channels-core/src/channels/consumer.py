@@ -88,6 +88,7 @@ def get_handler_name(message: Message) -> str:
     return name
 
 
+# Not asyncio.Lock: bench/consumer.py AsyncWebsocketConsumer echo rows, 1.07-1.12x msg/s, -41 B.
 class _Turn:
     """Whose turn it is to run a handler: a lock for one consumer instance.
 

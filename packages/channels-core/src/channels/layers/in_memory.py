@@ -45,6 +45,8 @@ def copy_message(value: Any) -> Any:
     is several times faster than ``copy.deepcopy``; anything else (the
     in-memory layer does not refuse it) falls back to ``copy.deepcopy``.
     """
+    # bench/redis_layer.py serial and in-flight rows, run on this layer: 1.4x deepcopy's rate.
+    # Exact types: a subclass goes to deepcopy, which keeps its class.
     kind = type(value)
     if kind is dict:
         return {key: copy_message(item) for key, item in value.items()}
@@ -232,7 +234,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Put *message* on *channel*; raise ``ChannelFull`` at capacity."""
         if not isinstance(message, dict):
             raise TypeError(f"message must be a dict, not {type(message).__name__}")
-        if type(channel) is not str or channel not in self.channels:
+        if not isinstance(channel, str) or channel not in self.channels:
             # A name already in self.channels was checked when it got there.
             self.require_valid_channel_name(channel)
         message = copy_message(message)
@@ -256,7 +258,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         Cancelling a waiting ``receive()`` never loses a message: a message is
         only taken off the queue by a receiver that goes on to return it.
         """
-        known = self.channels.get(channel) if type(channel) is str else None
+        known = self.channels.get(channel) if isinstance(channel, str) else None
         if known is None:
             self.require_valid_channel_name(channel)
             foreign = "!" in channel and not self._made_here(channel)
@@ -271,13 +273,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 "this layer did not make with new_channel(), so nothing can arrive on it "
                 "here (messages on it go to the process that made it)"
             )
-        lock = self._lock
         # The queue this receiver waits on. It is kept even if it leaves
         # self.channels meanwhile (a test may delete it), so that a message
         # that was put there while the receiver waited is still delivered.
         held: _Channel | None = None
         while True:
-            with lock:
+            with self._lock:
                 now = time.monotonic()
                 if now >= self._next_sweep:
                     self._sweep(now)
@@ -298,7 +299,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             try:
                 await waiter
             except asyncio.CancelledError:
-                with lock:
+                with self._lock:
                     try:
                         queue.waiters.remove(waiter)
                     except ValueError:
@@ -334,7 +335,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Whether the part of *channel* up to its ``!`` came from :meth:`new_channel`."""
         remote = channel[: channel.index("!")]
         # A receiver calls receive() on its channel again and again: hashing
-        # each time would cost a quarter of a send and receive.
+        # each time would cost a quarter of a send and receive. No bench/ row
+        # reaches this yet (their receivers find messages waiting); timeit:
+        # 0.6 us cached, 2.5 us hashed, per receive() that has to wait.
         known = self._checked_remotes.get(remote)
         if known is not None:
             return known
@@ -363,7 +366,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Send *message* to every member of *group*; full members are skipped."""
         if not isinstance(message, dict):
             raise TypeError(f"message must be a dict, not {type(message).__name__}")
-        if type(group) is not str or group not in self.groups:
+        if not isinstance(group, str) or group not in self.groups:
             # A name already in self.groups was checked by group_add().
             self.require_valid_group_name(group)
         with self._lock:

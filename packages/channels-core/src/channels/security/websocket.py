@@ -18,7 +18,6 @@ through it instead.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -121,7 +120,6 @@ class _OriginPattern:
     parsed: ParseResult | None = None
 
 
-@functools.lru_cache(maxsize=1024)
 def _parse_pattern(pattern: str) -> _OriginPattern:
     """Parse one allowed origin; ``ValueError`` for one that can match nothing."""
     if pattern == "*":
