@@ -55,12 +55,13 @@ class Race:
 
 
 class Served:
-    """An ASGI application wrapped to report how it ended, and to deliver the
-    server's disconnect event only once the late handler is done."""
+    """*consumer* (given *record* and this wrapper's race) as an ASGI application,
+    wrapped to report how it ended, and to deliver the server's disconnect
+    event only once the late handler is done."""
 
-    def __init__(self) -> None:
-        self.application: Any = None
+    def __init__(self, consumer: type[Any], record: list[Any]) -> None:
         self.race = Race()
+        self.application = consumer.as_asgi(record=record, race=self.race)
         self.ended = asyncio.Event()
         self.error: BaseException | None = None
 
@@ -164,8 +165,7 @@ async def test_a_group_message_after_the_client_left_still_runs_disconnect(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     record: list[Any] = []
-    app = Served()
-    app.application = cls.as_asgi(record=record, race=app.race)
+    app = Served(cls, record)
     server = await serve(app)
     client = await websocket.connect(http.port_of(server), "/ws/room/")
     await layer.group_send("room", {"type": "chat.message", "text": "welcome", "late": False})
@@ -231,8 +231,7 @@ async def test_a_long_poll_answered_after_the_client_left_stops_cleanly(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     record: list[Any] = []
-    app = Served()
-    app.application = LongPoll.as_asgi(record=record, race=app.race)
+    app = Served(LongPoll, record)
     server = await serve(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port_of(server))
     writer.write(b"GET /poll/ HTTP/1.1\r\nHost: x\r\n\r\n")
