@@ -674,3 +674,22 @@ def test_repeated_response_headers_frame_the_same_every_time(engine: Any) -> Non
         assert head.count(b"connection: close") == 1
         assert b"transfer-encoding" not in head
         assert parser.keep_alive is False
+
+
+def test_remembered_response_heads_are_bounded_and_keep_the_newest() -> None:
+    """An application sending endless distinct headers costs a bounded memo,
+    and what it sends now stays remembered (the oldest entries go first)."""
+    from channels_server.protocol import http11
+
+    heads = http11._HEADS
+    lines = http11._HEADER_LINES
+    for number in range(max(heads.size, lines.size) + 10):
+        pair = (b"x-number", str(number).encode())
+        checked = http11._check_response_head(200, [pair])
+        assert checked.lines[-1] == b"x-number: %d\r\n" % number
+    assert len(heads) == heads.size
+    assert len(lines) == lines.size
+    assert (200, (pair,)) in heads
+    assert pair in lines
+    # A remembered head is the same as a checked one.
+    assert http11._check_response_head(200, [pair]) == checked
