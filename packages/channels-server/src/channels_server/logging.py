@@ -68,7 +68,8 @@ def _client_text(client: Address) -> str:
 
 
 class _LogDate:
-    # strftime costs a few microseconds and the text changes once a second.
+    # strftime costs a few microseconds and the text changes once a second;
+    # every request is logged in bench/server.py's rows (-v 1: the access log is on).
     __slots__ = ("pattern", "second", "text")
 
     def __init__(self, pattern: str) -> None:

@@ -39,16 +39,10 @@ __all__ = [
 ASGI_VERSION: Final = "3.0"
 SPEC_VERSION: Final = "2.5"
 
-_METHODS = {
-    method.encode("ascii"): method
-    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
-}
-
 
 def decode_method(method: bytes) -> str:
-    """The method as a str (the common ones without decoding)."""
-    text = _METHODS.get(method)
-    return text if text is not None else method.decode("ascii")
+    """The method as a str."""
+    return method.decode("ascii")
 
 
 def split_target(target: bytes) -> tuple[str, bytes, bytes]:
