@@ -509,25 +509,26 @@ async def test_json_round_trip(json_consumer: type[SyncJson], layer: Any) -> Non
     await communicator.disconnect()
 
 
+@pytest.mark.parametrize(
+    ("frame", "error", "match"),
+    [
+        ({"bytes_data": b"{}"}, ValueError, "no text to decode"),
+        ({"text_data": "{not json"}, json.JSONDecodeError, None),
+    ],
+    ids=["binary-frame", "invalid-json"],
+)
 @pytest.mark.asyncio
-async def test_json_consumer_rejects_a_binary_frame(
-    json_consumer: type[SyncJson], layer: Any
+async def test_json_consumer_errors_on_a_frame_it_cannot_decode(
+    json_consumer: type[SyncJson],
+    layer: Any,
+    frame: dict[str, Any],
+    error: type[Exception],
+    match: str | None,
 ) -> None:
     communicator = WebsocketCommunicator(json_consumer.as_asgi(), "/ws/")
     await communicator.connect()
-    await communicator.send_to(bytes_data=b"{}")
-    with pytest.raises(ValueError, match="no text to decode"):
-        await communicator.wait()
-
-
-@pytest.mark.asyncio
-async def test_json_consumer_invalid_json_propagates(
-    json_consumer: type[SyncJson], layer: Any
-) -> None:
-    communicator = WebsocketCommunicator(json_consumer.as_asgi(), "/ws/")
-    await communicator.connect()
-    await communicator.send_to(text_data="{not json")
-    with pytest.raises(json.JSONDecodeError):
+    await communicator.send_to(**frame)
+    with pytest.raises(error, match=match):
         await communicator.wait()
 
 

@@ -171,26 +171,25 @@ def test_non_local_name() -> None:
     assert layer.non_local_name("plain.name") == "plain.name"
 
 
-def test_deprecated_valid_channel_name_warns_and_still_checks() -> None:
-    layer = BaseChannelLayer()
-    with pytest.warns(DeprecationWarning, match="require_valid_channel_name"):
-        assert layer.valid_channel_name("fine.name") is True
+@pytest.mark.parametrize(
+    ("method", "replacement", "good", "bad"),
+    [
+        ("valid_channel_name", "require_valid_channel_name", "fine.name", "bad name"),
+        ("valid_group_name", "require_valid_group_name", "fine-group", "bad group"),
+    ],
+    ids=["channel", "group"],
+)
+def test_deprecated_name_checks_warn_and_still_check(
+    method: str, replacement: str, good: str, bad: str
+) -> None:
+    check = getattr(BaseChannelLayer(), method)
+    with pytest.warns(DeprecationWarning, match=replacement):
+        assert check(good) is True
     with (
         pytest.warns(DeprecationWarning, match="deprecated"),
-        pytest.raises(TypeError, match="'bad name'"),
+        pytest.raises(TypeError, match=repr(bad)),
     ):
-        layer.valid_channel_name("bad name")
-
-
-def test_deprecated_valid_group_name_warns_and_still_checks() -> None:
-    layer = BaseChannelLayer()
-    with pytest.warns(DeprecationWarning, match="require_valid_group_name"):
-        assert layer.valid_group_name("fine-group") is True
-    with (
-        pytest.warns(DeprecationWarning, match="deprecated"),
-        pytest.raises(TypeError, match="'bad group'"),
-    ):
-        layer.valid_group_name("bad group")
+        check(bad)
 
 
 @pytest.mark.asyncio

@@ -63,6 +63,13 @@ def engine(request: Any, settings: Any, tmp_path: Any, transactional_db: None) -
     cache.clear()
 
 
+@pytest.fixture
+def db_store(settings: Any) -> type[SessionBase]:
+    """The database engine's SessionStore, set as SESSION_ENGINE."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
 def is_signed_cookies(store: type[SessionBase]) -> bool:
     return store.__module__.endswith("signed_cookies")
 
@@ -612,14 +619,12 @@ async def test_vary_header_is_merged(
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_session_deleted_during_request_raises_session_interrupted(settings: Any) -> None:
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
-    store = import_module(settings.SESSION_ENGINE).SessionStore
-    key = await database_sync_to_async(make_session)(store, a=1)
+async def test_session_deleted_during_request_raises_session_interrupted(db_store: type[SessionBase]) -> None:
+    key = await database_sync_to_async(make_session)(db_store, a=1)
 
     def change_after_concurrent_logout(session: SessionBase) -> None:
         session["a"] = 2
-        store(key).delete()
+        db_store(key).delete()
 
     with pytest.raises(SessionInterrupted, match="deleted before the response"):
         await call(
@@ -1255,18 +1260,16 @@ class NoCookieMiddleware(SessionMiddleware):
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_saving_without_a_cookie_message_saves_but_sets_no_cookie(settings: Any) -> None:
+async def test_saving_without_a_cookie_message_saves_but_sets_no_cookie(db_store: type[SessionBase]) -> None:
     # (Not with signed_cookies: there the cookie is the store.)
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
-    engine = import_module(settings.SESSION_ENGINE).SessionStore
-    key = await database_sync_to_async(make_session)(engine, count=1)
+    key = await database_sync_to_async(make_session)(db_store, count=1)
     response = await get_with(
         CookieMiddleware(NoCookieMiddleware(SessionCounter.as_asgi())),
         headers=[(b"cookie", f"sessionid={key}".encode())],
     )
     assert response["body"] == b"2"
     assert set_cookies(response) == {}
-    assert await database_sync_to_async(read_session)(engine, key) == {"count": 2}
+    assert await database_sync_to_async(read_session)(db_store, key) == {"count": 2}
 
 
 @pytest.mark.asyncio
