@@ -619,7 +619,9 @@ async def test_vary_header_is_merged(
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_session_deleted_during_request_raises_session_interrupted(db_store: type[SessionBase]) -> None:
+async def test_session_deleted_during_request_raises_session_interrupted(
+    db_store: type[SessionBase],
+) -> None:
     key = await database_sync_to_async(make_session)(db_store, a=1)
 
     def change_after_concurrent_logout(session: SessionBase) -> None:
@@ -1260,7 +1262,9 @@ class NoCookieMiddleware(SessionMiddleware):
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_saving_without_a_cookie_message_saves_but_sets_no_cookie(db_store: type[SessionBase]) -> None:
+async def test_saving_without_a_cookie_message_saves_but_sets_no_cookie(
+    db_store: type[SessionBase],
+) -> None:
     # (Not with signed_cookies: there the cookie is the store.)
     key = await database_sync_to_async(make_session)(db_store, count=1)
     response = await get_with(
