@@ -21,7 +21,7 @@ from channels._installation import (
     find_mixed_folders,
     require_unmixed_installation,
 )
-from channels_testing.site_packages import copy_package, install, run_python
+from channels_testing._site_packages import copy_package, install, run_python
 
 PYTHON = "/venv/bin/python"
 

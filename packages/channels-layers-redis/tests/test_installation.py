@@ -14,7 +14,7 @@ import pytest
 
 import channels
 import channels_redis
-from channels_testing.site_packages import copy_package, install, run_python
+from channels_testing._site_packages import copy_package, install, run_python
 
 # The whole packages, imported by a real interpreter from a site directory
 # laid out as an installer leaves it (a real copy, real dist-info folders).

@@ -4,9 +4,6 @@ Communicators drive an application in the test's own event loop, with no
 server and no sockets: ``ApplicationCommunicator`` for any ASGI application,
 ``HttpCommunicator`` and ``WebsocketCommunicator`` with shortcuts for HTTP
 and WebSocket. Also importable as ``channels.testing``.
-
-:mod:`channels_testing.site_packages` lays out a site-packages directory as
-an installer does, for tests of what an installation looks like.
 """
 
 from __future__ import annotations

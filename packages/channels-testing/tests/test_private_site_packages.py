@@ -1,4 +1,4 @@
-"""channels_testing.site_packages: distributions that importlib.metadata reads as pip's."""
+"""channels_testing._site_packages: distributions that importlib.metadata reads as pip's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import channels_testing
-from channels_testing.site_packages import copy_package, install, run_python
+from channels_testing._site_packages import copy_package, install, run_python
 
 
 def test_install_writes_a_distribution_importlib_metadata_reads(

@@ -1,5 +1,8 @@
 """A site-packages directory laid out as an installer leaves it, for installation tests.
 
+Private: the ``channels-*`` distributions' own test suites share it (each
+runs in a virtualenv that holds channels-testing); not part of the API.
+
 For tests of what happens when distributions share, or fight over, an
 import package (channels-core's check for a ``channels`` folder that Django
 Channels was also installed into is one): write distributions into a
@@ -7,7 +10,7 @@ directory of the test's own, with real ``*.dist-info`` folders (``METADATA``,
 ``INSTALLER``, ``RECORD``) that :mod:`importlib.metadata` reads as it reads
 pip's, copy real packages there, and import them in a fresh interpreter::
 
-    from channels_testing.site_packages import copy_package, install, run_python
+    from channels_testing._site_packages import copy_package, install, run_python
 
     def test_mixed(tmp_path):
         copy_package(tmp_path, channels, "channels-core", "0.1.0")
