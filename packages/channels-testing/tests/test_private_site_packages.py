@@ -44,7 +44,7 @@ def test_copy_package_records_every_file_and_run_python_imports_the_copy(tmp_pat
     assert folder == tmp_path / "channels_testing"
     record = (tmp_path / "channels_testing-9.9.dist-info" / "RECORD").read_text()
     assert "channels_testing/__init__.py,sha256=x,1" in record
-    assert "channels_testing/site_packages.py,sha256=x,1" in record
+    assert "channels_testing/_site_packages.py,sha256=x,1" in record
     assert "__pycache__" not in record
 
     code = (
