@@ -43,10 +43,11 @@ __all__ = ["DRAIN", "GROUP_ADD", "GROUP_SEND", "PUBSUB_SEND", "SEND", "Script"]
 # apply_acks() applies the acknowledgements at the head of KEYS and ARGV
 # (see SEND) and returns the index of the first ARGV after them.
 #
-# send_batch(width) reads the arguments of a send script (SEND, PUBSUB_SEND):
-# it applies the acknowledgements, then returns the time, the TTL and one
-# entry per message: its two KEYS, then its *width* ARGV (the element, the
-# capacity as a number, and the rest).
+# send_batch() starts a send script (SEND, PUBSUB_SEND): it applies the
+# acknowledgements and returns the time, the TTL, and what send_message()
+# needs; send_message(batch, width, i) returns the i-th message's two KEYS
+# and its *width* ARGV (the element, the capacity as a number, the rest).
+# Values, not a table per message: Redis runs this for every send.
 _HELPERS = r"""
 local process_prefixes = {}
 local function queue_of(nonlocal)
@@ -190,18 +191,15 @@ local function apply_acks()
   return acks, 4 + 2 * acks
 end
 
-local function send_batch(width)
+local function send_batch()
   local acks, base = apply_acks()
-  local batch = {}
-  for i = 1, (#KEYS - acks) / 2 do
-    local at = base + width * (i - 1)
-    local message = {KEYS[acks + 2 * i - 1], KEYS[acks + 2 * i], ARGV[at], tonumber(ARGV[at + 1])}
-    for extra = 2, width - 1 do
-      message[#message + 1] = ARGV[at + extra]
-    end
-    batch[i] = message
-  end
-  return tonumber(ARGV[1]), ARGV[2], batch
+  return tonumber(ARGV[1]), ARGV[2], {acks = acks, base = base, count = (#KEYS - acks) / 2}
+end
+
+local function send_message(batch, width, i)
+  local at = batch.base + width * (i - 1)
+  local key = batch.acks + 2 * i
+  return KEYS[key - 1], KEYS[key], ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2], ARGV[at + 3]
 end
 """
 
@@ -252,10 +250,10 @@ SEND = Script(
     "send",
     _HELPERS
     + r"""
-local now, ttl, batch = send_batch(3)
+local now, ttl, batch = send_batch()
 local queued = {}
-for i, message in ipairs(batch) do
-  local queue, counter, element, capacity, field = unpack(message)
+for i = 1, batch.count do
+  local queue, counter, element, capacity, field = send_message(batch, 3, i)
   -- 1: queued; 0: the channel is full; -1: a key holds a value of another
   -- type (not written by this layer): this message fails, the others go on.
   local status = 1
@@ -460,10 +458,10 @@ PUBSUB_SEND = Script(
     "pubsub_send",
     _HELPERS
     + r"""
-local now, ttl, batch = send_batch(4)
+local now, ttl, batch = send_batch()
 local sent = {}
-for i, message in ipairs(batch) do
-  local backlog, counter, element, capacity, field, channel = unpack(message)
+for i = 1, batch.count do
+  local backlog, counter, element, capacity, field, channel = send_message(batch, 4, i)
   local count = redis.pcall('HGET', counter, field)
   if type(count) == 'table' then
     -- The counter holds a value of another type, not written by this layer.
