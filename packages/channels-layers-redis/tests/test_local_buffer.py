@@ -1,0 +1,103 @@
+"""The local buffer's mailboxes, without Redis: what an idle receiver costs, and order."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from channels_redis.local_buffer import LocalBuffer, Mailbox
+from channels_redis.wire import now_ms
+
+
+def _buffer(consumed: list[tuple[str, int]] | None = None) -> LocalBuffer:
+    seen = consumed if consumed is not None else []
+    return LocalBuffer(lambda channel: 3, lambda channel, count: seen.append((channel, count)))
+
+
+def _deadline() -> int:
+    return now_ms() + 60_000
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_receiver_holds_no_deque() -> None:
+    # bench/server.py idle-5000-redis: every idle consumer has one of these.
+    buffer = _buffer()
+    receiver = asyncio.ensure_future(buffer.get("idle"))
+    await asyncio.sleep(0)
+    box = buffer.mailboxes["idle"]
+    assert box.messages is None
+    assert type(box.waiters) is list
+    assert len(box.waiters) == 1
+    assert not hasattr(box, "__dict__")
+    # A mailbox and its one-waiter list: well under one empty deque (760 bytes).
+    assert sys.getsizeof(box) + sys.getsizeof(box.waiters) < 200
+    receiver.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiver
+    assert "idle" not in buffer.mailboxes
+
+
+@pytest.mark.asyncio
+async def test_the_message_queue_goes_once_empty() -> None:
+    buffer = _buffer()
+    receiver = asyncio.ensure_future(buffer.get("c"))
+    await asyncio.sleep(0)
+    buffer.put("c", _deadline(), {"type": "one"})
+    assert await receiver == {"type": "one"}
+    assert "c" not in buffer.mailboxes
+    # A receiver that waits again after draining its messages holds no deque.
+    buffer.put("c", _deadline(), {"type": "two"})
+    assert await buffer.get("c") == {"type": "two"}
+    receiver = asyncio.ensure_future(buffer.get("c"))
+    await asyncio.sleep(0)
+    assert buffer.mailboxes["c"].messages is None
+    receiver.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiver
+
+
+@pytest.mark.asyncio
+async def test_order_capacity_and_expiry_are_kept() -> None:
+    consumed: list[tuple[str, int]] = []
+    buffer = _buffer(consumed)
+    for number in range(5):  # capacity 3: the newest two are dropped
+        buffer.put("c", _deadline(), {"n": number}, counted=True)
+    assert consumed == [("c", 1), ("c", 1)]
+    buffer.put("expired", now_ms() - 1, {"n": -1}, counted=True)
+    buffer.sweep()
+    assert "expired" not in buffer.mailboxes
+    assert consumed[-1] == ("expired", 1)
+    assert [await buffer.get("c") for _ in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert "c" not in buffer.mailboxes
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_receiver_passes_its_message_on() -> None:
+    buffer = _buffer()
+    first = asyncio.ensure_future(buffer.get("c"))
+    second = asyncio.ensure_future(buffer.get("c"))
+    await asyncio.sleep(0)
+    buffer.put("c", _deadline(), {"type": "only"})
+    first.cancel()  # woken, but cancelled before it took the message
+    assert await second == {"type": "only"}
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert "c" not in buffer.mailboxes
+
+
+def test_unclaimed_and_counted_messages_leave_no_deque() -> None:
+    consumed: list[tuple[str, int]] = []
+    buffer = _buffer(consumed)
+    buffer.put("ordinary", _deadline(), {"n": 1}, raw=b"element")
+    buffer.put("specific!x", _deadline(), {"n": 2}, counted=True)
+    buffer.release_counted()
+    assert consumed == [("specific!x", 1)]
+    assert buffer.mailboxes["specific!x"].messages is None
+    assert buffer.take_unclaimed("ordinary") == [b"element"]
+    assert "ordinary" not in buffer.mailboxes
+    buffer.put("flushed", _deadline(), {"n": 3})
+    buffer.clear()
+    assert buffer.mailboxes == {}
+    assert Mailbox(1).waiting() == 0
