@@ -153,12 +153,12 @@ class AsyncConsumer:
     _stop_reason: BaseException | None = None
     _stopping_main = False
     _tasks: list[asyncio.Task[None]] | None = None
+    _layer_reader: asyncio.Task[None] | None = None
     _client_left = False
 
     scope: Scope
     channel_layer: BaseChannelLayer | None
     channel_name: str
-    channel_receive: Callable[[], Awaitable[Message]]
     base_send: Any
 
     def __init__(self, *args: Any, **initkwargs: Any) -> None:
@@ -198,12 +198,21 @@ class AsyncConsumer:
         layer = self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._main_task = asyncio.current_task()
         self._turn = _Turn()
+        # A value set before the instance started is replaced, as it always was.
+        self.__dict__.pop("channel_receive", None)
         try:
             if layer is not None:
                 self.channel_name = await layer.new_channel()
-                self.channel_receive = functools.partial(layer.receive, self.channel_name)
-                self.start_task(self._dispatch_each(self.channel_receive))
-            await self._dispatch_each(receive)
+                self._layer_reader = asyncio.get_running_loop().create_task(
+                    self._dispatch_layer_events(layer.receive, self.channel_name)
+                )
+            # The client's events. The loop is written out here and in
+            # _dispatch_layer_events rather than shared: a coroutine that
+            # waits holds its frame, and an idle instance waits for ever
+            # (bench/server.py idle rows: 224 bytes per frame).
+            while True:
+                await self._in_turn(self.dispatch, await receive())
+                await asyncio.sleep(0)  # the loop's turn: see the module docstring
         except StopConsumer:
             pass
         except asyncio.CancelledError:
@@ -215,11 +224,38 @@ class AsyncConsumer:
         finally:
             await self._stop_tasks()
 
-    async def _dispatch_each(self, receive: Receive) -> None:
-        """Dispatch every event *receive* returns (the client's or the layer's), in turn."""
-        while True:
-            await self._in_turn(self.dispatch, await receive())
-            await asyncio.sleep(0)  # the loop's turn: see the module docstring
+    @functools.cached_property
+    def channel_receive(self) -> Callable[[], Awaitable[Message]]:
+        """Receive the next event on :attr:`channel_name` from the channel layer.
+
+        Made on first use: the instance's own reader does not need it.
+        """
+        layer = self.channel_layer
+        if layer is None:
+            raise AttributeError(
+                f"{type(self).__qualname__} has no channel layer, so no channel_receive"
+            )
+        return functools.partial(layer.receive, self.channel_name)
+
+    async def _dispatch_layer_events(
+        self, receive: Callable[[str], Awaitable[Message]], channel: str
+    ) -> None:
+        """The layer reader task: dispatch each event on *channel*, in turn with the client's.
+
+        Owned like a :meth:`start_task` task: cancelled and awaited when the
+        instance stops, and an exception from a handler stops the instance.
+        It is started without :meth:`start_task`'s wrapper, list and callback,
+        which an idle instance would hold for its whole life (bench/server.py
+        ``idle-5000-redis``).
+        """
+        try:
+            while True:
+                await self._in_turn(self.dispatch, await receive(channel))
+                await asyncio.sleep(0)  # the loop's turn: see the module docstring
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the main task
+            self._request_stop(exc)
 
     async def _in_turn(self, handler: Callable[[_T], Awaitable[None]], argument: _T) -> None:
         """Run ``handler(argument)`` when no other handler of this instance runs.
@@ -304,7 +340,11 @@ class AsyncConsumer:
         self._main_task = None
         if isinstance(self.base_send, ThreadOutbox):
             self.base_send.cancel()
-        tasks = self._tasks
+        tasks = list(self._tasks or ())
+        reader = self._layer_reader
+        if reader is not None:
+            self._layer_reader = None
+            tasks.append(reader)
         if tasks:
             for task in tasks:
                 task.cancel()
