@@ -96,6 +96,50 @@ async def test_many_commands_in_flight_on_one_link_get_their_own_replies(
 
 
 @pytest.mark.asyncio
+async def test_a_reply_handler_is_called_as_its_reply_is_read(
+    client: redis.asyncio.Redis,
+) -> None:
+    link = await open_link(client.connection_pool)
+    loop = asyncio.get_running_loop()
+    handler_errors: list[Any] = []
+    loop.set_exception_handler(lambda _, context: handler_errors.append(context))
+    got: list[tuple[Any, Any]] = []
+    try:
+        link.send_then(pack_command(["ECHO", "a"]), lambda *answer: got.append(answer))
+        link.send_then(pack_command(["NOSUCHCOMMAND"]), lambda *answer: got.append(answer))
+        last = link.send(pack_command(["ECHO", "b"]))
+        # Called while the replies are read: before a future's callbacks run.
+        seen_by_then: list[Any] = []
+        last.add_done_callback(lambda _: seen_by_then.extend(got))
+        assert await last == b"b"
+        assert seen_by_then[0] == (b"a", None)
+        assert seen_by_then[1][0] is None
+        assert isinstance(seen_by_then[1][1], ResponseError)
+
+        # A handler that raises is reported, and the link reads on.
+        def broken(reply: Any, failure: BaseException | None) -> None:
+            raise RuntimeError("handler bug")
+
+        link.send_then(pack_command(["ECHO", "c"]), broken)
+        assert await link.send(pack_command(["ECHO", "d"])) == b"d"
+        assert [type(context["exception"]) for context in handler_errors] == [RuntimeError]
+        assert link.usable
+
+        # A link that fails hands its waiting handlers the error.
+        got.clear()
+        link.send_then(
+            pack_command(["BLPOP", "nothing-here", "5"]), lambda *answer: got.append(answer)
+        )
+        link.close()
+        assert len(got) == 1
+        assert got[0][0] is None
+        assert isinstance(got[0][1], RedisConnectionError)
+    finally:
+        link.close()
+        loop.set_exception_handler(None)
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("protocol", [2, 3])
 async def test_links_do_the_handshake_of_the_url(redis_url: str, protocol: int) -> None:
     client = redis.asyncio.Redis.from_url(

@@ -89,10 +89,20 @@ class ShardWriter:
         self.pending: list[Pending] = []
         #: (counter key, non-local part) -> messages received
         self.acks: dict[tuple[str, str], int] = {}
+        #: The loop time by which the acknowledgements in :attr:`acks` leave.
+        self.acks_due = 0.0
         self.scheduled = False
+        #: Armed while acknowledgements may wait; a send that takes them along
+        #: leaves it armed (it finds nothing, or later ones, when it fires),
+        #: so that a receive after each send costs no timer of its own.
         self.ack_timer: asyncio.TimerHandle | None = None
-        #: The batch on its way: the future of its reply (or a task resending it).
-        self.in_flight: asyncio.Future[Any] | None = None
+        #: Whether a batch is on its way (its answer not handled yet).
+        self.in_flight = False
+        #: The task sending the batch on its way, where the path needed one
+        #: (no connection yet, the script's text after NOSCRIPT).
+        self.task: asyncio.Task[Any] | None = None
+        #: drain()'s futures, done when the batch on its way has been answered.
+        self.answered: list[asyncio.Future[None]] = []
         #: Set by :meth:`abandon`: nothing more is sent.
         self.closed = False
 
@@ -108,25 +118,35 @@ class ShardWriter:
             future.set_exception(_closed_before_sending())
             return future
         self.pending.append((keys, args, future))
-        if not self.scheduled and self.in_flight is None:
+        if not self.scheduled and not self.in_flight:
             self.scheduled = True
             self.loop.call_soon(self.flush)
         return future
 
     def acknowledge(self, counter_key: str, field: str, count: int) -> None:
         """Count *count* messages of the channel *field* as received."""
+        acks = self.acks
+        if not acks:
+            self.acks_due = self.loop.time() + self.ACK_DELAY
         key = (counter_key, field)
-        self.acks[key] = self.acks.get(key, 0) + count
-        if self.ack_timer is None and not self.scheduled and self.in_flight is None:
-            self.ack_timer = self.loop.call_later(self.ACK_DELAY, self.flush)
+        acks[key] = acks.get(key, 0) + count
+        if self.ack_timer is None and not self.scheduled and not self.in_flight:
+            self.ack_timer = self.loop.call_at(self.acks_due, self._acks_due)
+
+    def _acks_due(self) -> None:
+        self.ack_timer = None
+        if not self.acks or self.scheduled or self.in_flight:
+            return  # gone with a send, or going with the next batch
+        if self.acks_due > self.loop.time():
+            # Taken along by a send since the timer was armed: these came later.
+            self.ack_timer = self.loop.call_at(self.acks_due, self._acks_due)
+        else:
+            self.flush()
 
     def flush(self) -> None:
         """Send what is pending, unless a batch is out (its end sends the rest)."""
         self.scheduled = False
-        if self.ack_timer is not None:
-            self.ack_timer.cancel()
-            self.ack_timer = None
-        if self.in_flight is not None or not (self.pending or self.acks) or self.closed:
+        if self.in_flight or not (self.pending or self.acks) or self.closed:
             return
         pending = self.pending
         end, size = 0, 0
@@ -138,45 +158,61 @@ class ShardWriter:
         batch, self.pending = pending[:end], pending[end:]
         acks, self.acks = self.acks, {}
         script = self.script
-        # Written now (where the path allows), answered by a callback: no
-        # task, no extra turn of the event loop for a lone send.
-        reply = self.commands.start(
-            "EVALSHA", script.sha, *script.args(*self._arguments(batch, acks))
+        self.in_flight = True
+        # Written now (where the path allows) and answered as the reply is
+        # read: no task, no extra turn of the event loop for a lone send.
+        self.task = self.commands.start_then(
+            functools.partial(self._answered, batch, acks),
+            "EVALSHA",
+            script.sha,
+            *script.args(*self._arguments(batch, acks)),
         )
-        self.in_flight = reply
-        reply.add_done_callback(functools.partial(self._answered, batch, acks))
 
     def _answered(
-        self, batch: list[Pending], acks: dict[tuple[str, str], int], reply: asyncio.Future[Any]
+        self,
+        batch: list[Pending],
+        acks: dict[tuple[str, str], int],
+        reply: Any,
+        failure: BaseException | None,
     ) -> None:
-        if not reply.cancelled() and isinstance(reply.exception(), NoScriptError):
+        if isinstance(failure, NoScriptError):
             # Redis lost its script cache: send the script's text.
-            self.in_flight = self.loop.create_task(self._resend(batch, acks))
+            self.task = self.loop.create_task(self._resend(batch, acks))
             return
         try:
-            if reply.cancelled():
+            if isinstance(failure, asyncio.CancelledError):
                 # abandon() cancelled the task waiting for a connection or a
                 # reply: the batch may have reached Redis.
                 self._settle(batch, _abandoned() if self.closed else asyncio.CancelledError())
-                return
-            failure = reply.exception()
-            if failure is not None:
+            elif failure is not None:
                 action = self.sending if batch else "acknowledging"
                 self._settle(batch, translate_redis_error(failure, action, bool(batch)))
             else:
-                self._settle(batch, None, reply.result())
+                self._settle(batch, None, reply)
         finally:
-            self.in_flight = None
-            if self.pending or self.acks:
-                self.flush()
+            self._batch_done()
 
     async def _resend(self, batch: list[Pending], acks: dict[tuple[str, str], int]) -> None:
         try:
             await self._execute_text(batch, acks)
         finally:
-            self.in_flight = None
-            if self.pending or self.acks:
-                self.flush()
+            self._batch_done()
+
+    def _batch_done(self) -> None:
+        """The batch on its way was answered: the next one leaves."""
+        self.in_flight = False
+        self.task = None
+        answered, self.answered = self.answered, []
+        for waiter in answered:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self.pending:
+            self.flush()
+        elif self.acks and self.ack_timer is None and not self.closed:
+            # Acknowledgements alone wait for a send, as they do when nothing
+            # is on its way: sent now, they would hold up the sender that was
+            # just answered for a round trip.
+            self.ack_timer = self.loop.call_at(self.acks_due, self._acks_due)
 
     def _arguments(
         self, batch: list[Pending], acks: dict[tuple[str, str], int]
@@ -251,20 +287,19 @@ class ShardWriter:
         pending, self.pending = self.pending, []
         self.acks = {}
         self._settle(pending, _closed_before_sending())
-        if isinstance(self.in_flight, asyncio.Task):
-            self.in_flight.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
     async def drain(self) -> None:
         """Send what is pending now and wait until every batch has been answered."""
-        while self.in_flight is not None or self.pending or self.acks:
-            if self.in_flight is None:
+        while self.in_flight or ((self.pending or self.acks) and not self.closed):
+            if not self.in_flight:
                 self.flush()
-            task = self.in_flight
-            if task is not None:
-                try:
-                    await asyncio.shield(task)
-                except Exception:  # noqa: BLE001 - each sender got the error
-                    pass
+            if self.in_flight:
+                # Our own future: cancelling drain() leaves the batch alone.
+                waiter = self.loop.create_future()
+                self.answered.append(waiter)
+                await waiter
 
 
 def _abandoned() -> SendOutcomeUnknown:

@@ -13,8 +13,10 @@ its clients are made (:func:`shard_commands`), never per command:
 
 Every implementation can both run a command and wait for its reply
 (:meth:`Commands.execute`) and write one now, handing back the future of its
-raw reply (:meth:`Commands.start`): the batching writers use the latter, so
-that a lone send costs no task where the path allows it.
+raw reply (:meth:`Commands.start`), or hand it to a function as it is read
+(:meth:`Commands.start_then`): the batching writers use the latter, so that
+a lone send costs no task and no extra turn of the event loop where the path
+allows it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from redis.exceptions import ConnectionError as RedisConnectionLost
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from .errors import Unanswered, unanswered
-from .link_pool import LinkCommands, SentinelLinkCommands, ServerEvents
+from .link import OnReply
+from .link_pool import LinkCommands, SentinelLinkCommands, ServerEvents, reply_to
 from .redis_clients import Client
 
 __all__ = ["ClusterCommands", "Commands", "RedisPyCommands", "shard_commands"]
@@ -54,6 +57,16 @@ class Commands(Protocol):
 
         Written at once when the path allows it (no task, no extra turn of the
         event loop). An error reply is the future's redis-py exception.
+        """
+
+    def start_then(self, on_reply: OnReply, *args: Any) -> asyncio.Task[Any] | None:
+        """Send one command as soon as possible; ``on_reply(reply, failure)`` gets its answer.
+
+        Called once: with the reply and ``None``, or ``None`` and the
+        exception (an error reply's redis-py exception, a failure, or
+        ``CancelledError``). Where the path writes at once, *on_reply* runs
+        as the reply is read, and this returns ``None``; otherwise it returns
+        the task that sends the command, which the caller may cancel.
         """
 
     async def aclose(self) -> None:
@@ -86,6 +99,9 @@ class RedisPyCommands:
 
     def start(self, *args: Any) -> asyncio.Future[Any]:
         return asyncio.ensure_future(self.execute(*args))
+
+    def start_then(self, on_reply: OnReply, *args: Any) -> asyncio.Task[Any] | None:
+        return reply_to(on_reply, self.execute(*args))
 
     async def aclose(self) -> None:
         pass  # the client is closed with the others (close_client)

@@ -35,12 +35,50 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .errors import unanswered
 from .resp import NOTHING, ProtocolError, Push, ReplyParser
 
-__all__ = ["STREAM_ATTRIBUTES", "Link", "open_link"]
+__all__ = ["STREAM_ATTRIBUTES", "Link", "ReplyHandler", "open_link"]
 
 #: The private attributes of a connected redis-py asyncio ``Connection`` that
 #: :func:`open_link` takes the socket from (its ``StreamReader`` and
 #: ``StreamWriter``).
 STREAM_ATTRIBUTES = ("_reader", "_writer")
+
+
+#: What :meth:`Link.send_then` calls with a reply: ``(reply, None)``, or
+#: ``(None, the exception)`` for an error reply or a failed link.
+OnReply = Callable[[Any, BaseException | None], None]
+
+
+class ReplyHandler:
+    """Waits in :attr:`Link.waiting` where a future would, and hands the reply on at once.
+
+    A future's done callbacks run on the loop's next turn, and only then can
+    the code that waits for the reply act on it; a handler calls *on_reply*
+    while the reply is being read. (bench/redis_layer.py "serial": one turn
+    of the event loop less per send.)
+    """
+
+    __slots__ = ("loop", "on_reply")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_reply: OnReply) -> None:
+        self.loop = loop
+        self.on_reply = on_reply
+
+    def done(self) -> bool:
+        return False  # each is answered once: it leaves the queue first
+
+    def set_result(self, reply: Any) -> None:
+        self._call(reply, None)
+
+    def set_exception(self, failure: BaseException) -> None:
+        self._call(None, failure)
+
+    def _call(self, reply: Any, failure: BaseException | None) -> None:
+        try:
+            self.on_reply(reply, failure)
+        except Exception as exc:  # noqa: BLE001 - the link must read on
+            self.loop.call_exception_handler(
+                {"message": "A Redis reply handler failed", "exception": exc}
+            )
 
 
 class Link(asyncio.Protocol):
@@ -56,8 +94,8 @@ class Link(asyncio.Protocol):
         # asyncio's, an SSL one, or uvloop's: anything with write() and abort().
         self.transport: Any = None
         self.parser = ReplyParser()
-        #: (the future of a command, the loop time its reply is due by)
-        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        #: (the future or handler of a command, the loop time its reply is due by)
+        self.waiting: deque[tuple[asyncio.Future[Any] | ReplyHandler, float]] = deque()
         #: Why the link is unusable, once it is.
         self.failure: Exception | None = None
         self.timer: asyncio.TimerHandle | None = None
@@ -126,17 +164,30 @@ class Link(asyncio.Protocol):
         *extra_seconds* lengthens the time allowed for the reply (for a
         blocking command, the time it may block).
         """
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self._write(packed, future, extra_seconds)
+        return future
+
+    def send_then(self, packed: bytes, on_reply: OnReply) -> None:
+        """Write one packed command; *on_reply* gets its reply as soon as it is read.
+
+        *on_reply* runs inside the link's reading (or failing): it must not
+        raise, and whatever it writes goes after the commands already written.
+        """
+        self._write(packed, ReplyHandler(self.loop, on_reply), 0.0)
+
+    def _write(
+        self, packed: bytes, waiter: asyncio.Future[Any] | ReplyHandler, extra_seconds: float
+    ) -> None:
         if self.failure is not None:
             raise RedisConnectionError(str(self.failure))
         self.transport.write(packed)
-        future: asyncio.Future[Any] = self.loop.create_future()
         due = float("inf")
         if self.timeout is not None:
             due = self.loop.time() + self.timeout + extra_seconds
             if self.timer is None:
                 self.timer = self.loop.call_at(due, self._check_overdue)
-        self.waiting.append((future, due))
-        return future
+        self.waiting.append((waiter, due))
 
     async def drain(self) -> None:
         """Wait while the socket's write buffer is full."""

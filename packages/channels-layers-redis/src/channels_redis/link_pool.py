@@ -12,6 +12,7 @@ chooses between them (and redis-py's client, for a Cluster).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -19,10 +20,10 @@ from redis.exceptions import ConnectionError as RedisConnectionLost
 from redis.exceptions import ReadOnlyError, ResponseError
 
 from .errors import Unanswered
-from .link import Link, open_link
+from .link import Link, OnReply, open_link
 from .resp import pack_command
 
-__all__ = ["LinkCommands", "SentinelLinkCommands", "ServerEvents"]
+__all__ = ["LinkCommands", "SentinelLinkCommands", "ServerEvents", "reply_to"]
 
 #: Commands that block, and where their timeout (in seconds) is among the arguments.
 _BLOCKING = {"BLMPOP": 1, "BLPOP": -1}
@@ -97,6 +98,20 @@ class LinkCommands:
         if link is None or link.failure is not None or link.drained is not None:
             return asyncio.ensure_future(self.execute(*args))
         return link.send(pack_command(args))
+
+    def start_then(self, on_reply: OnReply, *args: Any) -> asyncio.Task[Any] | None:
+        """Write a command now if the shared link is ready; *on_reply* gets its reply.
+
+        ``on_reply(reply, None)``, or ``on_reply(None, exception)`` for an
+        error reply or a failure, called once, as the reply is read. When the
+        command cannot be written at once, a task runs :meth:`execute` and is
+        returned (cancelling it fails the command with ``CancelledError``).
+        """
+        link = self.shared
+        if link is None or link.failure is not None or link.drained is not None:
+            return reply_to(on_reply, self.execute(*args))
+        link.send_then(pack_command(args), on_reply)
+        return None
 
     def _refused_write(self, link: Link) -> None:
         """*link*'s server answered READONLY: a replica (the error stands)."""
@@ -186,9 +201,27 @@ class SentinelLinkCommands(LinkCommands):
     def start(self, *args: Any) -> asyncio.Future[Any]:
         return asyncio.ensure_future(self.execute(*args))
 
+    def start_then(self, on_reply: OnReply, *args: Any) -> asyncio.Task[Any] | None:
+        return reply_to(on_reply, self.execute(*args))
+
     def _refused_write(self, link: Link) -> None:
         link.close()
         raise RedisConnectionLost("The Sentinel master is now a replica") from None
+
+
+def reply_to(on_reply: OnReply, reply: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """A task awaiting *reply* that hands the result to *on_reply* as ``(reply, failure)``."""
+    task = asyncio.ensure_future(reply)
+
+    def done(task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            on_reply(None, asyncio.CancelledError())
+        else:
+            failure = task.exception()
+            on_reply(None if failure is not None else task.result(), failure)
+
+    task.add_done_callback(done)
+    return task
 
 
 def _run_id(info: Any) -> str:

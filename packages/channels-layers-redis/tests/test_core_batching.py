@@ -1,0 +1,82 @@
+"""ShardWriter over a real Redis: what one batch carries, and when acknowledgements leave."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from channels_redis.batching import ShardWriter
+from channels_redis.core import RedisChannelLayer
+
+
+async def evalsha_calls(client: redis.asyncio.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.mark.asyncio
+async def test_acknowledgements_made_during_a_send_wait_for_the_next_one(
+    made_layers: Any, redis_client: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sent on their own as soon as the batch on its way is answered, they
+    # would hold up the next send (one batch at a time) for a round trip.
+    monkeypatch.setattr(ShardWriter, "ACK_DELAY", 30.0)
+    layer = functools.partial(made_layers, RedisChannelLayer)()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "zeroth"})
+    assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "zeroth"}
+    await layer.wait_received()
+    await layer.send(channel, {"type": "first"})
+    state = layer._loops.current()
+    for _ in range(500):
+        if channel in state.buffer.mailboxes:
+            break
+        await asyncio.sleep(0.01)
+    writer = state.writers[0]
+    await redis_client.config_resetstat()
+
+    sending = asyncio.ensure_future(layer.send(channel, {"type": "second"}))
+    for _ in range(10):  # the sending task submits, then the batch leaves
+        if writer.in_flight:
+            break
+        await asyncio.sleep(0)
+    assert writer.in_flight
+    # Received while the second send is on its way (no await: it is buffered).
+    assert await layer.receive(channel) == {"type": "first"}
+    await sending
+    await asyncio.sleep(0.2)
+    assert await evalsha_calls(redis_client) == 1
+
+    await layer.send(channel, {"type": "third"})
+    assert await evalsha_calls(redis_client) == 2
+    counters = [key async for key in redis_client.scan_iter(match="asgi:cnt:*")]
+    field = channel.split("!")[0].encode() + b"!"
+    # first received, second and third waiting: the third's call took the acknowledgement.
+    assert [await redis_client.hget(key, field) for key in counters] == [b"2"]
+    assert await layer.receive(channel) == {"type": "second"}
+    assert await layer.receive(channel) == {"type": "third"}
+
+
+@pytest.mark.asyncio
+async def test_acknowledgements_alone_leave_after_the_delay(
+    made_layers: Any, redis_client: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ShardWriter, "ACK_DELAY", 0.05)
+    layer = functools.partial(made_layers, RedisChannelLayer)()
+    channel = await layer.new_channel()
+    field = channel.split("!")[0].encode() + b"!"
+    for number in range(3):
+        await layer.send(channel, {"type": "message", "number": number})
+        assert await asyncio.wait_for(layer.receive(channel), 5) == {
+            "type": "message",
+            "number": number,
+        }
+    counters = [key async for key in redis_client.scan_iter(match="asgi:cnt:*")]
+    # The last receive's acknowledgement waits for a send, then for the delay.
+    assert [await redis_client.hget(key, field) for key in counters] == [b"1"]
+    await asyncio.sleep(0.3)
+    assert [await redis_client.hget(key, field) for key in counters] == [b"0"]
