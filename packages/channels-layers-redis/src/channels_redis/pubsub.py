@@ -39,6 +39,8 @@ import time
 from typing import Any
 
 import redis.exceptions
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import ConnectionPool
 
 from .batching import ShardWriter, close_writers, refused
 from .commands import Commands, shard_commands
@@ -49,8 +51,10 @@ from .errors import (
 )
 from .hosts import HostSpec
 from .layer_base import LayerLoopState, RedisLayerBase
+from .link import open_link
 from .local_buffer import stop_task
 from .redis_clients import Client, close_client, make_clients
+from .resp import NOTHING, ProtocolError, ReplyParser, pack_command
 from .scripts import DRAIN, PUBSUB_SEND
 from .sharding import shard_index
 from .topology import Topology
@@ -236,15 +240,9 @@ class _PubSubLoopState(LayerLoopState):
             ShardWriter(loop, commands, PUBSUB_SEND, ttl_ms, "publishing messages")
             for commands in self.commands
         ]
-        # Subscriptions get connections of their own: after an outage the
-        # shared pool may still hold dead connections, and a subscription
-        # made on one would only fail again.
-        self.subscriber_clients: list[Client] = make_clients(topology)
         self.subscribers = [
-            _ShardSubscriber(self, index, self.commands[index], subscriber_client, spec)
-            for index, (client, subscriber_client, spec) in enumerate(
-                zip(self.clients, self.subscriber_clients, topology.hosts, strict=True)
-            )
+            _ShardSubscriber(self, index, self.commands[index], _server_pool(client), spec)
+            for index, (client, spec) in enumerate(zip(self.clients, topology.hosts, strict=True))
         ]
         # (self.tasks: unsubscriptions and callbacks under way.)
         # Pub/Sub names -> what they carry.
@@ -359,41 +357,143 @@ class _PubSubLoopState(LayerLoopState):
         await close_writers(self.writers, self.layer.close_timeout)
         for commands in self.commands:
             await commands.aclose()
-        for client in [*self.clients, *self.subscriber_clients]:
+        for client in self.clients:
             await close_client(client)
         self.release_names()
 
 
+def _server_pool(client: Client) -> ConnectionPool:
+    """The connection pool of a server's (or Sentinel master's) client."""
+    if isinstance(client, RedisCluster):  # (refused by _check_topology already)
+        raise InvalidConfiguration("RedisPubSubChannelLayer does not support Redis Cluster")
+    return client.connection_pool
+
+
+class _Subscription(asyncio.Protocol):
+    """One subscribed socket, parsed as it arrives (:mod:`channels_redis.resp`).
+
+    Every reply is handed to the subscriber as soon as its last byte is read,
+    inside ``data_received``: a message costs no task and no turn of the
+    event loop before it reaches its mailbox. (redis-py's ``PubSub`` reads
+    each message in a coroutine with a timeout around it: about a third of
+    the layer's time per message in ``bench/redis_layer.py``'s pubsub rows.)
+
+    :meth:`hold` stops the handing over (and the reading) while a backlog is
+    read, so that what was published later comes after it; :meth:`release`
+    goes on with the replies already read.
+    """
+
+    def __init__(self, subscriber: _ShardSubscriber, writer: Any) -> None:
+        self.subscriber = subscriber
+        self.parser = ReplyParser()
+        self.transport: Any = None
+        #: The stream writer the socket came from: when collected it would
+        #: close the socket, so it is kept for as long as the socket is used.
+        self.writer = writer
+        self.held = False
+        #: Why the connection ended, once it has: set by :meth:`fail`.
+        self.failure: Exception | None = None
+        self.lost: asyncio.Future[None] = subscriber.state.loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed(data)
+        if not self.held:
+            self.hand_over()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc is not None else ""
+        self.fail(redis.exceptions.ConnectionError(f"Connection closed by server{reason}."))
+
+    def hand_over(self) -> None:
+        """Hand every whole reply read so far to the subscriber, unless held."""
+        parser = self.parser
+        handle = self.subscriber.handle
+        while not self.held and self.failure is None:
+            try:
+                reply = parser.next()
+            except ProtocolError as exc:
+                self.fail(redis.exceptions.ConnectionError(str(exc)))
+                return
+            if reply is NOTHING:
+                return
+            if isinstance(reply, redis.exceptions.RedisError):
+                # A refused SUBSCRIBE (an ACL, say): start again, with backoff.
+                self.fail(reply)
+                return
+            try:
+                handle(self, reply)
+            except Exception:
+                # A bug, not bad data (deliveries drop that): the shard's
+                # other channels must still be served.
+                logger.exception("Handling a message from %s failed", self.subscriber.spec.address)
+
+    def write(self, *command: Any) -> None:
+        if self.failure is None:
+            self.transport.write(pack_command(command))
+
+    def hold(self) -> None:
+        self.held = True
+        self.transport.pause_reading()
+
+    def release(self) -> None:
+        self.held = False
+        if self.failure is None:
+            self.transport.resume_reading()
+            self.hand_over()
+
+    def fail(self, failure: Exception) -> None:
+        if self.failure is None:
+            self.failure = failure
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if self.transport is not None:
+            self.transport.abort()
+
+
 class _ShardSubscriber:
-    """One Pub/Sub connection to one shard, kept subscribed through outages."""
+    """One Pub/Sub connection to one shard, kept subscribed through outages.
+
+    A task (:meth:`run`) connects, subscribes to every name wanted, and then
+    only waits for the connection to end, reading backlogs that failed
+    meanwhile; the replies themselves are handled as they arrive
+    (:class:`_Subscription`).
+    """
 
     BACKOFF_MIN = 0.05
     BACKOFF_MAX = 2.0
     #: Messages a backlog read takes at a time.
     DRAIN_BATCH = 1000
+    #: Seconds between attempts to read a backlog whose reading failed.
+    DRAIN_RETRY = 1.0
 
     def __init__(
         self,
         state: _PubSubLoopState,
         index: int,
         commands: Commands,
-        subscriber_client: Client,
+        pool: ConnectionPool,
         spec: HostSpec,
     ) -> None:
         self.state = state
         self.index = index
         #: For commands (reading backlogs).
         self.commands = commands
-        #: For the subscription alone.
-        self.subscriber_client = subscriber_client
+        #: Opens the subscribed connections: each a new one, never one the
+        #: pool kept (it may be dead after an outage).
+        self.pool = pool
         self.spec = spec
         #: The Pub/Sub channels this process wants, subscribed or not yet.
         self.names: set[str] = set()
         #: Futures waiting for a subscription's confirmation.
         self.confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self.confirmed: set[str] = set()
-        self.pubsub: Any = None
+        self.connection: _Subscription | None = None
         self.task: asyncio.Task[None] | None = None
+        #: The backlog read under way, which holds the connection's replies.
+        self.draining: asyncio.Task[None] | None = None
         self.wakeup = asyncio.Event()
         self.failing = False
         self.stopped = False
@@ -415,13 +515,11 @@ class _ShardSubscriber:
             self.task = self.state.loop.create_task(
                 self.run(), name=f"channels_redis pubsub shard {self.index}"
             )
-        # The reader may be idle, waiting for something to subscribe to.
+        # The task may be idle, waiting for something to subscribe to.
         self.wakeup.set()
-        if new and self.pubsub is not None:
-            try:
-                await self.pubsub.subscribe(name)
-            except (redis.exceptions.RedisError, OSError):
-                pass  # the reader reconnects and subscribes everything
+        if new and self.connection is not None:
+            # (A connection that failed: the task subscribes everything again.)
+            self.connection.write("SUBSCRIBE", name)
         if future is not None:
             if self.failing:
                 self._forget(name, future)
@@ -446,18 +544,19 @@ class _ShardSubscriber:
         the messages, so its ``PONG`` comes after all of them. Without a
         connection (an outage) nothing published before can still arrive.
         """
-        pubsub = self.pubsub
-        if pubsub is None or not self.names or self.task is None or self.task.done():
-            return  # (with no subscription the reader is idle, and nothing arrives)
+        connection = self.connection
+        if connection is None or connection.failure is not None or not self.names:
+            return  # (with no subscription nothing arrives)
         token = f"channels_redis.barrier.{os.urandom(8).hex()}"
         future: asyncio.Future[None] = self.state.loop.create_future()
         self.pongs[token] = future
         timeout = self.spec.options.get("socket_timeout") or 10.0
         try:
-            await pubsub.ping(token)
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError):
-            pass  # the connection is going: the reader reconnects
+            connection.write("PING", token)
+            # The connection's end answers too: nothing more can arrive.
+            await asyncio.wait(
+                [future, connection.lost], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             self.pongs.pop(token, None)
 
@@ -471,50 +570,43 @@ class _ShardSubscriber:
     async def unsubscribe(self, name: str) -> None:
         self.names.discard(name)
         self.confirmed.discard(name)
-        if self.pubsub is not None:
-            try:
-                await self.pubsub.unsubscribe(name)
-            except (redis.exceptions.RedisError, OSError):
-                pass
+        if self.connection is not None:
+            self.connection.write("UNSUBSCRIBE", name)
 
     async def stop(self) -> None:
         self.stopped = True
         await stop_task(self.task)
-        await self._disconnect()
+        await stop_task(self.draining)
+        self._disconnect()
 
-    async def _disconnect(self) -> None:
-        pubsub, self.pubsub = self.pubsub, None
+    def _disconnect(self) -> None:
+        connection, self.connection = self.connection, None
         self.confirmed.clear()
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()
-            except (redis.exceptions.RedisError, OSError):
-                pass
+        if connection is not None:
+            connection.fail(redis.exceptions.ConnectionError("The connection was closed."))
 
     async def run(self) -> None:
         attempt = 0
         while not self.stopped:
-            if not self.names:
+            if not self.names and self.connection is None:
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
             try:
-                if self.pubsub is None:
+                if self.connection is None:
                     await self._connect()
+                    attempt = 0
+                connection = self.connection
+                assert connection is not None
                 if self.pending_drains:
                     await self._retry_drains()
-                message = await self.pubsub.get_message(timeout=1.0)
-                if message is not None:
-                    try:
-                        await self._handle(message)
-                    except (redis.exceptions.RedisError, OSError, ConnectionError):
-                        raise
-                    except Exception:
-                        # A bug, not bad data (deliveries drop that): the
-                        # shard's other channels must still be served.
-                        logger.exception("Handling a message from %s failed", self.spec.address)
+                    await asyncio.wait([connection.lost], timeout=self.DRAIN_RETRY)
+                else:
+                    await asyncio.shield(connection.lost)
+                if connection.failure is not None:
+                    raise connection.failure
             except (redis.exceptions.RedisError, OSError, ConnectionError) as exc:
-                await self._disconnect()
+                self._disconnect()
                 attempt += 1
                 if not self.failing:
                     self.failing = True
@@ -527,28 +619,18 @@ class _ShardSubscriber:
                     self.state.announce(self.state.layer.on_disconnect)
                 delay = min(self.BACKOFF_MAX, self.BACKOFF_MIN * 2 ** min(attempt, 10))
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                continue
-            if attempt:
-                attempt = 0
 
     async def _connect(self) -> None:
-        # Whatever the pool kept from before an outage is dead: start afresh.
-        # Through Any: which of these redis-py annotates, and how, differs from
-        # 5 to 8 (nox -s typecheck_oldest checks against both).
-        client: Any = self.subscriber_client
-        await client.connection_pool.disconnect()
-        pubsub: Any = client.pubsub(ignore_subscribe_messages=False)
-        subscribed = set(self.names)
-        try:
-            await pubsub.subscribe(*subscribed)
-        except BaseException:
-            await pubsub.aclose()
-            raise
-        self.pubsub = pubsub
-        # Names added while this connection was being made.
-        missing = self.names - subscribed
-        if missing:
-            await pubsub.subscribe(*missing)
+        # A connection of the client's own class connects and does the
+        # handshake (TLS, AUTH, SELECT, the master a Sentinel names); the
+        # subscription then takes its socket over.
+        link = await open_link(self.pool)
+        connection = _Subscription(self, link.writer)
+        link.transport.set_protocol(connection)
+        connection.connection_made(link.transport)
+        if self.names:  # (all unsubscribed while connecting: nothing to ask for)
+            connection.write("SUBSCRIBE", *self.names)
+        self.connection = connection
         if self.failing:
             self.failing = False
             logger.warning("Redis at %s is back: subscriptions restored", self.spec.address)
@@ -561,48 +643,68 @@ class _ShardSubscriber:
                     future.set_exception(RedisConnectionError(f"Lost Redis at {self.spec.address}"))
                     future.exception()  # retrieved: the waiter may have gone
 
-    async def _handle(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "pong":
-            data = message["data"]
-            token = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-            barrier = self.pongs.get(token)
-            if barrier is not None and not barrier.done():
-                barrier.set_result(None)
+    def handle(self, connection: _Subscription, reply: Any) -> None:
+        """One reply of the subscribed *connection*: a message, a confirmation, a PONG."""
+        if not isinstance(reply, list):
+            # RESP3 answers PING on a subscribed connection with the bare token.
+            self._pong(reply)
             return
-        name = message["channel"]
-        if isinstance(name, bytes):
-            name = name.decode()
-        state = self.state
-        if kind == "message":
+        kind = reply[0]
+        if kind == b"message":
+            name = reply[1].decode()
+            state = self.state
             queue = state.queue_names.get(name)
             if queue is not None:
-                state.deliver_queue(queue, message["data"])
+                state.deliver_queue(queue, reply[2])
                 return
             group = state.group_names.get(name)
             if group is not None:
-                state.deliver_group(group, message["data"])
-        elif kind == "subscribe":
+                state.deliver_group(group, reply[2])
+        elif kind == b"subscribe":
+            name = reply[1].decode()
             if name not in self.names:
                 return
             self.confirmed.add(name)
-            queue = state.queue_names.get(name)
-            if queue is not None:
-                # What was sent while nobody listened; read inline, so that it
-                # is handed out before anything published after it.
-                try:
-                    await self._drain(queue)
-                except redis.exceptions.ResponseError as exc:
-                    # Not a list (written by hand, or by another program):
-                    # reading it again would fail again.
-                    logger.warning("The backlog of %r cannot be read: %s", queue, exc)
-                except (redis.exceptions.RedisError, OSError) as exc:
-                    # The subscription stands; only the backlog read failed.
-                    logger.debug("Reading the backlog of %r failed (%s); retrying", queue, exc)
-                    self.pending_drains.add(queue)
-            for future in self.confirmations.get(name, ()):
-                if not future.done():
-                    future.set_result(None)
+            queue = self.state.queue_names.get(name)
+            if queue is None:
+                self._confirm(name)
+                return
+            # What was sent while nobody listened is read before anything
+            # published after the subscription is handed out.
+            connection.hold()
+            self.draining = self.state.loop.create_task(
+                self._drain_then_go_on(connection, queue, name)
+            )
+        elif kind == b"pong":
+            self._pong(reply[1])
+
+    def _pong(self, data: Any) -> None:
+        token = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        barrier = self.pongs.get(token)
+        if barrier is not None and not barrier.done():
+            barrier.set_result(None)
+
+    def _confirm(self, name: str) -> None:
+        for future in self.confirmations.get(name, ()):
+            if not future.done():
+                future.set_result(None)
+
+    async def _drain_then_go_on(self, connection: _Subscription, queue: str, name: str) -> None:
+        try:
+            await self._drain(queue)
+        except redis.exceptions.ResponseError as exc:
+            # Not a list (written by hand, or by another program): reading it
+            # again would fail again.
+            logger.warning("The backlog of %r cannot be read: %s", queue, exc)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            # The subscription stands; only the backlog read failed.
+            logger.debug("Reading the backlog of %r failed (%s); retrying", queue, exc)
+            self.pending_drains.add(queue)
+            self.wakeup.set()
+        finally:
+            self.draining = None
+        self._confirm(name)
+        connection.release()
 
     async def _retry_drains(self) -> None:
         for queue in list(self.pending_drains):
