@@ -449,53 +449,78 @@ return {queued, skipped}
 #: channel's unreceived messages are counted (ordinary channels under their
 #: own name), so capacities hold whichever way a message went.
 #:
-#: Acknowledgements as for SEND; then, per message, two KEYS (the backlog
-#: list, its counter hash) and four ARGV: the element, the channel's
-#: capacity, the counted field, and the Pub/Sub channel.
+#: Arguments as for SEND: the acknowledgements, then, per message, two KEYS
+#: (the backlog list, its counter hash) and four ARGV: the element, the
+#: channel's capacity, the counted field, and the Pub/Sub channel.
 #: Returns, per message, 1 if it was sent, 0 if the channel was full, -1 if
 #: one of its keys holds a value of another type (written by someone else).
+#:
+#: Written for the common case, where it runs once per awaited send: an
+#: acknowledgement is an HGET and hash_update's HSET (no TYPE, no tables of
+#: amounts), and only a channel that looks full takes the path that drops
+#: expired messages from its backlog. commandstats, one message and one
+#: acknowledgement a call (as in bench/redis_layer.py's pubsub serial row),
+#: medians of 5 interleaved runs: 17.8 us a call through send_batch's general
+#: path, 14.0 us so (11.5 and 9.6 us without the acknowledgement).
 PUBSUB_SEND = Script(
     "pubsub_send",
     _HELPERS
     + r"""
-local now, ttl, batch = send_batch()
+local acks = tonumber(ARGV[3])
+for i = 1, acks do
+  local counter, field = KEYS[i], ARGV[2 + 2 * i]
+  -- A counter that is gone has nothing to take off (and writing to it would
+  -- make a hash without an expiry); one of another type is not ours.
+  local count = redis.pcall('HGET', counter, field)
+  if type(count) == 'string' then
+    hash_update(counter, {field}, {(tonumber(count) or 0) - tonumber(ARGV[3 + 2 * i])})
+  end
+end
+local ttl = ARGV[2]
 local sent = {}
-for i = 1, batch.count do
-  local backlog, counter, element, capacity, field, channel = send_message(batch, 4, i)
+local at = 4 + 2 * acks
+for i = 1, (#KEYS - acks) / 2 do
+  local backlog, counter = KEYS[acks + 2 * i - 1], KEYS[acks + 2 * i]
+  local element, capacity = ARGV[at], tonumber(ARGV[at + 1])
+  local field, channel = ARGV[at + 2], ARGV[at + 3]
+  at = at + 4
+  local status = 1
   local count = redis.pcall('HGET', counter, field)
   if type(count) == 'table' then
     -- The counter holds a value of another type, not written by this layer.
-    sent[i] = -1
+    status = -1
   else
     count = tonumber(count) or 0
     if count >= capacity then
+      -- Full, unless expired messages in the backlog are what fill it.
       local length = redis.pcall('LLEN', backlog)
-      if type(length) == 'number' then
-        local left = drop_expired(backlog, now, length, counter)
+      if type(length) == 'number' and length > 0 then
+        local left = drop_expired(backlog, tonumber(ARGV[1]), length, counter)
         if left < length and string.find(field, '!', 1, true) == nil then
           -- Backlog elements of an ordinary channel name no channel: count them here.
           uncount_all(counter, {[field] = length - left})
         end
         count = tonumber(redis.call('HGET', counter, field)) or 0
       end
-    end
-    if count < capacity then
-      sent[i] = 1
-      if redis.call('PUBLISH', channel, element) == 0 then
-        if type(redis.pcall('RPUSH', backlog, element)) == 'table' then
-          sent[i] = -1
-        else
-          redis.call('PEXPIRE', backlog, ttl)
-        end
+      if count >= capacity then
+        status = 0
       end
-      if sent[i] == 1 then
-        redis.call('HSET', counter, field, count + 1)
-        redis.call('PEXPIRE', counter, ttl)
-      end
-    else
-      sent[i] = 0
     end
   end
+  if status == 1 then
+    if redis.call('PUBLISH', channel, element) == 0 then
+      if type(redis.pcall('RPUSH', backlog, element)) == 'table' then
+        status = -1
+      else
+        redis.call('PEXPIRE', backlog, ttl)
+      end
+    end
+    if status == 1 then
+      redis.call('HSET', counter, field, count + 1)
+      redis.call('PEXPIRE', counter, ttl)
+    end
+  end
+  sent[i] = status
 end
 return sent
 """,
