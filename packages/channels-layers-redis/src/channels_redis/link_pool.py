@@ -27,6 +27,9 @@ __all__ = ["LinkCommands", "SentinelLinkCommands", "ServerEvents", "reply_to"]
 
 #: Commands that block, and where their timeout (in seconds) is among the arguments.
 _BLOCKING = {"BLMPOP": 1, "BLPOP": -1}
+#: How many packed blocking commands a LinkCommands keeps (one or two per
+#: queue a receive loop reads, with its batch sizes).
+_PACKED_BLOCKING = 256
 
 
 class ServerEvents(Protocol):
@@ -63,12 +66,21 @@ class LinkCommands:
         #: Links for blocking commands that are not in use.
         self.idle: list[Link] = []
         self.every: set[Link] = set()
+        #: Blocking commands, packed: a receive loop sends the same one again
+        #: and again. fast path: bench/redis_layer.py "serial", one pop a
+        #: round trip (2.6 us a pack, timeit).
+        self.packed_blocking: dict[tuple[Any, ...], bytes] = {}
 
     async def execute(self, *args: Any) -> Any:
-        packed = pack_command(args)
         position = _BLOCKING.get(args[0])
         if position is not None:
+            packed = self.packed_blocking.get(args)
+            if packed is None:
+                if len(self.packed_blocking) >= _PACKED_BLOCKING:
+                    self.packed_blocking.clear()
+                packed = self.packed_blocking[args] = pack_command(args)
             return await self._blocking(packed, float(args[position]))
+        packed = pack_command(args)
         link = self.shared
         if link is None or link.failure is not None:
             if link is not None:
