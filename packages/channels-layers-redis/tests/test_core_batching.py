@@ -80,3 +80,22 @@ async def test_acknowledgements_alone_leave_after_the_delay(
     assert [await redis_client.hget(key, field) for key in counters] == [b"1"]
     await asyncio.sleep(0.3)
     assert [await redis_client.hget(key, field) for key in counters] == [b"0"]
+
+
+@pytest.mark.asyncio
+async def test_a_send_with_nothing_on_its_way_leaves_before_its_task_yields(
+    made_layers: Any, redis_client: redis.asyncio.Redis
+) -> None:
+    layer = functools.partial(made_layers, RedisChannelLayer)()
+    await layer.send("warm.up", {"type": "w"})  # connects
+    writer = layer._loops.current().writers[0]
+    await redis_client.config_resetstat()
+    first = asyncio.ensure_future(layer.send("batched", {"type": "b", "n": 0}))
+    await asyncio.sleep(0)  # the task ran up to its first wait
+    assert writer.in_flight
+    # Made while the first is out: they leave together when it is answered.
+    rest = [asyncio.ensure_future(layer.send("batched", {"type": "b", "n": n})) for n in (1, 2, 3)]
+    await asyncio.gather(first, *rest)
+    assert await evalsha_calls(redis_client) == 2
+    received = [(await asyncio.wait_for(layer.receive("batched"), 5))["n"] for _ in range(4)]
+    assert received == [0, 1, 2, 3]

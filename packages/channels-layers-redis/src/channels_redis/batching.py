@@ -1,12 +1,15 @@
 """Concurrent writes to one shard share one round trip.
 
-Every ``send()`` is one call of the ``SEND`` script, but sends made in the
-same turn of the event loop (fifty consumers answering at once, a server
-relaying a burst) are not sent one by one: :class:`ShardWriter` collects them
-until the loop next runs its callbacks and then calls the script once with
-all of them, so Redis parses one command and the client reads one reply. A
-lone send waits for nothing: its batch leaves on the very next loop turn.
-Each sender still gets its own answer (queued, or the channel was full).
+Every ``send()`` is one call of the ``SEND`` script, but sends made while
+another call is on its way to the same shard (fifty consumers answering at
+once, a server relaying a burst) are not sent one by one:
+:class:`ShardWriter` collects them until that call is answered and then
+calls the script once with all of them, so Redis parses one command and the
+client reads one reply. A send made while nothing is on its way waits for
+nothing: it is written at once, before the task that made it yields, so that
+a task awaiting one send after another pays one round trip each and no turn
+of the event loop on top. Each sender still gets its own answer (queued, or
+the channel was full).
 
 The same calls carry the receiving side's acknowledgements: how many
 messages of each process-specific channel this process's consumers received
@@ -53,8 +56,9 @@ class ShardWriter:
 
     One batch is on its way at a time: batches reach Redis in the order they
     were made, so a channel's acknowledgement always lands before a send
-    that relies on the room it made. While a batch is out, the next one
-    grows; under load batches get larger rather than more numerous.
+    that relies on the room it made. A submission with nothing on its way
+    leaves at once; while a batch is out, the next one grows; under load
+    batches get larger rather than more numerous.
     Acknowledgements wait briefly (:attr:`ACK_DELAY`) for a send to ride
     with; a consumer that answers what it received sends both at once.
 
@@ -91,7 +95,6 @@ class ShardWriter:
         self.acks: dict[tuple[str, str], int] = {}
         #: The loop time by which the acknowledgements in :attr:`acks` leave.
         self.acks_due = 0.0
-        self.scheduled = False
         #: Armed while acknowledgements may wait; a send that takes them along
         #: leaves it armed (it finds nothing, or later ones, when it fires),
         #: so that a receive after each send costs no timer of its own.
@@ -118,9 +121,12 @@ class ShardWriter:
             future.set_exception(_closed_before_sending())
             return future
         self.pending.append((keys, args, future))
-        if not self.scheduled and not self.in_flight:
-            self.scheduled = True
-            self.loop.call_soon(self.flush)
+        if not self.in_flight:
+            # Nothing on its way: written now, not on the loop's next turn.
+            # (bench/redis_layer.py "sequential": the send leaves before the
+            # receiving task's turn instead of after it.) Sends made while
+            # it is out leave together when it is answered.
+            self.flush()
         return future
 
     def acknowledge(self, counter_key: str, field: str, count: int) -> None:
@@ -130,12 +136,12 @@ class ShardWriter:
             self.acks_due = self.loop.time() + self.ACK_DELAY
         key = (counter_key, field)
         acks[key] = acks.get(key, 0) + count
-        if self.ack_timer is None and not self.scheduled and not self.in_flight:
+        if self.ack_timer is None and not self.in_flight:
             self.ack_timer = self.loop.call_at(self.acks_due, self._acks_due)
 
     def _acks_due(self) -> None:
         self.ack_timer = None
-        if not self.acks or self.scheduled or self.in_flight:
+        if not self.acks or self.in_flight:
             return  # gone with a send, or going with the next batch
         if self.acks_due > self.loop.time():
             # Taken along by a send since the timer was armed: these came later.
@@ -145,7 +151,6 @@ class ShardWriter:
 
     def flush(self) -> None:
         """Send what is pending, unless a batch is out (its end sends the rest)."""
-        self.scheduled = False
         if self.in_flight or not (self.pending or self.acks) or self.closed:
             return
         pending = self.pending
