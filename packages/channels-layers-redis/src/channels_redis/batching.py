@@ -223,9 +223,12 @@ class ShardWriter:
         self, batch: list[Pending], acks: dict[tuple[str, str], int]
     ) -> tuple[list[str], list[Any]]:
         """The script's KEYS and ARGV for *batch* and *acks*."""
-        keys: list[str] = [counter_key for counter_key, _ in acks]
+        # Each counter's acknowledgements together: the script reads them at once.
+        items = sorted(acks.items()) if len(acks) > 1 else acks.items()
+        keys: list[str] = []
         args: list[Any] = [now_ms(), self.ttl_ms, len(acks)]
-        for (_, field), count in acks.items():
+        for (counter_key, field), count in items:
+            keys.append(counter_key)
             args.append(field)
             args.append(count)
         for message_keys, message_args, _ in batch:
