@@ -212,8 +212,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         context = self.context
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
+        # The transport's own tuples when they are pairs (IPv4): a copy per
+        # connection would cost 64 bytes each (bench/server.py idle rows).
         if isinstance(peer, tuple) and peer:
-            self.client = (peer[0], peer[1])
+            self.client = peer if len(peer) == 2 else (peer[0], peer[1])
             self._trusted = peer[0] in context.config.trusted_peers
             sock = transport.get_extra_info("socket")
             if sock is not None:
@@ -225,7 +227,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             # A unix socket: the peer is the local reverse proxy.
             self._trusted = True
         if isinstance(local, tuple):
-            self.server = (local[0], local[1])
+            self.server = local if len(local) == 2 else (local[0], local[1])
         elif local:
             self.server = (str(local), None)
         context.add_connection(self)
