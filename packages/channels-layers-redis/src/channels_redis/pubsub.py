@@ -131,7 +131,9 @@ class RedisPubSubChannelLayer(RedisLayerBase["_PubSubLoopState"]):
         if queue not in state.queues:
             self._refuse_unknown_process_channel(channel, queue)
             state.queues.add(queue)
-        await state.subscribe_queue(queue, wait=False)
+            # Once asked for, a queue's subscription is kept (and restored
+            # after outages) for as long as the loop's state lives.
+            await state.subscribe_queue(queue, wait=False)
         return await state.buffer.get(channel)
 
     # -- groups --------------------------------------------------------------------
