@@ -202,7 +202,8 @@ class WebSocketStream(ASGIStream):
         self._pending: bytes | None = pending
         self._engine: WebSocketConnection | None = None
         self._connect_delivered = False
-        # Made on the first message: an idle connection does without a deque.
+        # Made for the messages queued, dropped once they are all received:
+        # an idle connection does without a deque.
         self._messages: deque[str | bytes] | None = None
         self._queued_bytes = 0
         self._paused = False
@@ -371,6 +372,9 @@ class WebSocketStream(ASGIStream):
             messages = self._messages
             if messages:
                 message = messages.popleft()
+                if not messages:
+                    # A socket gone quiet keeps no empty deque (760 bytes).
+                    self._messages = None
                 self._queued_bytes -= len(message)
                 if (
                     self._paused
