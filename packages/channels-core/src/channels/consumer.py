@@ -159,6 +159,8 @@ class AsyncConsumer:
     scope: Scope
     channel_layer: BaseChannelLayer | None
     channel_name: str
+    #: Receive the next event on :attr:`channel_name` from the channel layer.
+    channel_receive: Callable[[], Awaitable[Message]]
     base_send: Any
 
     def __init__(self, *args: Any, **initkwargs: Any) -> None:
@@ -198,8 +200,6 @@ class AsyncConsumer:
         layer = self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._main_task = asyncio.current_task()
         self._turn = _Turn()
-        # A value set before the instance started is replaced, as it always was.
-        self.__dict__.pop("channel_receive", None)
         try:
             if layer is not None:
                 self.channel_name = await layer.new_channel()
@@ -224,18 +224,18 @@ class AsyncConsumer:
         finally:
             await self._stop_tasks()
 
-    @functools.cached_property
-    def channel_receive(self) -> Callable[[], Awaitable[Message]]:
-        """Receive the next event on :attr:`channel_name` from the channel layer.
+    if not TYPE_CHECKING:  # type checkers see the annotation of channel_receive above
 
-        Made on first use: the instance's own reader does not need it.
-        """
-        layer = self.channel_layer
-        if layer is None:
+        def __getattr__(self, name: str) -> Any:
+            # channel_receive is made on first use: the instance's own reader
+            # does not need it, and an idle instance would hold it for nothing.
+            if name == "channel_receive" and self.channel_layer is not None:
+                receive = functools.partial(self.channel_layer.receive, self.channel_name)
+                self.channel_receive = receive
+                return receive
             raise AttributeError(
-                f"{type(self).__qualname__} has no channel layer, so no channel_receive"
+                f"{type(self).__qualname__!r} object has no attribute {name!r}", name=name, obj=self
             )
-        return functools.partial(layer.receive, self.channel_name)
 
     async def _dispatch_layer_events(
         self, receive: Callable[[str], Awaitable[Message]], channel: str
