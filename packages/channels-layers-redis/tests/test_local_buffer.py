@@ -40,6 +40,28 @@ async def test_a_waiting_receiver_holds_no_deque() -> None:
 
 
 @pytest.mark.asyncio
+async def test_the_capacity_is_looked_up_with_the_first_message() -> None:
+    # The layer caches each channel's capacity: a receiver that only waits
+    # must not add an entry per idle consumer.
+    asked: list[str] = []
+
+    def limit_for(channel: str) -> int:
+        asked.append(channel)
+        return 2
+
+    buffer = LocalBuffer(limit_for, lambda channel, count: None)
+    receiver = asyncio.ensure_future(buffer.get("c"))
+    await asyncio.sleep(0)
+    assert asked == []
+    for number in range(3):
+        buffer.put("c", _deadline(), {"n": number})
+    assert asked == ["c"]
+    assert await receiver == {"n": 0}
+    assert await buffer.get("c") == {"n": 1}
+    assert "c" not in buffer.mailboxes  # the third was over the capacity
+
+
+@pytest.mark.asyncio
 async def test_the_message_queue_goes_once_empty() -> None:
     buffer = _buffer()
     receiver = asyncio.ensure_future(buffer.get("c"))

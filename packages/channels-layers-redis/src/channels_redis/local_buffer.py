@@ -102,7 +102,9 @@ class Mailbox:
 
     __slots__ = ("dropped", "limit", "messages", "waiters")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int = 0) -> None:
+        #: The channel's capacity, looked up with its first message (0 until
+        #: then): a receiver that only waits costs the layer no cached capacity.
         self.limit = limit
         self.messages: deque[_Entry] | None = None
         # Usually one receiver: a list is a tenth of a deque's size.
@@ -178,7 +180,7 @@ class LocalBuffer:
     def mailbox(self, channel: str) -> Mailbox:
         box = self.mailboxes.get(channel)
         if box is None:
-            box = self.mailboxes[channel] = Mailbox(self.limit_for(channel))
+            box = self.mailboxes[channel] = Mailbox()
         return box
 
     def put(
@@ -196,7 +198,9 @@ class LocalBuffer:
         """
         box = self.mailboxes.get(channel)
         if box is None:
-            box = self.mailboxes[channel] = Mailbox(self.limit_for(channel))
+            box = self.mailboxes[channel] = Mailbox()
+        if not box.limit:
+            box.limit = self.limit_for(channel)
         messages = box.messages
         if messages is not None and len(messages) >= box.limit:
             # Only when Redis lost count (a restart): the channel is full, so
