@@ -204,7 +204,7 @@ class AsyncConsumer:
             if layer is not None:
                 self.channel_name = await layer.new_channel()
                 self._layer_reader = asyncio.get_running_loop().create_task(
-                    self._dispatch_layer_events(layer.receive, self.channel_name)
+                    self._dispatch_layer_events(layer, self.channel_name)
                 )
             # The client's events. The loop is written out here and in
             # _dispatch_layer_events rather than shared: a coroutine that
@@ -237,9 +237,7 @@ class AsyncConsumer:
                 f"{type(self).__qualname__!r} object has no attribute {name!r}", name=name, obj=self
             )
 
-    async def _dispatch_layer_events(
-        self, receive: Callable[[str], Awaitable[Message]], channel: str
-    ) -> None:
+    async def _dispatch_layer_events(self, layer: BaseChannelLayer, channel: str) -> None:
         """The layer reader task: dispatch each event on *channel*, in turn with the client's.
 
         Owned like a :meth:`start_task` task: cancelled and awaited when the
@@ -250,7 +248,9 @@ class AsyncConsumer:
         """
         try:
             while True:
-                await self._in_turn(self.dispatch, await receive(channel))
+                # (layer.receive looked up per event: a bound method kept in
+                # the frame would cost every idle instance 64 bytes.)
+                await self._in_turn(self.dispatch, await layer.receive(channel))
                 await asyncio.sleep(0)  # the loop's turn: see the module docstring
         except asyncio.CancelledError:
             raise
