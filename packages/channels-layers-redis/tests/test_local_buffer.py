@@ -28,11 +28,10 @@ async def test_a_waiting_receiver_holds_no_deque() -> None:
     await asyncio.sleep(0)
     box = buffer.mailboxes["idle"]
     assert box.messages is None
-    assert type(box.waiters) is list
-    assert len(box.waiters) == 1
+    # The one receiver's future itself, not a container holding it.
+    assert isinstance(box.waiters, asyncio.Future)
     assert not hasattr(box, "__dict__")
-    # A mailbox and its one-waiter list: well under one empty deque (760 bytes).
-    assert sys.getsizeof(box) + sys.getsizeof(box.waiters) < 200
+    assert sys.getsizeof(box) < 100
     receiver.cancel()
     with pytest.raises(asyncio.CancelledError):
         await receiver
@@ -92,6 +91,23 @@ async def test_order_capacity_and_expiry_are_kept() -> None:
     assert "expired" not in buffer.mailboxes
     assert consumed[-1] == ("expired", 1)
     assert [await buffer.get("c") for _ in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert "c" not in buffer.mailboxes
+
+
+@pytest.mark.asyncio
+async def test_receivers_are_woken_in_order() -> None:
+    buffer = _buffer()
+    receivers = [asyncio.ensure_future(buffer.get("c")) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert type(buffer.mailboxes["c"].waiters) is list
+    assert buffer.mailboxes["c"].waiting() == 3
+    receivers[1].cancel()
+    for number in range(2):
+        buffer.put("c", _deadline(), {"n": number})
+    assert await receivers[0] == {"n": 0}
+    assert await receivers[2] == {"n": 1}
+    with pytest.raises(asyncio.CancelledError):
+        await receivers[1]
     assert "c" not in buffer.mailboxes
 
 

@@ -107,30 +107,42 @@ class Mailbox:
         #: then): a receiver that only waits costs the layer no cached capacity.
         self.limit = limit
         self.messages: deque[_Entry] | None = None
-        # Usually one receiver: a list is a tenth of a deque's size.
-        self.waiters: list[asyncio.Future[None]] | None = None
+        #: The receivers' futures, oldest first: the future itself while
+        #: there is one (a consumer's mailbox), a list while there are more.
+        self.waiters: asyncio.Future[None] | list[asyncio.Future[None]] | None = None
         self.dropped = 0
 
     def waiting(self) -> int:
         waiters = self.waiters
-        return 0 if waiters is None else sum(1 for waiter in waiters if not waiter.done())
+        if waiters is None:
+            return 0
+        if type(waiters) is list:
+            return sum(1 for waiter in waiters if not waiter.done())
+        return 0 if waiters.done() else 1  # type: ignore[union-attr]
 
     def wake_one(self) -> None:
-        for waiter in self.waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+        waiters = self.waiters
+        if waiters is None:
+            return
+        for waiter in waiters if type(waiters) is list else (waiters,):
+            if not waiter.done():  # type: ignore[union-attr]
+                waiter.set_result(None)  # type: ignore[union-attr]
                 return
 
     def add_waiter(self, waiter: asyncio.Future[None]) -> None:
         waiters = self.waiters
         if waiters is None:
-            self.waiters = [waiter]
-        else:
+            self.waiters = waiter
+        elif type(waiters) is list:
             waiters.append(waiter)
+        else:
+            self.waiters = [waiters, waiter]  # type: ignore[list-item]
 
     def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
         waiters = self.waiters
-        if waiters is not None and waiter in waiters:
+        if waiters is waiter:
+            self.waiters = None
+        elif type(waiters) is list and waiter in waiters:
             waiters.remove(waiter)
             if not waiters:
                 self.waiters = None
