@@ -197,7 +197,8 @@ class WebSocketStream(ASGIStream):
         started_at: float,
     ) -> None:
         super().__init__(connection, scope, started_at)
-        self.handshake = handshake
+        #: The opening handshake, until it is answered.
+        self.handshake: Handshake | None = handshake
         self.state = _WS.CONNECTING
         self._pending: bytes | None = pending
         self._engine: WebSocketConnection | None = None
@@ -479,13 +480,16 @@ class WebSocketStream(ASGIStream):
     def _accept(self, message: Message) -> None:
         connection = self.connection
         config = connection.context.config
+        handshake = self.handshake
+        assert handshake is not None  # the table allows one accept, while CONNECTING
         response = accept_response(
-            self.handshake,
+            handshake,
             message.get("subprotocol"),
             message.get("headers", ()),
             connection.context.server_header,
         )
         self._process(_EV.ACCEPT, "websocket.accept")
+        self.handshake = None  # answered: an open socket does not keep it
         self._engine = WebSocketConnection(
             config.websocket_max_message_size,
             config.websocket_max_frame_size,
