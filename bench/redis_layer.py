@@ -546,13 +546,14 @@ def report(layers: dict[str, dict[str, Any]], redis_py: bool) -> list[str]:
             ratio = f"{row['ratio']:9.2f}x" if row.get("ratio") else ""
             lines.append(text + f" {row['unit']:<6}{ratio:>10}")
     lines.append("")
-    for name, passed in checks(layers).items():
-        lines.append(f"{'met' if passed else 'NOT met':>8}  {name}")
+    for found in checks(layers):
+        measured = f"{found['value']:.2f}{found['unit']}"
+        lines.append(f"{'met' if found['met'] else 'NOT met':>8}  {found['check']} ({measured})")
     return lines
 
 
-def checks(layers: dict[str, dict[str, Any]]) -> dict[str, bool]:
-    """The issue's targets that this run can judge."""
+def checks(layers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets that this run can judge: what, the value measured, met or not."""
 
     def value(kind: str, metric: str, implementation: str = "ours") -> float | None:
         for row in layers.get(kind, {}).get("rows", []):
@@ -566,7 +567,11 @@ def checks(layers: dict[str, dict[str, Any]]) -> dict[str, bool]:
                 return row.get("ratio")
         return None
 
-    found: dict[str, bool] = {}
+    found: list[dict[str, Any]] = []
+
+    def check(name: str, measured: float, unit: str, met: bool) -> None:
+        found.append({"check": name, "value": measured, "unit": unit, "met": met})
+
     for kind in ("core", "pubsub"):
         if kind not in layers:
             continue
@@ -574,27 +579,24 @@ def checks(layers: dict[str, dict[str, Any]]) -> dict[str, bool]:
             quotient = ratio(kind, metric)
             if quotient is not None:
                 target = 1.5 if kind == "pubsub" else 1.0
-                found[f"{kind} {what} >= {target}x the original ({quotient:.2f}x)"] = (
-                    quotient >= target
-                )
+                name = f"{kind} {what} >= {target}x the original"
+                check(name, quotient, "x", quotient >= target)
         p50, p99 = value(kind, "serial.p50_ms"), value(kind, "serial.p99_ms")
         if p50 and p99:
-            found[f"{kind} serial p99 <= 3x p50 ({p99 / p50:.1f}x)"] = p99 <= 3 * p50
-    core = layers.get("core")
-    if core is not None:
+            check(f"{kind} serial p99 <= 3x p50", p99 / p50, "x", p99 <= 3 * p50)
+    if "core" in layers:
         ping, serial = value("core", "redis_ping_rate"), value("core", "serial.rate")
         sequential = value("core", "sequential.rate")
         if ping and serial:
             # Two awaited round trips per send-then-receive at most.
             share = serial / (ping / 2)
-            found[f"core serial >= 0.8x the round-trip limit, PING/2 ({share:.2f}x)"] = share >= 0.8
+            check("core serial >= 0.8x the round-trip limit, PING/2", share, "x", share >= 0.8)
         if serial and sequential:
-            found[f"core sequential >= 2x its serial rate ({sequential / serial:.2f}x)"] = (
-                sequential >= 2 * serial
-            )
+            quotient = sequential / serial
+            check("core sequential >= 2x its serial rate", quotient, "x", quotient >= 2)
         fan_out = value("core", "group_send.1000.p50_ms")
         if fan_out is not None:
-            found[f"core group_send to 1,000 <= 10 ms ({fan_out:.1f} ms)"] = fan_out <= 10
+            check("core group_send to 1,000 <= 10 ms", fan_out, "ms", fan_out <= 10)
     return found
 
 
