@@ -99,3 +99,24 @@ async def test_a_send_with_nothing_on_its_way_leaves_before_its_task_yields(
     assert await evalsha_calls(redis_client) == 2
     received = [(await asyncio.wait_for(layer.receive("batched"), 5))["n"] for _ in range(4)]
     assert received == [0, 1, 2, 3]
+
+
+@pytest.mark.asyncio
+async def test_a_batch_that_cannot_be_written_fails_its_senders(
+    made_layers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fault no real Redis causes (a command that cannot be packed): the
+    # senders get the error instead of waiting forever, and the writer goes on.
+    layer = functools.partial(made_layers, RedisChannelLayer)()
+    await layer.send("warm.up", {"type": "w"})
+    writer = layer._loops.current().writers[0]
+
+    def cannot_write(*args: Any) -> None:
+        raise RuntimeError("cannot write this")
+
+    monkeypatch.setattr(writer.commands, "start_then", cannot_write)
+    with pytest.raises(RuntimeError, match="cannot write this"):
+        await asyncio.wait_for(layer.send("unwritten", {"type": "u"}), 5)
+    monkeypatch.undo()
+    await asyncio.wait_for(layer.send("unwritten", {"type": "after"}), 5)
+    assert await asyncio.wait_for(layer.receive("unwritten"), 5) == {"type": "after"}

@@ -166,12 +166,15 @@ class ShardWriter:
         self.in_flight = True
         # Written now (where the path allows) and answered as the reply is
         # read: no task, no extra turn of the event loop for a lone send.
-        self.task = self.commands.start_then(
-            functools.partial(self._answered, batch, acks),
-            "EVALSHA",
-            script.sha,
-            *script.args(*self._arguments(batch, acks)),
-        )
+        try:
+            self.task = self.commands.start_then(
+                functools.partial(self._answered, batch, acks),
+                "EVALSHA",
+                script.sha,
+                *script.args(*self._arguments(batch, acks)),
+            )
+        except Exception as exc:  # noqa: BLE001 - not written: the senders get it
+            self._answered(batch, acks, None, exc)
 
     def _answered(
         self,
