@@ -26,6 +26,8 @@
 * ``echo`` (not run by default): serve the echo example on
   http://127.0.0.1:8000.
 * ``bench_consumer`` (not run by default): ``bench/consumer.py``.
+* ``bench_plots`` (not run by default): the plots and tables of
+  ``docs/performance.rst``, from the JSON in ``bench/results/``.
 * ``latest`` (not run by default): every package's tests and the type check
   against the newest releases of everything (no lock), so that drift shows up
   as one red session before ``nox -s lock`` takes it in.
@@ -399,6 +401,18 @@ def bench_consumer(session: nox.Session) -> None:
     """Consumer throughput and memory, side by side with channels 4.3.2."""
     _install(session, *_local_packages("channels-core", "channels-testing"), _django("5.2"))
     session.run("python", str(ROOT / "bench" / "consumer.py"), *session.posargs)
+
+
+@nox.session(python="3.11", default=False)
+def bench_plots(session: nox.Session) -> None:
+    """Draw docs/performance.rst's plots and tables from the JSON in ``bench/results/``.
+
+    Reads what ``bench/server.py --json`` and ``bench/redis_layer.py --json``
+    wrote there and writes ``docs/_static/performance/`` (SVG figures and the
+    generated ``.inc`` the page includes); it runs no benchmark itself.
+    """
+    _install(session, *_group("bench"))
+    session.run("python", str(ROOT / "bench" / "plots.py"), *session.posargs)
 
 
 COMPAT = ROOT / "tools" / "compat"

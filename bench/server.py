@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
+import platform
 import re
 import resource
 import select
@@ -721,6 +723,95 @@ def report(
                     f"({1.5 * theirs / django_ceiling:.2f}x that ceiling)")  # fmt: skip
 
 
+# -- what --json writes besides the numbers: when, where, which versions ----------------------
+
+#: The distributions whose versions a server's virtualenv reports.
+REPORTED_DISTRIBUTIONS = (
+    "channels-server", "channels-core", "channels-layers-redis", "daphne", "uvicorn", "channels",
+    "channels-redis", "django", "twisted", "autobahn", "uvloop", "httptools", "websockets",
+    "wsproto", "h11", "redis",
+)  # fmt: skip
+
+
+def installed_versions(name: str) -> dict[str, str]:
+    """The versions of REPORTED_DISTRIBUTIONS in server ``name``'s virtualenv."""
+    program = (
+        "import json, sys\n"
+        "from importlib.metadata import PackageNotFoundError, version\n"
+        "found = {'python': sys.version.split()[0]}\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        found[name] = version(name)\n"
+        "    except PackageNotFoundError:\n"
+        "        pass\n"
+        "print(json.dumps(found))\n"
+    )
+    done = subprocess.run(
+        [str(python_of(name)), "-c", program, *REPORTED_DISTRIBUTIONS],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {"error": done.stderr.strip()[-300:]}
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def machine() -> dict[str, Any]:
+    """The CPU, the system and the tools the numbers depend on."""
+    model = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    tools = {}
+    for tool, flag in (("redis-server", "--version"), ("wrk", "--version")):
+        binary = shutil.which(tool)
+        if binary is None:
+            continue
+        done = subprocess.run([binary, flag], capture_output=True, text=True, check=False)
+        lines = (done.stdout or done.stderr).strip().splitlines()
+        tools[tool] = lines[0] if lines else "?"
+    return {
+        "system": platform.platform(),
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "hostname": platform.node(),
+        "python": sys.version.split()[0],
+        "tools": tools,
+    }
+
+
+def describe_run(
+    arguments: argparse.Namespace,
+    servers: list[str],
+    rows: list[str],
+    started: datetime.datetime,
+    results: dict[str, dict[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """The JSON document: the run's date, machine, options and versions, then ``results``."""
+    return {
+        "benchmark": "bench/server.py",
+        "date": started.isoformat(timespec="seconds"),
+        "seconds": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()),
+        "quick": arguments.quick,
+        "options": {
+            "servers": servers,
+            "rows": rows,
+            "duration": arguments.duration,
+            "http_connections": arguments.http_connections,
+            "ws_connections": arguments.ws_connections,
+            "layer": arguments.layer,
+        },
+        "machine": machine(),
+        "pinned": {"server_cpu": SERVER_CPU, "load_cpu": CLIENT_CPU},
+        "versions": {name: installed_versions(name) for name in servers},
+        # {server: {row: numbers}}; "no-server" holds the django row's ceiling.
+        "results": results,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -765,6 +856,7 @@ def main() -> int:
             parser.error(f"unknown row {name!r}")
     if (os.cpu_count() or 1) < 2:
         say("warning: fewer than two CPUs; server and load will share one")
+    started = datetime.datetime.now(datetime.timezone.utc)
     say("virtualenvs:")
     for name in servers:
         ensure_venv(name, arguments.refresh)
@@ -800,7 +892,9 @@ def main() -> int:
             redis[0].wait(10)
     report(results, servers, rows, django_ceiling)
     if arguments.json:
-        arguments.json.write_text(json.dumps(results, indent=2))
+        arguments.json.write_text(
+            json.dumps(describe_run(arguments, servers, rows, started, results), indent=2)
+        )
     return 0
 
 
