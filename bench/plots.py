@@ -438,6 +438,13 @@ def server_section(data: dict[str, Any], output: Path) -> list[str]:
                 f"with no server and no sockets, on the server's CPU: {rate_text(ceiling)}.\n"
             )
     idle = rows_in(data, IDLE_ROWS)
+    left_out = [row for row in [*THROUGHPUT_ROWS, *IDLE_ROWS] if row not in throughput + idle]
+    if left_out:
+        parts.append(
+            "This run left out the rows "
+            + ", ".join(f"``{row}``" for row in left_out)
+            + ": ``bench/server.py`` without ``--rows`` runs them too.\n"
+        )
     if server_figure(data, IDLE_ROWS, "KiB", output / "server-idle-memory.svg"):
         parts.append(
             figure_rst(
