@@ -437,22 +437,9 @@ def redis_version() -> str:
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "system": platform.platform(),
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "hostname": platform.node(),
-        "python": sys.version.split()[0],
-        "redis_server": redis_version(),
-    }
+    from _machine import describe  # bench/, beside this script
+
+    return {**describe(), "redis_server": redis_version()}
 
 
 # -- the table ------------------------------------------------------------------------------

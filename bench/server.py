@@ -46,7 +46,6 @@ import asyncio
 import datetime
 import json
 import os
-import platform
 import re
 import resource
 import select
@@ -757,14 +756,8 @@ def installed_versions(name: str) -> dict[str, str]:
 
 def machine() -> dict[str, Any]:
     """The CPU, the system and the tools the numbers depend on."""
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from _machine import describe  # bench/, beside this script
+
     tools = {}
     for tool, flag in (("redis-server", "--version"), ("wrk", "--version")):
         binary = shutil.which(tool)
@@ -773,14 +766,7 @@ def machine() -> dict[str, Any]:
         done = subprocess.run([binary, flag], capture_output=True, text=True, check=False)
         lines = (done.stdout or done.stderr).strip().splitlines()
         tools[tool] = lines[0] if lines else "?"
-    return {
-        "system": platform.platform(),
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "hostname": platform.node(),
-        "python": sys.version.split()[0],
-        "tools": tools,
-    }
+    return {**describe(), "tools": tools}
 
 
 def describe_run(
