@@ -149,6 +149,45 @@ def test_request_body_flags() -> None:
         config_for("--limit-request-body", "-1")
 
 
+def test_tls_http2_and_compression_flags() -> None:
+    defaults = config_for()
+    assert (defaults.http2, defaults.http2_max_concurrent_streams) == ("auto", 100)
+    assert defaults.ws_per_message_deflate is True
+    assert defaults.parsed_endpoints[0].tls is None
+    config = config_for(
+        "-b", "0.0.0.0", "-p", "8443",
+        "-e", "ssl:9443:privateKey=other.pem",
+        "--ssl-certfile", "crt.pem",
+        "--ssl-keyfile", "key.pem",
+        "--ssl-keyfile-password", "pw",
+        "--ssl-ca-certs", "ca.pem",
+        "--ssl-cert-reqs", "1",
+        "--ssl-ciphers", "ECDHE+AESGCM",
+        "--http2", "off",
+        "--http2-max-concurrent-streams", "16",
+        "--ws-per-message-deflate", "off",
+    )  # fmt: skip
+    flags, own = config.parsed_endpoints
+    assert flags.tls is not None
+    assert own.tls is not None
+    assert (flags.tls.certfile, flags.tls.keyfile, flags.tls.password) == (
+        "crt.pem",
+        "key.pem",
+        "pw",
+    )
+    assert (flags.tls.ca_certs, flags.tls.cert_reqs, flags.tls.ciphers) == (
+        "ca.pem",
+        1,
+        "ECDHE+AESGCM",
+    )
+    assert own.tls.certfile == "other.pem"
+    assert (config.http2, config.http2_max_concurrent_streams) == ("off", 16)
+    assert config.ws_per_message_deflate is False
+    assert config_for("--ws-per-message-deflate", "true").ws_per_message_deflate is True
+    with pytest.raises(ConfigurationError, match="ssl_keyfile needs ssl_certfile"):
+        config_for("--ssl-keyfile", "key.pem")
+
+
 def test_proxy_header_names_need_proxy_headers() -> None:
     with pytest.raises(ConfigurationError, match="need --proxy-headers"):
         config_for("--proxy-headers-host", "X-Real-IP")

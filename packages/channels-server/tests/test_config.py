@@ -9,6 +9,7 @@ import pytest
 from channels_server.config import (
     Config,
     Endpoint,
+    TLSSettings,
     TrustedPeers,
     parse_endpoint,
     tcp_endpoint_description,
@@ -66,7 +67,8 @@ def test_endpoint_descriptions(description: str, endpoint: Endpoint) -> None:
         ("unix:/a:mode=999", "integer"),
         ("fd:", "fileno must be an integer"),
         ("fd:fileno=-1", "negative"),
-        ("ssl:443:privateKey=key.pem", "not supported"),
+        ("ssl:443", "needs privateKey"),
+        ("ssl:443:privateKey=k.pem:colour=blue", "unexpected"),
         ("udp:53", "unknown kind"),
         ("tcp:80:1.2.3.4:extra", "unexpected"),
         ("tcp:80:colour=blue", "unexpected"),
@@ -76,6 +78,56 @@ def test_endpoint_descriptions(description: str, endpoint: Endpoint) -> None:
 def test_bad_endpoint_descriptions(description: str, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         parse_endpoint(description)
+
+
+def test_daphne_tls_endpoints() -> None:
+    """Twisted's ssl: descriptions, as Daphne users write them in their units."""
+    assert parse_endpoint(
+        "ssl:443:privateKey=key.pem:certKey=crt.pem:interface=0.0.0.0"
+        ":extraCertChain=chain.pem:dhParameters=dh.pem:sslmethod=TLSv1_2_METHOD"
+    ) == Endpoint(
+        "tcp",
+        host="0.0.0.0",
+        port=443,
+        tls=TLSSettings(
+            certfile="crt.pem",
+            keyfile="key.pem",
+            extra_cert_chain="chain.pem",
+            dh_params="dh.pem",
+        ),
+    )
+    # certKey defaults to privateKey: one PEM holding both.
+    both = parse_endpoint("ssl:port=8443:privateKey=both.pem")
+    assert both.tls == TLSSettings(certfile="both.pem")
+    assert both.describe() == "ssl:port=8443:interface=0.0.0.0"
+
+
+def test_ssl_flags_apply_to_every_other_endpoint() -> None:
+    config = Config(
+        endpoints=("tcp:port=0:interface=127.0.0.1", "unix:/tmp/a.sock", "ssl:0:privateKey=o.pem"),
+        ssl_certfile="crt.pem",
+        ssl_keyfile="key.pem",
+        ssl_keyfile_password="secret",
+        ssl_ca_certs="ca.pem",
+        ssl_cert_reqs=2,
+        ssl_ciphers="ECDHE+AESGCM",
+    )
+    flags = TLSSettings(
+        certfile="crt.pem",
+        keyfile="key.pem",
+        password="secret",
+        ca_certs="ca.pem",
+        cert_reqs=2,
+        ciphers="ECDHE+AESGCM",
+    )
+    tcp, unix, ssl = config.parsed_endpoints
+    assert tcp.tls == flags
+    assert unix.tls == flags
+    assert ssl.tls == TLSSettings(certfile="o.pem")
+    # The password never shows in a repr (logs, tracebacks).
+    assert "secret" not in repr(config)
+    assert "secret" not in repr(config.parsed_endpoints)
+    assert Config().parsed_endpoints[0].tls is None
 
 
 def test_describe_round_trips() -> None:
@@ -106,6 +158,14 @@ def test_describe_round_trips() -> None:
         ({"proxy_headers_host": "X-Bad:"}, "header name"),
         ({"forwarded_allow_ips": "127.0.0.1"}, "tuple"),
         ({"forwarded_allow_ips": ("not-an-ip",)}, "not an IP address"),
+        ({"http2": "yes"}, "http2 must be"),
+        ({"http2_max_concurrent_streams": 0}, "http2_max_concurrent_streams"),
+        ({"ws_per_message_deflate": "on"}, "ws_per_message_deflate"),
+        ({"ssl_keyfile": "key.pem"}, "ssl_keyfile needs ssl_certfile"),
+        ({"ssl_cert_reqs": 2}, "ssl_cert_reqs needs ssl_certfile"),
+        ({"ssl_certfile": "c.pem", "ssl_cert_reqs": 2}, "need ssl_ca_certs"),
+        ({"ssl_certfile": "c.pem", "ssl_cert_reqs": 3}, "0 .*1 .*or 2"),
+        ({"ssl_certfile": ""}, "file path"),
     ],
 )
 def test_invalid_settings_name_the_setting(options: dict[str, Any], match: str) -> None:

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="socket_strings",
         action="append",
         default=[],
-        help="An endpoint description (tcp:, unix:, fd:) to listen on; repeatable",
+        help="An endpoint description (tcp:, ssl:, unix:, fd:) to listen on; repeatable",
     )
     parser.add_argument(
         "-v", "--verbosity", type=int, default=1, help="How verbose to make the output (0-2)"
@@ -268,8 +268,63 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Largest request body in bytes; larger ones get 413 (default: no limit)",
     )
+    _add_tls_and_protocol_arguments(parser)
     parser.add_argument("--version", action="version", version=f"channels-server {__version__}")
     return parser
+
+
+def _on_off(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
+
+
+def _add_tls_and_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """uvicorn's TLS flags (for every endpoint but ssl: ones), HTTP/2 and compression."""
+    tls = parser.add_argument_group(
+        "TLS", "for the -b/-p, -u, --fd and tcp: endpoints (ssl: endpoints carry their own)"
+    )
+    tls.add_argument("--ssl-certfile", default=None, help="PEM certificate (or chain) file")
+    tls.add_argument(
+        "--ssl-keyfile", default=None, help="PEM private key file (if not in --ssl-certfile)"
+    )
+    tls.add_argument("--ssl-keyfile-password", default=None, help="Password of the private key")
+    tls.add_argument(
+        "--ssl-ca-certs",
+        default=None,
+        help="PEM file of the CAs that client certificates must chain to",
+    )
+    tls.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="Client certificates: 0 not asked for, 1 optional, 2 required (default: 0)",
+    )
+    tls.add_argument("--ssl-ciphers", default=None, help="OpenSSL cipher list (default: Python's)")
+    parser.add_argument(
+        "--http2",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="HTTP/2 by ALPN over TLS and h2c with prior knowledge "
+        "(auto: when the h2 package is installed)",
+    )
+    parser.add_argument(
+        "--http2-max-concurrent-streams",
+        type=int,
+        default=100,
+        help="Most HTTP/2 streams open at once per connection (default: 100)",
+    )
+    parser.add_argument(
+        "--ws-per-message-deflate",
+        type=_on_off,
+        default=True,
+        metavar="{on,off}",
+        help="Offer permessage-deflate compression to WebSocket clients (default: on)",
+    )
 
 
 def config_from_arguments(arguments: argparse.Namespace) -> Config:
@@ -342,6 +397,15 @@ def config_from_arguments(arguments: argparse.Namespace) -> Config:
         limit_concurrency=arguments.limit_concurrency,
         body_timeout=arguments.body_timeout,
         limit_request_body=arguments.limit_request_body,
+        http2=arguments.http2,
+        http2_max_concurrent_streams=arguments.http2_max_concurrent_streams,
+        ws_per_message_deflate=arguments.ws_per_message_deflate,
+        ssl_certfile=arguments.ssl_certfile,
+        ssl_keyfile=arguments.ssl_keyfile,
+        ssl_keyfile_password=arguments.ssl_keyfile_password,
+        ssl_ca_certs=arguments.ssl_ca_certs,
+        ssl_cert_reqs=arguments.ssl_cert_reqs,
+        ssl_ciphers=arguments.ssl_ciphers,
         **extra,
     )
 

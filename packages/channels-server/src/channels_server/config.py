@@ -11,12 +11,17 @@ Endpoints are described with the strings daphne took from Twisted::
     tcp:port=8000:interface=127.0.0.1     (also tcp:8000, tcp6:..., with \\: for colons)
     unix:/run/app.sock                    (also unix:path=/run/app.sock:mode=660)
     fd:fileno=0                           (also fd:0)
+    ssl:443:privateKey=key.pem:certKey=crt.pem   (Twisted's TLS endpoint, with interface=,
+                                          extraCertChain= and dhParameters=)
+
+Files named in TLS settings are not opened here: ``transport/tls.py`` loads
+them when the server starts, and names the file that fails.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .errors import ConfigurationError
@@ -26,6 +31,7 @@ __all__ = [
     "DEFAULT_PORT",
     "Config",
     "Endpoint",
+    "TLSSettings",
     "TrustedPeers",
     "parse_endpoint",
     "tcp_endpoint_description",
@@ -40,6 +46,45 @@ EndpointKind = Literal["tcp", "unix", "fd"]
 
 
 @dataclass(frozen=True)
+class TLSSettings:
+    """One endpoint's TLS: from an ``ssl:`` description or the ``--ssl-*`` flags."""
+
+    #: PEM certificate, or chain (Twisted's ``certKey``, which defaults to ``privateKey``).
+    certfile: str
+    #: PEM private key (Twisted's ``privateKey``); None when it is in *certfile*.
+    keyfile: str | None = None
+    #: The private key's password (``--ssl-keyfile-password``).
+    password: str | None = field(default=None, repr=False)
+    #: CA certificates to verify client certificates against (``--ssl-ca-certs``).
+    ca_certs: str | None = None
+    #: ``ssl.CERT_NONE`` (0), ``CERT_OPTIONAL`` (1) or ``CERT_REQUIRED`` (2): whether
+    #: a client certificate is asked for, and whether it is required.
+    cert_reqs: int = 0
+    #: OpenSSL cipher list (``--ssl-ciphers``); None for Python's defaults.
+    ciphers: str | None = None
+    #: Intermediate certificates sent after *certfile* (Twisted's ``extraCertChain``).
+    extra_cert_chain: str | None = None
+    #: Diffie-Hellman parameters (Twisted's ``dhParameters``).
+    dh_params: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("certfile", "keyfile", "ca_certs", "extra_cert_chain", "dh_params"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigurationError(f"TLS {name} must be a file path, not {value!r}")
+        if self.cert_reqs not in (0, 1, 2) or isinstance(self.cert_reqs, bool):
+            raise ConfigurationError(
+                "ssl_cert_reqs must be 0 (no client certificate), 1 (optional) or "
+                f"2 (required), not {self.cert_reqs!r}"
+            )
+        if self.cert_reqs and self.ca_certs is None:
+            raise ConfigurationError(
+                "client certificates (ssl_cert_reqs 1 or 2) need ssl_ca_certs, the CAs "
+                "to verify them against"
+            )
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One place to listen: a TCP address, a unix socket path or an inherited descriptor."""
 
@@ -51,12 +96,15 @@ class Endpoint:
     #: Permissions for a unix socket file (``unix:...:mode=660``), or None to keep the umask's.
     mode: int | None = None
     backlog: int | None = None
+    #: TLS for connections to this endpoint, or None for plain TCP.
+    tls: TLSSettings | None = None
 
     def describe(self) -> str:
         """The endpoint in the description syntax it was parsed from."""
         if self.kind == "tcp":
             host = (self.host or "").replace(":", "\\:")
-            return f"tcp:port={self.port}:interface={host}"
+            kind = "ssl" if self.tls is not None else "tcp"
+            return f"{kind}:port={self.port}:interface={host}"
         if self.kind == "unix":
             return f"unix:{self.path}"
         return f"fd:fileno={self.fileno}"
@@ -97,7 +145,7 @@ def _as_int(description: str, name: str, value: str, *, base: int = 10) -> int:
 
 
 def parse_endpoint(description: str) -> Endpoint:
-    """Parse one endpoint description (``tcp:``, ``tcp6:``, ``unix:`` or ``fd:``)."""
+    """Parse one endpoint description (``tcp:``, ``tcp6:``, ``ssl:``, ``unix:`` or ``fd:``)."""
     if not isinstance(description, str) or not description:
         raise ConfigurationError(
             f"endpoint description must be a non-empty str, not {description!r}"
@@ -122,6 +170,27 @@ def parse_endpoint(description: str) -> Endpoint:
     backlog_text = options.pop("backlog", None)
     backlog = None if backlog_text is None else _as_int(description, "backlog", backlog_text)
     endpoint: Endpoint
+    if kind == "ssl":
+        # Twisted's TLS endpoint: a TCP endpoint with a certificate and key.
+        # sslmethod names a protocol version (TLS 1.2 is the least accepted
+        # here whatever it says); it is taken so Daphne command lines work.
+        options.pop("sslmethod", None)
+        private_key = options.pop("privateKey", None)
+        cert_key = options.pop("certKey", None) or private_key
+        if cert_key is None:
+            raise ConfigurationError(
+                f"endpoint description {description!r} needs privateKey= (and certKey= "
+                "when the certificate is in another file)"
+            )
+        tls: TLSSettings | None = TLSSettings(
+            certfile=cert_key,
+            keyfile=private_key if private_key != cert_key else None,
+            extra_cert_chain=options.pop("extraCertChain", None),
+            dh_params=options.pop("dhParameters", None),
+        )
+        kind = "tcp"
+    else:
+        tls = None
     if kind in ("tcp", "tcp6"):
         port_text = take("port", 0)
         if port_text is None:
@@ -132,7 +201,7 @@ def parse_endpoint(description: str) -> Endpoint:
                 f"endpoint description {description!r}: port must be 0-65535, not {port}"
             )
         host = take("interface", 1) or ("::" if kind == "tcp6" else "0.0.0.0")
-        endpoint = Endpoint("tcp", host=host, port=port, backlog=backlog)
+        endpoint = Endpoint("tcp", host=host, port=port, backlog=backlog, tls=tls)
         used = 2
     elif kind == "unix":
         path = options.pop("path", None) or take("address", 0)
@@ -155,15 +224,10 @@ def parse_endpoint(description: str) -> Endpoint:
         options.pop("domain", None)  # The socket knows its own family.
         endpoint = Endpoint("fd", fileno=fileno, backlog=backlog)
         used = 1
-    elif kind == "ssl":
-        raise ConfigurationError(
-            f"endpoint description {description!r}: ssl endpoints are not supported; "
-            "terminate TLS in a reverse proxy (see the Deploying guide)"
-        )
     else:
         raise ConfigurationError(
             f"endpoint description {description!r}: unknown kind {kind!r} "
-            "(expected tcp:, tcp6:, unix: or fd:)"
+            "(expected tcp:, tcp6:, ssl:, unix: or fd:)"
         )
     if options or len(positional) > used:
         extra = sorted(options) + positional[used:]
@@ -311,6 +375,25 @@ class Config:
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     #: The HTTP/1.1 parser: "auto" (httptools when installed), "h11" or "httptools".
     http: Literal["auto", "h11", "httptools"] = "auto"
+    #: HTTP/2 (negotiated by ALPN over TLS, h2c with prior knowledge on plain
+    #: TCP): "auto" (when the h2 package is installed), "on" (start fails
+    #: without it) or "off".
+    http2: Literal["auto", "on", "off"] = "auto"
+    #: Most HTTP/2 streams a client may have open at once on one connection.
+    http2_max_concurrent_streams: int = 100
+    #: Offer permessage-deflate (RFC 7692) to WebSocket clients that ask for it.
+    ws_per_message_deflate: bool = True
+    #: TLS for every endpoint that is not an ``ssl:`` one (uvicorn's
+    #: ``--ssl-*`` flags); all need ``ssl_certfile``.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = field(default=None, repr=False)
+    #: CA certificates to verify client certificates against.
+    ssl_ca_certs: str | None = None
+    #: 0: no client certificate asked for; 1: optional; 2: required.
+    ssl_cert_reqs: int = 0
+    #: OpenSSL cipher list; None for Python's defaults.
+    ssl_ciphers: str | None = None
 
     # Derived values, computed once here rather than on every request.
     parsed_endpoints: tuple[Endpoint, ...] = field(init=False, repr=False, compare=False)
@@ -323,9 +406,7 @@ class Config:
                 "endpoints must be a non-empty tuple of endpoint descriptions, "
                 f"not {self.endpoints!r}"
             )
-        object.__setattr__(
-            self, "parsed_endpoints", tuple(parse_endpoint(text) for text in self.endpoints)
-        )
+        object.__setattr__(self, "parsed_endpoints", self._endpoints_with_tls())
         for name in ("http_timeout", "websocket_timeout"):
             value = getattr(self, name)
             if value is not None:
@@ -352,6 +433,7 @@ class Config:
             "max_header_size",
             "max_header_count",
             "backlog",
+            "http2_max_concurrent_streams",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -380,6 +462,12 @@ class Config:
         if self.lifespan not in ("on", "off", "auto"):
             raise ConfigurationError(
                 f"lifespan must be 'on', 'off' or 'auto', not {self.lifespan!r}"
+            )
+        if self.http2 not in ("auto", "on", "off"):
+            raise ConfigurationError(f"http2 must be 'auto', 'on' or 'off', not {self.http2!r}")
+        if not isinstance(self.ws_per_message_deflate, bool):
+            raise ConfigurationError(
+                f"ws_per_message_deflate must be a bool, not {self.ws_per_message_deflate!r}"
             )
         if self.http not in ("auto", "h11", "httptools"):
             raise ConfigurationError(
@@ -417,3 +505,33 @@ class Config:
                 f"({self.forwarded_allow_ips!r}); split it on commas first"
             )
         object.__setattr__(self, "trusted_peers", TrustedPeers(tuple(self.forwarded_allow_ips)))
+
+    def _endpoints_with_tls(self) -> tuple[Endpoint, ...]:
+        """The parsed endpoints, each non-``ssl:`` one with the ``ssl_*`` settings' TLS."""
+        endpoints = tuple(parse_endpoint(text) for text in self.endpoints)
+        flags = {
+            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_keyfile_password": self.ssl_keyfile_password,
+            "ssl_ca_certs": self.ssl_ca_certs,
+            "ssl_ciphers": self.ssl_ciphers,
+        }
+        if self.ssl_certfile is None:
+            given = [name for name, value in flags.items() if value is not None]
+            if self.ssl_cert_reqs:
+                given.append("ssl_cert_reqs")
+            if given:
+                verb = "needs" if len(given) == 1 else "need"
+                raise ConfigurationError(f"{', '.join(given)} {verb} ssl_certfile")
+            return endpoints
+        tls = TLSSettings(
+            certfile=self.ssl_certfile,
+            keyfile=self.ssl_keyfile,
+            password=self.ssl_keyfile_password,
+            ca_certs=self.ssl_ca_certs,
+            cert_reqs=self.ssl_cert_reqs,
+            ciphers=self.ssl_ciphers,
+        )
+        return tuple(
+            endpoint if endpoint.tls is not None else replace(endpoint, tls=tls)
+            for endpoint in endpoints
+        )
