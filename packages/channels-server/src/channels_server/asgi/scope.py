@@ -7,6 +7,12 @@ headers, but only when the peer is one the server trusts
 (``--proxy-headers``, from the peers of ``--forwarded-allow-ips``):
 anyone else could write those headers. Each value is validated whole, and a
 malformed one is ignored.
+
+On a TLS connection the scheme is ``https`` (``wss``), unless a trusted
+proxy's headers say otherwise, and the scope carries the ASGI ``tls``
+extension (``../shared/reference/asgi/tls.rst``), which
+:class:`~channels_server.transport.tls.ConnectionTLS` builds once per
+connection.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ..config import Config
 from ..errors import HTTPProtocolError
 from ..protocol.http11 import RequestHead
+
+if TYPE_CHECKING:
+    from ..transport.tls import ConnectionTLS
 
 __all__ = [
     "ASGI_VERSION",
@@ -249,14 +258,19 @@ def build_scope(
     trusted: bool,
     config: Config,
     state: dict[str, Any],
+    tls: ConnectionTLS | None = None,
 ) -> dict[str, Any]:
     """The connection scope of a request (www spec, "HTTP" and "WebSocket" scopes).
+
+    *tls* is the connection's TLS side, None for plain TCP (the TLS spec
+    forbids the ``tls`` extension there).
 
     Raises :class:`~channels_server.errors.HTTPProtocolError` for a request
     target that cannot be split into a path.
     """
     path, raw_path, query_string = split_target(head.target)
-    scheme = "ws" if websocket else "http"
+    secure = tls is not None
+    scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
     root_path = config.root_path
     # Proxy headers, Daphne-Root-Path included, are believed only with
     # --proxy-headers and only from a trusted peer: any client can send them.
@@ -288,6 +302,10 @@ def build_scope(
     if websocket:
         scope["subprotocols"] = []
         scope["extensions"] = {"websocket.http.response": {}}
+        if tls is not None:
+            scope["extensions"]["tls"] = tls.extension()
     else:
         scope["method"] = decode_method(head.method)
+        if tls is not None:
+            scope["extensions"] = {"tls": tls.extension()}
     return scope

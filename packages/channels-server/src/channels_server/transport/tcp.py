@@ -48,6 +48,7 @@ from ..protocol.http11 import (
 )
 from ..protocol.state import RequestPhase
 from ..protocol.websocket import Handshake, accept_response, validate_handshake
+from .tls import ConnectionTLS
 
 __all__ = ["ServerProtocol", "bind", "describe_socket"]
 
@@ -132,15 +133,19 @@ def bind(endpoint: Endpoint, default_backlog: int) -> socket.socket:
     return sock
 
 
-def describe_socket(sock: socket.socket) -> str:
-    """A human description of where *sock* listens (for logs and --port 0)."""
+def describe_socket(sock: socket.socket, *, tls: bool = False) -> str:
+    """A human description of where *sock* listens (for logs and --port 0).
+
+    *tls*: connections to it speak TLS (``https://``; a unix socket says "(TLS)").
+    """
     address = sock.getsockname()
     if sock.family == socket.AF_UNIX:
-        return f"unix socket {address}"
+        return f"unix socket {address} (TLS)" if tls else f"unix socket {address}"
     host, port = address[0], address[1]
+    scheme = "https" if tls else "http"
     if sock.family == socket.AF_INET6:
-        return f"http://[{host}]:{port}"
-    return f"http://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 class ServerProtocol(asyncio.Protocol, ConnectionHandle):
@@ -168,6 +173,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         "http",
         "server",
         "stream",
+        "tls",
         "transport",
         "websocket",
     )
@@ -179,6 +185,8 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
+        #: The TLS side of the connection, None for plain TCP.
+        self.tls: ConnectionTLS | None = None
         self.http: HTTPEngine | None = None
         self.stream: HTTPStream | None = None
         self.websocket: WebSocketStream | None = None
@@ -230,6 +238,11 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             self.server = local if len(local) == 2 else (local[0], local[1])
         elif local:
             self.server = (str(local), None)
+        # Over TLS the handshake is done (transport/accept.py): the extension
+        # of the scopes is read from the SSL object when a request needs it.
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.tls = ConnectionTLS(ssl_object)
         context.add_connection(self)
         self.http = context.http_engine(context.limits, context.server_header)
         if context.shutting_down:
@@ -494,6 +507,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
                 trusted=self._trusted,
                 config=context.config,
                 state=context.state,
+                tls=self.tls,
             )
         except HTTPProtocolError as exc:
             self._refuse(exc)
