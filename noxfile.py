@@ -248,9 +248,15 @@ def tests(session: nox.Session, django: str, package: str) -> None:
 @nox.session(python="3.11", tags=["ci"])
 @nox.parametrize("package", list(IMPORT_NAMES))
 def isolated(session: nox.Session, package: str) -> None:
-    """Install one package alone and import every module it ships."""
+    """Install one package alone and import every module it ships.
+
+    channels-server, which needs neither Django nor channels-core, then
+    serves a bare ASGI application over HTTP and WebSocket.
+    """
     _install(session, *_local_packages(package))
     session.run("python", str(ROOT / "tools" / "import_alone.py"), IMPORT_NAMES[package])
+    if package == "channels-server":
+        session.run("python", str(ROOT / "tools" / "serve_alone.py"))
 
 
 @nox.session(python="3.11", tags=["ci"])

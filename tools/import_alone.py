@@ -19,12 +19,16 @@ DECLARED = {
     "channels": [],
     "channels_testing": [],
     "channels_redis": ["channels"],
-    "channels_server": ["channels"],
+    "channels_server": [],
 }
 # Modules that need a sibling or an extra: importing them must fail with an
 # ImportError that says what to install (checked separately below).
 NEEDS_SIBLING = {
     "channels_server.protocol.fast_http11": "httptools",
+    # Django's side of the server (INSTALLED_APPS, runserver): the django extra.
+    "channels_server.apps": "django",
+    "channels_server.checks": "django",
+    "channels_server.management.commands.runserver": "django",
     "channels.testing": "pip install channels-testing",
     "channels_testing.conformance": "pip install channels-testing[conformance]",
     "channels_testing.live": "pip install channels-testing[live]",

@@ -46,3 +46,19 @@ def test_channels_installed_over_channels_core_stops_the_server(site: Path) -> N
         f"{sys.executable} -m pip uninstall -y channels && "
         f"{sys.executable} -m pip install --force-reinstall --no-deps channels-core==0.1.0"
     ) in result.stderr
+
+
+def test_the_server_runs_beside_django_channels_alone(tmp_path: Path) -> None:
+    """channels-server needs no channels-core: with Django Channels installed
+    on its own (a Daphne project that swapped only its server), it imports
+    and builds its command line."""
+    copy_package(tmp_path, channels_server, "channels-server", "0.2.0")
+    install(tmp_path, "channels", "4.3.2", {"channels/__init__.py": '__version__ = "4.3.2"\n'})
+
+    result = run_python(
+        tmp_path,
+        "import channels, channels_server.cli; "
+        "channels_server.cli.build_parser(); print(channels.__version__)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4.3.2"

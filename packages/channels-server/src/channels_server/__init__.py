@@ -9,12 +9,23 @@ work unchanged), or from Python::
     await server.serve()
 
 Add ``"channels_server"`` to ``INSTALLED_APPS`` and ``manage.py runserver``
-serves ``ASGI_APPLICATION`` with it.
+serves ``ASGI_APPLICATION`` with it. Neither Django nor channels-core is
+needed to serve a bare ASGI application (``pip install
+'channels-server[django]'`` brings them).
 """
 
 from __future__ import annotations
 
-from channels import _installation  # noqa: F401  (refuses mixed folders)
+from importlib import import_module
+
+try:
+    # With channels-core installed, its check refuses a folder that Django
+    # Channels has also written into (MixedInstallationError). The server
+    # itself needs neither channels-core nor Django: it serves any ASGI app.
+    import_module("channels._installation")
+except ModuleNotFoundError as exc:
+    if exc.name not in ("channels", "channels._installation"):
+        raise
 
 from .config import Config, Endpoint, parse_endpoint
 from .errors import (

@@ -54,11 +54,9 @@ import time
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import h11
-
-from channels._cache import BoundedCache
 
 from ..errors import ApplicationError, HTTPProtocolError
 from .state import RequestPhase
@@ -403,12 +401,26 @@ class _CheckedHead(NamedTuple):
 
 # Two memos for the hello row of bench/server.py, where checking the same
 # header pairs for every response is a measurable share of a request. Keys
-# come from the application, so each is bounded (the oldest entry goes).
+# come from the application, so each is bounded: _remember() drops the
+# oldest entry (dicts keep insertion order) when one is full. (Not
+# channels._cache: this package installs without channels-core.)
 # Checked header pairs and their serialised lines:
-_HEADER_LINES: BoundedCache[tuple[bytes, bytes], bytes] = BoundedCache(512)
+_HEADER_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_HEADER_LINES_SIZE = 512
 # Whole checked heads by (status, header pairs), lines as a tuple:
 _Remembered = tuple[tuple[bytes, ...], int | None, bool, bool, bool]
-_HEADS: BoundedCache[tuple[int, tuple[Any, ...]], _Remembered] = BoundedCache(256)
+_HEADS: dict[tuple[int, tuple[Any, ...]], _Remembered] = {}
+_HEADS_SIZE = 256
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(memo: dict[_K, _V], size: int, key: _K, value: _V) -> None:
+    """Keep *value* under *key* in *memo*, which holds at most *size* entries."""
+    if key not in memo and len(memo) >= size:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]]) -> _CheckedHead:
@@ -477,9 +489,11 @@ def _check_response_head(status: object, headers: Iterable[tuple[bytes, bytes]])
         line = name + b": " + value + b"\r\n"
         lines.append(line)
         if remember:
-            header_lines.put(item, line)
+            _remember(header_lines, _HEADER_LINES_SIZE, item, line)
     if key is not None and all(isinstance(item, tuple) for item in key[1]):
-        _HEADS.put(key, (tuple(lines), content_length, close, has_date, has_server))
+        _remember(
+            _HEADS, _HEADS_SIZE, key, (tuple(lines), content_length, close, has_date, has_server)
+        )
     return _CheckedHead(lines, content_length, close, has_date, has_server)
 
 
