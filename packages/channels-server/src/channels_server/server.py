@@ -33,13 +33,15 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from asgiref.compatibility import guarantee_single_callable
 
-from .config import Config
+from .config import Config, TLSSettings
 from .context import ServerContext
 from .errors import ConfigurationError, LifespanFailure
 from .lifespan import Lifespan
 from .logging import AccessLogger, StreamAccessLog
+from .protocol.versions import http2_enabled
 from .transport.accept import Acceptor
 from .transport.tcp import ServerProtocol, bind, describe_socket
+from .transport.tls import ServerSSLContext, server_context
 
 if TYPE_CHECKING:
     from channels.asgi_types import ASGIApplication
@@ -80,6 +82,8 @@ class Server:
         self.lifespan = Lifespan(app, self.config.lifespan, self.context.state)
         #: The listening sockets, once started.
         self.sockets: list[socket.socket] = []
+        #: The TLS context of each socket in :attr:`sockets` (None for plain TCP).
+        self.ssl_contexts: list[ServerSSLContext | None] = []
         self._acceptors: list[Acceptor] = []
         self._unix_paths: list[str] = []
         self._stop: asyncio.Event | None = None
@@ -101,35 +105,55 @@ class Server:
     async def startup(self) -> None:
         """Bind, run lifespan startup, and start accepting connections.
 
-        Raises :class:`~channels_server.errors.ConfigurationError` when an
-        endpoint cannot be bound and
+        Raises :class:`~channels_server.errors.ConfigurationError` when a TLS
+        file cannot be loaded (before anything is bound), when an endpoint
+        cannot be bound, and
         :class:`~channels_server.errors.LifespanFailure` when the application
         fails to start; nothing is left listening in either case.
         """
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         config = self.config
+        # Every certificate and key is loaded before any socket is bound, so
+        # that a bad file stops the server before anything listens.
+        http2 = http2_enabled(config)
+        made: dict[TLSSettings, ServerSSLContext] = {}
+        contexts: list[ServerSSLContext | None] = []
+        for endpoint in config.parsed_endpoints:
+            settings = endpoint.tls
+            if settings is not None and settings not in made:
+                # One context per set of settings: --ssl-* applies to every endpoint.
+                made[settings] = server_context(settings, http2=http2)
+            contexts.append(None if settings is None else made[settings])
         try:
-            for endpoint in config.parsed_endpoints:
+            for endpoint, ssl_context in zip(config.parsed_endpoints, contexts, strict=True):
                 sock = bind(endpoint, config.backlog)
                 self.sockets.append(sock)
+                self.ssl_contexts.append(ssl_context)
                 if endpoint.kind == "unix" and endpoint.path is not None:
                     self._unix_paths.append(endpoint.path)
             # Lifespan spec: startup runs once the server is ready to receive
             # connections but before it does (the sockets queue them meanwhile).
             await self.lifespan.startup()
             factory = functools.partial(ServerProtocol, self.context)
-            for sock in self.sockets:
+            for sock, ssl_context in zip(self.sockets, self.ssl_contexts, strict=True):
                 # Not loop.create_server: see transport/accept.py for what
                 # both loops do when the process runs out of descriptors.
-                acceptor = Acceptor(sock, factory, config.backlog)
+                acceptor = Acceptor(
+                    sock,
+                    factory,
+                    config.backlog,
+                    ssl_context=ssl_context,
+                    # The handshake is the first thing a client sends.
+                    handshake_timeout=config.header_timeout,
+                )
                 self._acceptors.append(acceptor)
                 acceptor.start()
         except BaseException:
             self._close_sockets()
             raise
-        for sock in self.sockets:
-            logger.info("Listening on %s", describe_socket(sock))
+        for sock, ssl_context in zip(self.sockets, self.ssl_contexts, strict=True):
+            logger.info("Listening on %s", describe_socket(sock, tls=ssl_context is not None))
 
     def request_shutdown(self, *, force: bool = False) -> None:
         """Ask :meth:`serve` to stop; safe to call from another thread or a signal handler."""
@@ -340,8 +364,9 @@ def run(
 
     def announce_addresses(started: Server) -> None:
         if announce is not None:
-            for sock in started.sockets:
-                print(f"Listening on {describe_socket(sock)}", file=announce, flush=True)
+            for sock, ssl_context in zip(started.sockets, started.ssl_contexts, strict=True):
+                where = describe_socket(sock, tls=ssl_context is not None)
+                print(f"Listening on {where}", file=announce, flush=True)
 
     try:
         loop.run_until_complete(main())

@@ -19,6 +19,13 @@ being dropped, the process does not spin, and the condition is logged once
 when it starts, at most every ten seconds while it lasts, and once when it
 ends. Each accepted socket is handed to the loop with
 ``loop.connect_accepted_socket``, which both loops implement.
+
+On a TLS listener the loop also runs the handshake, within
+``ssl_handshake_timeout``, before the connection reaches its protocol. A
+client that fails it (plain HTTP on the TLS port, a certificate the server
+refuses, a connection dropped mid-handshake, a handshake that never ends)
+costs one debug line and nothing else; at shutdown, handshakes still in
+progress are abandoned.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Callable
+from typing import Any
 
 from .tcp import describe_socket
 
@@ -74,6 +83,8 @@ class Acceptor:
     :param batch: the most connections accepted in one turn of the event
         loop (the listen backlog), so that a flood of connections does not
         starve the connections already open.
+    :param ssl_context: the TLS context of a TLS listener, None for plain TCP.
+    :param handshake_timeout: how long a TLS client has to finish its handshake.
     """
 
     def __init__(
@@ -81,8 +92,13 @@ class Acceptor:
         sock: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
         batch: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 10,
     ) -> None:
         self.sock = sock
+        self._ssl = ssl_context
+        self._handshake_timeout = handshake_timeout
         self._factory = protocol_factory
         self._batch = max(1, batch)
         self._loop = asyncio.get_running_loop()
@@ -110,6 +126,11 @@ class Acceptor:
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
+        if self._ssl is not None:
+            # A handshake may take up to its timeout; a closing server does
+            # not wait for it (a plain connection reaches its protocol at once).
+            for task in self._connecting:
+                task.cancel()
 
     async def wait_closed(self) -> None:
         """Wait for the connections accepted before :meth:`close` to reach their protocol."""
@@ -125,7 +146,7 @@ class Acceptor:
         sock = self.sock
         for _ in range(self._batch):
             try:
-                connection, _ = sock.accept()
+                connection, address = sock.accept()
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
@@ -135,11 +156,14 @@ class Acceptor:
                 return
             self._recovered()
             connection.setblocking(False)
-            task = self._loop.create_task(self._connect(connection))
+            task = self._loop.create_task(self._connect(connection, address))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
 
-    async def _connect(self, connection: socket.socket) -> None:
+    async def _connect(self, connection: socket.socket, address: Any) -> None:
+        if self._ssl is not None:
+            await self._connect_tls(connection, address, self._ssl)
+            return
         try:
             await self._loop.connect_accepted_socket(self._factory, connection)
         except OSError as exc:
@@ -149,11 +173,31 @@ class Acceptor:
             logger.debug("Could not set up an accepted connection: %s", exc)
             connection.close()
 
+    async def _connect_tls(
+        self, connection: socket.socket, address: Any, context: ssl.SSLContext
+    ) -> None:
+        try:
+            await self._loop.connect_accepted_socket(
+                self._factory,
+                connection,
+                ssl=context,
+                ssl_handshake_timeout=self._handshake_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, EOFError) as exc:
+            # ssl.SSLError is an OSError. The loop has closed the transport
+            # (and with it the socket) already; closing again is harmless.
+            logger.debug(
+                "TLS handshake with %s failed: %s",
+                address or "a unix socket peer",
+                _handshake_error(exc),
+            )
+            connection.close()
+
     def _back_off(self, exc: OSError) -> None:
         """Stop accepting for a while after accept() failed with *exc*."""
         self._stop_watching()
         now = self._loop.time()
-        where = describe_socket(self.sock)
+        where = describe_socket(self.sock, tls=self._ssl is not None)
         if exc.errno in _OUT_OF_RESOURCES:
             self._pause = FIRST_PAUSE if self._pause == 0 else min(self._pause * 2, LONGEST_PAUSE)
         else:
@@ -195,11 +239,17 @@ class Acceptor:
         if self._failures:
             logger.warning(
                 "Accepting connections on %s again after %.1fs",
-                describe_socket(self.sock),
+                describe_socket(self.sock, tls=self._ssl is not None),
                 self._loop.time() - self._trouble_since,
             )
             self._failures = 0
             self._pause = 0.0
+
+
+def _handshake_error(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return f"{exc.library or 'SSL'}: {exc.reason}"
+    return str(exc) or type(exc).__name__
 
 
 def _reason(exc: OSError) -> str:
