@@ -145,5 +145,57 @@ def follow_imported_only_into_our_code(app: Any, modname: str, attribute: str) -
     return modname
 
 
+# -- The channels-server command line ---------------------------------------------
+
+
+def _flag_rows() -> list[tuple[str, str, str]]:
+    """(flags, default, help) of every channels-server option, read from its parser."""
+    import argparse
+
+    from channels_server.cli import build_parser
+
+    rows = []
+    # argparse keeps its options in _actions; this is the documented way to
+    # read them back short of parsing --help's text.
+    for action in build_parser()._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        flags = ", ".join(f"``{flag}``" for flag in action.option_strings)
+        if action.metavar:
+            flags += f" *{action.metavar}*"
+        elif action.choices and action.nargs != 0:
+            flags += " " + "|".join(str(choice) for choice in action.choices)
+        default = action.default
+        if isinstance(action, argparse._VersionAction):
+            shown = ""
+        elif default is None or default == []:
+            shown = "none"
+        elif default == "":
+            shown = "empty"
+        elif default is True or default is False:
+            shown = "on" if default else "off"
+        else:
+            shown = f"``{default}``"
+        rows.append((flags, shown, action.help or ""))
+    return rows
+
+
+def channels_server_flags(app: Any, docname: str, source: list[str]) -> None:
+    """Replace ``.. channels-server-flags::`` with a table of every flag and its default.
+
+    Built from the parser itself, so the reference cannot drift from
+    ``channels-server --help``.
+    """
+    marker = ".. channels-server-flags::"
+    if marker not in source[0]:
+        return
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 35 15 50", ""]
+    lines += ["   * - flag", "     - default", "     - what it does"]
+    for flags, default, help_text in _flag_rows():
+        lines += [f"   * - {flags}", f"     - {default}", f"     - {help_text}"]
+    source[0] = source[0].replace(marker, "\n".join(lines))
+
+
 def setup(app: Any) -> None:
     app.connect("viewcode-follow-imported", follow_imported_only_into_our_code)
+    app.connect("source-read", channels_server_flags)
