@@ -23,33 +23,18 @@ need it, for a skip would let CI pass without ever talking to Redis.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import pytest_asyncio
 import redis.asyncio
 
+from channels_testing._support_loader import support_loader
 
-def _support(module: str) -> ModuleType:
-    """``_support.<module>``, with ``_support`` loaded by path under a name of its own:
-    ``--import-mode=importlib`` puts no test folder on ``sys.path``."""
-    package = "channels_redis_test_support"
-    if package not in sys.modules:
-        folder = Path(__file__).with_name("_support")
-        spec = importlib.util.spec_from_file_location(
-            package, folder / "__init__.py", submodule_search_locations=[str(folder)]
-        )
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load the test support package at {folder}")
-        sys.modules[package] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[package])
-    return importlib.import_module(f"{package}.{module}")
+# ``--import-mode=importlib`` puts no test folder on ``sys.path``.
+_support = support_loader(__file__, "channels_redis_test_support")
 
 
 servers = _support("servers")
