@@ -19,19 +19,31 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from . import __version__
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config, tcp_endpoint_description
 from .errors import ConfigurationError
 from .logging import DEFAULT_LOG_FORMAT, configure_logging, open_access_log
 from .server import run
+from .supervisor import check_arguments, supervise
 
-__all__ = ["build_parser", "config_from_arguments", "import_application", "main"]
+__all__ = [
+    "PROCESS_LOG_FORMAT",
+    "build_parser",
+    "config_from_arguments",
+    "import_application",
+    "log_format",
+    "main",
+    "serve",
+]
 
 logger = logging.getLogger("channels_server")
 
 _MiB = 1024 * 1024
+
+#: The default log format with the process id, for --workers and --reload.
+PROCESS_LOG_FORMAT = "%(asctime)-15s %(levelname)-8s [%(process)d] %(message)s"
 
 
 def _websocket_timeout(value: str) -> float | None:
@@ -269,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Largest request body in bytes; larger ones get 413 (default: no limit)",
     )
     _add_tls_and_protocol_arguments(parser)
+    _add_process_arguments(parser)
     parser.add_argument("--version", action="version", version=f"channels-server {__version__}")
     return parser
 
@@ -324,6 +337,61 @@ def _add_tls_and_protocol_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         metavar="{on,off}",
         help="Offer permessage-deflate compression to WebSocket clients (default: on)",
+    )
+
+
+def _add_process_arguments(parser: argparse.ArgumentParser) -> None:
+    """Worker processes and reloading (channels_server.supervisor)."""
+    processes = parser.add_argument_group(
+        "Processes", "a supervisor binds the sockets once and runs the servers in child processes"
+    )
+    processes.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Run N worker processes on the same sockets, under a supervisor that replaces "
+        "any that dies; SIGHUP replaces them all without dropping a connection "
+        "(default: one process, no supervisor)",
+    )
+    processes.add_argument(
+        "--reload",
+        action="store_true",
+        default=False,
+        help="Restart the server when a watched file changes (development; uses watchfiles "
+        "when installed, polling otherwise)",
+    )
+    processes.add_argument(
+        "--reload-dir",
+        dest="reload_dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="Folder to watch for --reload; repeatable (default: the current directory)",
+    )
+    processes.add_argument(
+        "--reload-include",
+        dest="reload_includes",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="Glob of file names (or paths, with a /) that trigger a reload, added to *.py; "
+        "repeatable",
+    )
+    processes.add_argument(
+        "--reload-exclude",
+        dest="reload_excludes",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="Glob of file or folder names (or paths, with a /) that never trigger a reload, "
+        "added to .* *.py[cod] *~ __pycache__ node_modules; repeatable",
+    )
+    processes.add_argument(
+        "--reload-delay",
+        type=float,
+        default=0.25,
+        metavar="SECONDS",
+        help="How long files must stay unchanged before the restart (default: 0.25)",
     )
 
 
@@ -437,36 +505,48 @@ def import_application(path: str) -> Any:
     return target
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    try:
-        config = config_from_arguments(arguments)
-    except ConfigurationError as exc:
-        parser.error(str(exc))
-    configure_logging(arguments.verbosity, arguments.log_fmt)
+def log_format(arguments: argparse.Namespace, *, supervised: bool) -> str:
+    """The server log's format: with the process id when several processes share the log."""
+    if supervised and arguments.log_fmt == DEFAULT_LOG_FORMAT:
+        return PROCESS_LOG_FORMAT
+    return str(arguments.log_fmt)
+
+
+def serve(arguments: argparse.Namespace, config: Config, *, announce: TextIO | None) -> int:
+    """Import the application and serve it in this process (a worker does this too)."""
     try:
         application = import_application(arguments.application)
     except ConfigurationError as exc:
         print(f"channels-server: {exc}", file=sys.stderr)
         return 1
     logger.info("Starting channels-server %s on %s", __version__, ", ".join(config.endpoints))
-    random_port = any(
-        endpoint.kind == "tcp" and endpoint.port == 0 for endpoint in config.parsed_endpoints
-    )
     try:
         access_log = open_access_log(arguments.access_log, arguments.verbosity)
     except OSError as exc:
         print(f"channels-server: cannot open the access log: {exc}", file=sys.stderr)
         return 1
     try:
-        return run(
-            application,
-            config,
-            announce=sys.stdout if random_port else None,
-            access_log_stream=access_log,
-        )
+        return run(application, config, announce=announce, access_log_stream=access_log)
     finally:
         if access_log is not None and access_log is not sys.stdout:
             access_log.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    cli_arguments = list(sys.argv[1:] if argv is None else argv)
+    arguments = parser.parse_args(cli_arguments)
+    try:
+        config = config_from_arguments(arguments)
+        supervised = check_arguments(arguments)
+    except ConfigurationError as exc:
+        parser.error(str(exc))
+    configure_logging(arguments.verbosity, log_format(arguments, supervised=supervised))
+    random_port = any(
+        endpoint.kind == "tcp" and endpoint.port == 0 for endpoint in config.parsed_endpoints
+    )
+    announce = sys.stdout if random_port else None
+    if supervised:
+        return supervise(arguments, config, cli_arguments, announce=announce)
+    return serve(arguments, config, announce=announce)
