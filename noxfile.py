@@ -227,6 +227,8 @@ def tests(session: nox.Session, django: str, package: str) -> None:
     without channels-server or channels-layers-redis installed. The session
     checks that before running.
     """
+    if package == "channels-server":
+        _ensure_debian(session, NGHTTP2)
     siblings = _declared_siblings(package, frozenset({"tests"}))
     arguments = _local_packages(package, extras=("tests",))
     # A constraint, not a requirement: Django comes only through the
@@ -323,15 +325,21 @@ def docs(session: nox.Session) -> None:
 
 # The integration suite: every package together, with the chat example.
 INTEGRATION = [("3.10", "4.2"), ("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")]
-BROWSER = ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+# Debian packages some sessions need, by a file each installs. CI machines
+# start without them; the sessions install them (or fail saying why).
+BROWSER = {"/usr/bin/chromium": "chromium", "/usr/bin/chromedriver": "chromium-driver"}
+# An independent HTTP/2 client (nghttp) and load generator (h2load) for
+# channels-server's HTTP/2 tests.
+NGHTTP2 = {"/usr/bin/nghttp": "nghttp2-client", "/usr/bin/h2load": "nghttp2-client"}
 
 
-def _ensure_chromium(session: nox.Session) -> None:
-    """Install Debian's chromium and chromium-driver when missing; fail if impossible."""
-    if all(Path(path).exists() for path in BROWSER):
+def _ensure_debian(session: nox.Session, wanted: dict[str, str]) -> None:
+    """Install the Debian packages of *wanted* whose file is missing; fail if impossible."""
+    packages = sorted({package for path, package in wanted.items() if not Path(path).exists()})
+    if not packages:
         return
     if shutil.which("apt-get") is None:
-        session.error("chromium and chromium-driver are missing and apt-get is not available")
+        session.error(f"{', '.join(packages)} missing and apt-get is not available")
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run(*sudo, "apt-get", "update", "-q", external=True, env=env)
@@ -342,12 +350,11 @@ def _ensure_chromium(session: nox.Session) -> None:
         "-y",
         "-q",
         "--no-install-recommends",
-        "chromium",
-        "chromium-driver",
+        *packages,
         external=True,
         env=env,
     )
-    missing = [path for path in BROWSER if not Path(path).exists()]
+    missing = [path for path in wanted if not Path(path).exists()]
     if missing:
         session.error(f"apt-get ran, but these are still missing: {missing}")
 
@@ -359,7 +366,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 )
 def integration(session: nox.Session, django: str) -> None:
     """The chat example over every package, installed from its folder, in a real browser."""
-    _ensure_chromium(session)
+    _ensure_debian(session, BROWSER)
     _install(
         session,
         *_local_packages(*ALL_PACKAGES, extras=("tests",)),
