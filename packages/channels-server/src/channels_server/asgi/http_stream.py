@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ApplicationError, ClientDisconnected
-from ..protocol.http11 import CONTINUE_RESPONSE, HTTPEngine, RequestHead, error_response
+from ..protocol.http11 import CONTINUE_RESPONSE, RequestHead, error_response
 from ..protocol.state import StateEnum
 from .messages import message_type
 from .stream import ASGIStream
@@ -55,6 +56,7 @@ __all__ = [
     "HTTP_RESPONSE_TRANSITIONS",
     "HTTPStream",
     "ResponseEvent",
+    "ResponseFraming",
     "ResponseState",
 ]
 
@@ -118,6 +120,28 @@ HTTP_RESPONSE_TRANSITIONS: dict[tuple[ResponseState, ResponseEvent], ResponseSta
 }
 
 
+class ResponseFraming(Protocol):
+    """What frames a response: the HTTP/1.1 engines (``HTTPEngine``), or an HTTP/2 stream.
+
+    Each call returns the bytes to write, or ``b""`` when it has queued the
+    response itself (HTTP/2 frames go through the connection's flow control).
+    """
+
+    def start_response(
+        self,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        more_body: bool,
+        *,
+        close: bool = False,
+    ) -> bytes: ...
+
+    def send_body(self, data: bytes) -> bytes: ...
+
+    def end_response(self, trailers: Iterable[tuple[bytes, bytes]] = ()) -> bytes: ...
+
+
 class HTTPStream(ASGIStream):
     """Serves one HTTP request to the application.
 
@@ -148,7 +172,7 @@ class HTTPStream(ASGIStream):
     def __init__(
         self,
         connection: StreamConnection,
-        engine: HTTPEngine,
+        engine: ResponseFraming,
         head: RequestHead,
         scope: Scope,
         started_at: float,
@@ -233,11 +257,7 @@ class HTTPStream(ASGIStream):
         if self._state is ResponseState.WAITING or self._state is ResponseState.STARTED:
             self._process(ResponseEvent.SERVER_ENDS)
             self.status = 408
-            connection.write(
-                error_response(
-                    408, "Request body not received in time", connection.context.server_header
-                )
-            )
+            self._send_error(408, "Request body not received in time")
             self._log()
             # The client may still send: closing with unread bytes could
             # reset the connection and destroy the 408.
@@ -334,7 +354,7 @@ class HTTPStream(ASGIStream):
                 # RFC 9110 §10.1.1: the client waits for 100 before sending the
                 # body; send it only once the application asks for the body.
                 self._continue_sent = True
-                self.connection.write(CONTINUE_RESPONSE)
+                self._send_continue()
                 if self.head.has_body:
                     self._await_body()
             waiter = self._waiter
@@ -437,6 +457,15 @@ class HTTPStream(ASGIStream):
             if self.disconnected:
                 raise ClientDisconnected("The client disconnected while the response was sent")
 
+    def _send_continue(self) -> None:
+        """``100 Continue``: the client may send the body it holds back."""
+        self.connection.write(CONTINUE_RESPONSE)
+
+    def _send_error(self, status: int, reason: str) -> None:
+        """A whole response the server writes itself (408, 500, 503) in the application's place."""
+        connection = self.connection
+        connection.write(error_response(status, reason, connection.context.server_header))
+
     def _on_response_start(self, message: Message) -> None:
         status = message.get("status")
         # Exactly an int: a bool or an IntEnum member is refused.
@@ -479,7 +508,7 @@ class HTTPStream(ASGIStream):
         if self._state is ResponseState.WAITING or self._state is ResponseState.STARTED:
             self._process(ResponseEvent.SERVER_ENDS)
             self.status = 500
-            connection.write(error_response(500, "", connection.context.server_header))
+            self._send_error(500, "")
             self._log()
             self._cancel_timer()
             connection.close()
@@ -504,13 +533,7 @@ class HTTPStream(ASGIStream):
             )
             self._process(ResponseEvent.SERVER_ENDS)
             self.status = 503
-            connection.write(
-                error_response(
-                    503,
-                    "Application failed to respond within time limit.",
-                    connection.context.server_header,
-                )
-            )
+            self._send_error(503, "Application failed to respond within time limit.")
             self._log()
             connection.close()
         else:

@@ -47,6 +47,7 @@ from ..protocol.http11 import (
     error_response,
 )
 from ..protocol.state import RequestPhase
+from ..protocol.versions import http2_enabled
 from ..protocol.websocket import Handshake, accept_response, validate_handshake
 from .tls import ConnectionTLS
 
@@ -58,6 +59,9 @@ logger = logging.getLogger("channels_server")
 # keep reading (and discarding) before closing, so that the kernel does not
 # answer the unread bytes with a reset that destroys the response in flight.
 _LINGER_SECONDS = 2.0
+
+# The request line of the HTTP/2 connection preface (RFC 9113 §3.4).
+_H2C_PREFACE_LINE = b"PRI * HTTP/2.0\r\n"
 
 # A close frame with code 1013 "Try Again Later" (RFC 6455 §5.5.1: FIN,
 # opcode 0x8, unmasked; the payload is the code then a UTF-8 reason).
@@ -243,6 +247,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.tls = ConnectionTLS(ssl_object)
+            if self.tls.alpn_protocol == "h2":
+                # ALPN offers h2 only when HTTP/2 is enabled (transport/tls.py).
+                self._switch_to_http2(b"")
+                return
         context.add_connection(self)
         self.http = context.http_engine(context.limits, context.server_header)
         if context.shutting_down:
@@ -262,6 +270,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         if http is None:
             return
         if http.phase is RequestPhase.IDLE:
+            # (80 is "P": one comparison per request on the HTTP/1.1 path.)
+            if data[0] == 80 and data.startswith(_H2C_PREFACE_LINE) and self._h2c_allowed():
+                self._switch_to_http2(data)
+                return
             # The first byte of a request: from now on the header timeout runs.
             # The pending timer fires no later than this new deadline (see
             # _wait_for_request), so it need not be rescheduled here.
@@ -424,6 +436,34 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
             self.close()
         # Otherwise the response in flight ends with "connection: close" (or,
         # if its head is already out, the connection closes when it completes).
+
+    # -- HTTP/2 -------------------------------------------------------------------------------
+
+    def _h2c_allowed(self) -> bool:
+        """Whether a client opening with the HTTP/2 preface gets HTTP/2 (h2c, prior knowledge).
+
+        Only on plain TCP (over TLS, HTTP/2 is chosen by ALPN) and with
+        HTTP/2 enabled; otherwise the preface is an HTTP/1.1 request with an
+        unknown method, refused as before.
+        """
+        return self.tls is None and http2_enabled(self.context.config)
+
+    def _switch_to_http2(self, data: bytes) -> None:
+        """Hand the connection to the HTTP/2 server, with what the client sent so far."""
+        # Imported here: h2 is an optional dependency.
+        from .http2 import HTTP2Server
+
+        self._cancel_timer()
+        self.http = None
+        context = self.context
+        protocol = HTTP2Server(
+            context, self.transport, self.client, self.server, self._trusted, self.tls
+        )
+        self.transport.set_protocol(protocol)
+        self._closed = True  # (This object no longer sees the connection.)
+        context.add_connection(protocol)
+        context.remove_connection(self)
+        protocol.start(data)
 
     # -- HTTP ---------------------------------------------------------------------------------
 

@@ -1,0 +1,570 @@
+"""An HTTP/2 connection: the sans-IO engine on the socket, one ASGI stream per request.
+
+:class:`HTTP2Server` takes over a connection from
+:class:`~channels_server.transport.tcp.ServerProtocol` (``transport.set_protocol``)
+when TLS negotiated ``h2`` by ALPN, or when a plain TCP client opened with
+the HTTP/2 preface (h2c with prior knowledge). It feeds the bytes to
+:class:`~channels_server.protocol.http2.HTTP2Connection`, starts an
+:class:`~channels_server.asgi.http_stream.HTTPStream` for each request, and
+writes what the engine queues.
+
+Each stream talks to the connection through a :class:`StreamChannel`: the
+:class:`~channels_server.asgi.connection.StreamConnection` of that one
+stream, and the framing of its response (HEADERS and DATA through the
+engine's flow control instead of HTTP/1.1 bytes). So the streams are the
+same ones HTTP/1.1 uses, and an application cannot tell the difference
+except by ``http_version``.
+
+Flow control:
+
+* a stream's ``send()`` waits while the stream has body bytes the client's
+  windows do not let out yet, or while the socket's write buffer is full;
+* a stream's received body is acknowledged (the client's window reopened)
+  only while its application keeps up (``pause_reading`` stops it);
+* while the socket's write buffer is full the connection stops reading, so
+  that a client that does not read cannot make the server queue replies
+  (PING and SETTINGS acknowledgements) for ever;
+* a client that reads nothing (the socket's buffer stays full) or opens no
+  window (a stream waits, and no DATA has left) for ``write_timeout``
+  seconds is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from h2.errors import ErrorCodes
+
+from ..asgi.http_stream import HTTPStream
+from ..asgi.scope import build_scope
+from ..context import ConnectionHandle, ServerContext
+from ..errors import HTTPProtocolError
+from ..protocol.http2 import (
+    BodyReceived,
+    ConnectionEnded,
+    HTTP2Connection,
+    HTTP2Limits,
+    RequestEnded,
+    RequestReceived,
+    StreamCancelled,
+)
+from ..protocol.http11 import RequestHead
+from .tls import ConnectionTLS
+
+__all__ = ["HTTP2Server", "HTTP2Stream", "StreamChannel"]
+
+logger = logging.getLogger("channels_server")
+
+_STATUSES_WITHOUT_BODY = frozenset({204, 304})
+
+
+class HTTP2Server(asyncio.Protocol, ConnectionHandle):
+    """One HTTP/2 connection (see the module docstring).
+
+    :param context: the server's shared state.
+    :param transport: the connection's transport (already handed this protocol).
+    :param client: the peer's (host, port), or None over a unix socket.
+    :param server: the local (host, port), or (path, None).
+    :param trusted: whether the peer's proxy headers are believed.
+    :param tls: the TLS side, or None for h2c.
+    """
+
+    def __init__(
+        self,
+        context: ServerContext,
+        transport: asyncio.Transport,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        trusted: bool,
+        tls: ConnectionTLS | None,
+    ) -> None:
+        self.context = context
+        self.transport = transport
+        self.client = client
+        self.server = server
+        self.trusted = trusted
+        self.tls = tls
+        config = context.config
+        loop = self._loop = asyncio.get_running_loop()
+        limits = HTTP2Limits(
+            config.http2_max_concurrent_streams,
+            config.max_header_size,
+            config.max_header_count,
+            config.limit_request_body,
+        )
+        server_name = config.server_name.encode("ascii") if config.server_name else b""
+        self.engine = HTTP2Connection(limits, server_name, loop.time())
+        self.channels: dict[int, StreamChannel] = {}
+        self.closed = False
+        self._write_paused = False
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._progress = -1
+        self._ended = False
+
+    def start(self, data: bytes) -> None:
+        """Send the server's SETTINGS, then handle *data* (what the client sent so far).
+
+        The caller has registered the connection with the context.
+        """
+        self._send()
+        if self.context.shutting_down:
+            self.shutdown()
+        if data:
+            self.data_received(data)
+        self._arm_idle_timer()
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        events = self.engine.receive_data(data, self._loop.time())
+        for event in events:
+            kind = type(event)
+            if kind is BodyReceived:
+                assert isinstance(event, BodyReceived)
+                channel = self.channels.get(event.stream_id)
+                if channel is not None:
+                    channel.feed_body(event.data, event.size)
+                else:
+                    self.engine.acknowledge(event.stream_id, event.size)
+            elif kind is RequestReceived:
+                assert isinstance(event, RequestReceived)
+                self._start_stream(event)
+            elif kind is RequestEnded:
+                assert isinstance(event, RequestEnded)
+                channel = self.channels.get(event.stream_id)
+                if channel is not None:
+                    channel.feed_end()
+            elif kind is StreamCancelled:
+                assert isinstance(event, StreamCancelled)
+                channel = self.channels.get(event.stream_id)
+                if channel is not None:
+                    channel.cancelled()
+            else:
+                assert isinstance(event, ConnectionEnded)
+                self._connection_ended(event)
+        self._send()
+
+    def eof_received(self) -> bool | None:
+        return None  # The client is gone: close.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for timer in (self._idle_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._write_timer = None
+        self.context.remove_connection(self)
+        for channel in list(self.channels.values()):
+            channel.cancelled()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self.engine.writable = False
+        if not self.closed:
+            # Replies to what the client sends (PING, SETTINGS) would pile up unread.
+            self.transport.pause_reading()
+        self._start_write_timer()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self.engine.writable = True
+        if not self.closed:
+            self.transport.resume_reading()
+            self.engine.flush()
+            self._send()
+            for channel in list(self.channels.values()):
+                channel.wake()
+
+    # -- the server's side ----------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: GOAWAY; the streams in flight finish, then the connection closes."""
+        if self.closed:
+            return
+        self.engine.goaway()
+        self._send()
+        if self.engine.idle:
+            self.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self.transport.abort()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+            if self.transport.get_write_buffer_size():
+                self._start_write_timer()
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def _start_stream(self, event: RequestReceived) -> None:
+        context = self.context
+        engine = self.engine
+        stream_id = event.stream_id
+        head = event.head
+        if not context.admit(self):
+            engine.release(stream_id)
+            engine.refuse(
+                stream_id, HTTPProtocolError(503, "Too many connections; try again later")
+            )
+            return
+        scope = self._scope(stream_id, head, websocket=event.protocol is not None)
+        if scope is None:
+            return
+        channel = StreamChannel(self, stream_id)
+        self.channels[stream_id] = channel
+        self._cancel_idle_timer()
+        stream = HTTP2Stream(channel, channel, head, scope, self._loop.time())
+        channel.stream = stream
+        if event.end_stream:
+            stream.feed_end()
+        task = stream.task = context.spawn(stream.run(context.application))
+        task.add_done_callback(channel.finished)
+        timeout = context.config.http_timeout
+        if timeout is not None:
+            stream.start_timer(timeout)
+
+    def _scope(
+        self, stream_id: int, head: RequestHead, *, websocket: bool
+    ) -> dict[str, Any] | None:
+        context = self.context
+        try:
+            scope = build_scope(
+                head,
+                websocket=websocket,
+                client=self.client,
+                server=self.server,
+                trusted=self.trusted,
+                config=context.config,
+                state=context.state,
+                tls=self.tls,
+            )
+        except HTTPProtocolError as error:
+            self.engine.release(stream_id)
+            self.engine.refuse(stream_id, error)
+            return None
+        scope["http_version"] = "2"
+        return scope
+
+    def stream_finished(self, channel: StreamChannel) -> None:
+        """The stream's application task has ended."""
+        stream_id = channel.stream_id
+        self.channels.pop(stream_id, None)
+        self.engine.release(stream_id)
+        self._send()
+        if self.closed:
+            return
+        if self.engine.idle:
+            if self.context.shutting_down or self._ended:
+                self.close()
+            else:
+                self._arm_idle_timer()
+
+    def _connection_ended(self, event: ConnectionEnded) -> None:
+        self._ended = True
+        if not event.by_client:
+            logger.info(
+                "Closing HTTP/2 connection from %s: %s (GOAWAY %s)",
+                self.client,
+                event.reason,
+                _error_name(event.error_code),
+            )
+        for channel in list(self.channels.values()):
+            channel.cancelled()
+        self._send()
+        self.close()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _send(self) -> None:
+        """Write what the engine has queued, and wake the streams whose queue emptied."""
+        engine = self.engine
+        data = engine.data_to_send()
+        if data and not self.closed:
+            self.transport.write(data)
+        drained = engine.drained
+        if drained:
+            channels = self.channels
+            for stream_id in drained:
+                channel = channels.get(stream_id)
+                if channel is not None:
+                    channel.wake()
+            drained.clear()
+
+    def waiting_on_window(self) -> None:
+        """A stream's ``send()`` waits for the client's window: the write timeout runs."""
+        self._start_write_timer()
+
+    def _start_write_timer(self) -> None:
+        if self._write_timer is None:
+            self._progress = self.engine.bytes_sent - self.transport.get_write_buffer_size()
+            self._write_timer = self._loop.call_later(
+                self.context.config.write_timeout, self._on_write_timeout
+            )
+
+    def _on_write_timeout(self) -> None:
+        self._write_timer = None
+        stuck = (
+            self._write_paused
+            or self.closed
+            or any(channel.waiting for channel in self.channels.values())
+        )
+        unsent = self.transport.get_write_buffer_size()
+        if not stuck or (self.closed and not unsent):
+            return
+        progress = self.engine.bytes_sent - unsent
+        if progress != self._progress:
+            self._start_write_timer()  # The client reads, however slowly.
+            return
+        logger.info(
+            "Dropping HTTP/2 connection from %s: it read nothing and opened no window in %ss",
+            self.client,
+            self.context.config.write_timeout,
+        )
+        self.abort()
+
+    # -- the idle timer ------------------------------------------------------------------------
+
+    def _arm_idle_timer(self) -> None:
+        if self._idle_timer is None and not self.channels and not self.closed:
+            self._idle_timer = self._loop.call_later(
+                self.context.config.keep_alive_timeout, self._on_idle
+            )
+
+    def _cancel_idle_timer(self) -> None:
+        timer = self._idle_timer
+        if timer is not None:
+            self._idle_timer = None
+            timer.cancel()
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if not self.channels and not self.closed:
+            self.engine.goaway()
+            self._send()
+            self.close()
+
+
+def _error_name(code: int) -> str:
+    try:
+        return ErrorCodes(code).name
+    except ValueError:
+        return hex(code)
+
+
+class StreamChannel:
+    """One stream's side of the connection: its ``StreamConnection`` and response framing."""
+
+    __slots__ = (
+        "_drain_waiter",
+        "_paused",
+        "_unacknowledged",
+        "client",
+        "connection",
+        "context",
+        "ended",
+        "server",
+        "stream",
+        "stream_id",
+    )
+
+    def __init__(self, connection: HTTP2Server, stream_id: int) -> None:
+        self.connection = connection
+        self.context = connection.context
+        self.client = connection.client
+        self.server = connection.server
+        self.stream_id = stream_id
+        self.stream: HTTPStream | None = None
+        #: The stream is over for the server (reset, or the connection gone).
+        self.ended = False
+        self._paused = False
+        self._unacknowledged = 0
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # -- what StreamConnection asks for ----------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.ended or self.connection.closed
+
+    def write(self, data: bytes) -> None:
+        if data and not self.closed:
+            self.connection.engine.send_data(self.stream_id, data)
+            self.connection._send()
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the stream's ``send()`` waits for the client."""
+        waiter = self._drain_waiter
+        return waiter is not None and not waiter.done()
+
+    def drain_waiter(self) -> asyncio.Future[None] | None:
+        connection = self.connection
+        if self.closed:
+            return None
+        if not connection.engine.pending(self.stream_id) and not connection._write_paused:
+            return None
+        waiter = self._drain_waiter
+        if waiter is None or waiter.done():
+            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+        connection.waiting_on_window()
+        return waiter
+
+    def wake(self) -> None:
+        """Wake a ``send()`` waiting to drain, once the queue has (or the stream is gone)."""
+        waiter = self._drain_waiter
+        if waiter is None or waiter.done():
+            return
+        connection = self.connection
+        if self.closed or (
+            not connection.engine.pending(self.stream_id) and not connection._write_paused
+        ):
+            self._drain_waiter = None
+            waiter.set_result(None)
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._paused or self.connection._write_paused
+
+    def pause_reading(self) -> None:
+        """The application is behind: received body is no longer acknowledged."""
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        size = self._unacknowledged
+        if size:
+            self._unacknowledged = 0
+            self.connection.engine.acknowledge(self.stream_id, size)
+            self.connection._send()
+
+    def close(self) -> None:
+        """End the stream once its queue is sent (the response is already complete)."""
+        if not self.closed:
+            self.connection.engine.send_data(self.stream_id, b"", end_stream=True)
+            self.connection._send()
+
+    def close_lingering(self) -> None:
+        # A body still coming is refused with RST_STREAM NO_ERROR by the engine
+        # once the response has ended (RFC 9113 §8.1): nothing to linger for.
+        self.close()
+
+    def abort(self) -> None:
+        """Cut the stream short: RST_STREAM (the other streams go on)."""
+        if not self.ended:
+            self.ended = True
+            connection = self.connection
+            connection.engine.reset(self.stream_id, ErrorCodes.INTERNAL_ERROR)
+            connection._send()
+        stream = self.stream
+        if stream is not None:
+            stream.disconnect()
+        self.wake()
+
+    def response_complete(self, stream: HTTPStream) -> None:
+        """The last of the response is queued (the engine ends the stream after it)."""
+
+    # -- from the connection ---------------------------------------------------------------------
+
+    def feed_body(self, data: bytes, size: int) -> None:
+        stream = self.stream
+        if stream is not None:
+            stream.feed_body(data)
+        if self._paused:
+            self._unacknowledged += size
+        else:
+            self.connection.engine.acknowledge(self.stream_id, size)
+
+    def feed_end(self) -> None:
+        stream = self.stream
+        if stream is not None:
+            stream.feed_end()
+
+    def cancelled(self) -> None:
+        """The client reset the stream, or the connection is gone."""
+        self.ended = True
+        stream = self.stream
+        if stream is not None:
+            stream.disconnect()
+        self.wake()
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        self.connection.stream_finished(self)
+
+    # -- the response, as HTTP/2 frames (ResponseFraming) ------------------------------------
+
+    def start_response(
+        self,
+        status: int,
+        headers: Any,
+        body: bytes,
+        more_body: bool,
+        *,
+        close: bool = False,
+    ) -> bytes:
+        """Send the head (HEADERS) and queue the first body bytes; ``b""`` (nothing to write)."""
+        stream = self.stream
+        assert stream is not None
+        engine = self.connection.engine
+        no_body = status in _STATUSES_WITHOUT_BODY or stream.head.method == b"HEAD"
+        length = None
+        if not more_body and not no_body:
+            length = len(body)
+        if no_body:
+            body = b""
+        end = not more_body or no_body
+        engine.respond(
+            self.stream_id, status, headers, end_stream=end and not body, content_length=length
+        )
+        if body:
+            engine.send_data(self.stream_id, body, end_stream=not more_body)
+        self.connection._send()
+        return b""
+
+    def send_body(self, data: bytes) -> bytes:
+        stream = self.stream
+        if data and not self.closed and stream is not None and stream.head.method != b"HEAD":
+            self.connection.engine.send_data(self.stream_id, data)
+            self.connection._send()
+        return b""
+
+    def end_response(self, trailers: Any = ()) -> bytes:
+        engine = self.connection.engine
+        trailers = list(trailers)
+        if trailers:
+            engine.send_trailers(self.stream_id, trailers)
+        else:
+            engine.send_data(self.stream_id, b"", end_stream=True)
+        self.connection._send()
+        return b""
+
+    def send_continue(self) -> None:
+        self.connection.engine.send_continue(self.stream_id)
+        self.connection._send()
+
+    def send_error(self, status: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.connection.engine.refuse(self.stream_id, HTTPProtocolError(status, reason))
+        self.connection._send()
+
+
+class HTTP2Stream(HTTPStream):
+    """An :class:`HTTPStream` whose own responses (100, 408, 500, 503) are HTTP/2 frames."""
+
+    __slots__ = ()
+
+    connection: StreamChannel
+
+    def _send_continue(self) -> None:
+        self.connection.send_continue()
+
+    def _send_error(self, status: int, reason: str) -> None:
+        self.connection.send_error(status, reason)
