@@ -155,6 +155,17 @@ class Server:
         for sock, ssl_context in zip(self.sockets, self.ssl_contexts, strict=True):
             logger.info("Listening on %s", describe_socket(sock, tls=ssl_context is not None))
 
+    def stop_accepting(self) -> None:
+        """Stop accepting connections; those already accepted are served on.
+
+        For a worker whose listening sockets other processes share: they take
+        the new connections, and a client accepted here just before gets its
+        request answered instead of the 503 or the close a shutdown gives it.
+        :meth:`shutdown` later closes the sockets.
+        """
+        for acceptor in self._acceptors:
+            acceptor.close()
+
     def request_shutdown(self, *, force: bool = False) -> None:
         """Ask :meth:`serve` to stop; safe to call from another thread or a signal handler."""
         loop = self._loop
@@ -324,12 +335,16 @@ def run(
     *,
     announce: TextIO | None = None,
     access_log_stream: IO[str] | None = None,
+    handover_delay: float = 0.0,
 ) -> int:
     """Serve *application* until SIGTERM or SIGINT; returns the process exit status.
 
     :param announce: where to print the listening addresses (the command line
         passes standard output when a port is 0, so the chosen port can be read).
     :param access_log_stream: where to write the access log (see :class:`Server`).
+    :param handover_delay: on the first signal, stop accepting and serve on for
+        this many seconds before the graceful shutdown begins (a ``--workers``
+        worker: see :meth:`Server.stop_accepting`).
     """
     config = config if config is not None else Config()
     _raise_open_file_limit()
@@ -350,7 +365,11 @@ def run(
         signals_seen += 1
         if signals_seen == 1:
             logger.info("Received %s; shutting down gracefully", signal.Signals(signum).name)
-            server.request_shutdown()
+            if handover_delay > 0:
+                server.stop_accepting()
+                loop.call_later(handover_delay, server.request_shutdown)
+            else:
+                server.request_shutdown()
         else:
             logger.warning("Received %s again; exiting now", signal.Signals(signum).name)
             server.request_shutdown(force=True)
