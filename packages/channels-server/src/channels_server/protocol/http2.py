@@ -884,12 +884,18 @@ class HTTP2Connection:
         """The stream's application task has ended: it no longer counts against the limit."""
         self.active.discard(stream_id)
 
+    def stop_accepting(self) -> None:
+        """Refuse new streams from now on (REFUSED_STREAM); those in flight go on."""
+        if self._last_stream is None:
+            self._last_stream = self._h2.highest_inbound_stream_id
+
     def goaway(self) -> None:
-        """Graceful shutdown: no new streams (GOAWAY NO_ERROR); those in flight finish."""
-        if self.ended or self._last_stream is not None:
+        """GOAWAY NO_ERROR naming the last stream served: the connection is closing."""
+        if self.ended:
             return
-        last = self._h2.highest_inbound_stream_id
-        self._last_stream = last
+        self.stop_accepting()
+        self.ended = True
+        last = self._last_stream
         # Written directly: h2's close_connection() would stop the streams in flight too.
         frame = GoAwayFrame(0)
         frame.last_stream_id = last

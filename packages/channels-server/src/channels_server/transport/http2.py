@@ -183,24 +183,42 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
     # -- the server's side ----------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Graceful shutdown: GOAWAY; the streams in flight finish, then the connection closes."""
+        """Graceful shutdown: the streams in flight finish, then GOAWAY and close.
+
+        New streams are refused meanwhile with REFUSED_STREAM, which tells the
+        client the request was not processed and can be retried elsewhere
+        (RFC 9113 §8.7). The GOAWAY waits for the streams in flight because
+        clients built on h2 (httpx among them) abandon every unfinished
+        stream when they receive one, whatever its last stream ID.
+        """
         if self.closed:
             return
-        self.engine.goaway()
-        self._send()
+        self.engine.stop_accepting()
         if self.engine.idle:
-            self.close()
+            self._close_gracefully()
 
     def abort(self) -> None:
         self.closed = True
         self.transport.abort()
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.transport.close()
-            if self.transport.get_write_buffer_size():
-                self._start_write_timer()
+        if self.closed:
+            return
+        self.closed = True
+        transport = self.transport
+        if transport.is_closing():
+            return  # Closed from the other side: connection_lost follows.
+        transport.close()
+        if transport.get_write_buffer_size():
+            # The transport closes once the buffer is written: a client
+            # that never reads it would hold the connection for ever.
+            self._start_write_timer()
+
+    def _close_gracefully(self) -> None:
+        """GOAWAY NO_ERROR, then close (the streams are all done)."""
+        self.engine.goaway()
+        self._send()
+        self.close()
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -262,8 +280,10 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         if self.closed:
             return
         if self.engine.idle:
-            if self.context.shutting_down or self._ended:
+            if self._ended:
                 self.close()
+            elif self.context.shutting_down:
+                self._close_gracefully()
             else:
                 self._arm_idle_timer()
 
@@ -347,9 +367,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
     def _on_idle(self) -> None:
         self._idle_timer = None
         if not self.channels and not self.closed:
-            self.engine.goaway()
-            self._send()
-            self.close()
+            self._close_gracefully()
 
 
 def _error_name(code: int) -> str:
