@@ -84,7 +84,6 @@ from h2.events import RequestReceived as H2RequestReceived
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.exceptions import StreamClosedError
 from h2.stream import StreamState
-from hyperframe.frame import GoAwayFrame
 
 from ..errors import ApplicationError, HTTPProtocolError
 from .http11 import KNOWN_METHODS, RequestHead
@@ -430,7 +429,6 @@ class HTTP2Connection:
         self._frames_sent = 0
         #: Body bytes sent so far (the transport's write timeout watches it move).
         self.bytes_sent = 0
-        self._extra = b""  # frames the engine writes itself (a graceful GOAWAY)
         self._outbound: dict[int, _Outbound] = {}
         #: Streams handed to the transport whose application task still runs.
         self.active: set[int] = set()
@@ -895,12 +893,7 @@ class HTTP2Connection:
             return
         self.stop_accepting()
         self.ended = True
-        last = self._last_stream
-        # Written directly: h2's close_connection() would stop the streams in flight too.
-        frame = GoAwayFrame(0)
-        frame.last_stream_id = last
-        frame.error_code = ErrorCodes.NO_ERROR
-        self._extra += frame.serialize()
+        self._h2.close_connection(ErrorCodes.NO_ERROR, last_stream_id=self._last_stream)
 
     def _end(self, error_code: int, reason: str) -> ConnectionEnded:
         self.ended = True
@@ -909,12 +902,7 @@ class HTTP2Connection:
 
     def data_to_send(self) -> bytes:
         """The frames to write to the client now."""
-        data = self._h2.data_to_send()
-        extra = self._extra
-        if extra:
-            self._extra = b""
-            return data + extra
-        return data
+        return self._h2.data_to_send()
 
     @property
     def idle(self) -> bool:
