@@ -512,7 +512,13 @@ def log_format(arguments: argparse.Namespace, *, supervised: bool) -> str:
     return str(arguments.log_fmt)
 
 
-def serve(arguments: argparse.Namespace, config: Config, *, announce: TextIO | None) -> int:
+def serve(
+    arguments: argparse.Namespace,
+    config: Config,
+    *,
+    announce: TextIO | None,
+    handover_delay: float = 0.0,
+) -> int:
     """Import the application and serve it in this process (a worker does this too)."""
     try:
         application = import_application(arguments.application)
@@ -526,7 +532,13 @@ def serve(arguments: argparse.Namespace, config: Config, *, announce: TextIO | N
         print(f"channels-server: cannot open the access log: {exc}", file=sys.stderr)
         return 1
     try:
-        return run(application, config, announce=announce, access_log_stream=access_log)
+        return run(
+            application,
+            config,
+            announce=announce,
+            access_log_stream=access_log,
+            handover_delay=handover_delay,
+        )
     finally:
         if access_log is not None and access_log is not sys.stdout:
             access_log.close()

@@ -27,7 +27,14 @@ from collections.abc import Sequence
 
 from ..config import Config
 
-__all__ = ["inherited_config", "main"]
+__all__ = ["HANDOVER_DELAY", "inherited_config", "main"]
+
+#: On SIGTERM a worker stops accepting, then serves on this long before it
+#: shuts down: the connections it accepted just before the signal (the other
+#: workers share the sockets and take the new ones) send their first request
+#: in this time and get it answered, where a shutdown would close them or
+#: answer 503 (a SIGHUP replacement under load drops no request this way).
+HANDOVER_DELAY = 0.5
 
 
 def inherited_config(config: Config, filenos: Sequence[int]) -> Config:
@@ -93,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target=_watch_supervisor, args=(control,), name="supervisor-lifeline", daemon=True
     ).start()
     with control.makefile("w", encoding="utf-8") as ready:
-        return cli.serve(arguments, config, announce=ready)
+        return cli.serve(arguments, config, announce=ready, handover_delay=HANDOVER_DELAY)
 
 
 if __name__ == "__main__":
