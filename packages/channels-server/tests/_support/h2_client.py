@@ -62,6 +62,7 @@ class H2Client:
         #: The socket was closed by the server.
         self.eof = False
         self.remote_settings_seen = False
+        self.pings_acknowledged = 0
         self._changed = asyncio.Event()
         self._pump = asyncio.get_running_loop().create_task(self._read())
         self.flush()
@@ -206,6 +207,8 @@ class H2Client:
             self.goaway_last_stream = event.last_stream_id
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self.remote_settings_seen = True
+        elif isinstance(event, h2.events.PingAckReceived):
+            self.pings_acknowledged += 1
 
     async def wait_for(self, condition: Callable[[], bool], timeout: float = 10) -> None:
         """Wait until *condition()* holds (raises TimeoutError after *timeout*)."""
@@ -225,6 +228,13 @@ class H2Client:
 
     async def get(self, path: str = "/", timeout: float = 10, **options: Any) -> StreamResult:
         return await self.response(self.request("GET", path, **options), timeout)
+
+    async def ping(self, timeout: float = 10) -> None:
+        """A PING, answered: the server has handled everything sent before it."""
+        expected = self.pings_acknowledged + 1
+        self.conn.ping(b"%08d" % expected)
+        self.flush()
+        await self.wait_for(lambda: self.pings_acknowledged >= expected, timeout)
 
     async def closed(self, timeout: float = 10) -> None:
         """Wait until the server closes the connection."""
