@@ -32,7 +32,12 @@ import pytest_asyncio
 from channels_server import Config, Server
 from channels_server.config import TLSSettings
 from channels_server.errors import ConfigurationError
-from channels_server.transport.tls import alpn_protocols, rfc4514_name, server_context
+from channels_server.transport.tls import (
+    ConnectionTLS,
+    alpn_protocols,
+    rfc4514_name,
+    server_context,
+)
 
 # conftest.py has loaded the support package under this name.
 support: ModuleType = importlib.import_module("channels_server_test_support.tls")
@@ -113,6 +118,48 @@ def test_context_decrypts_the_key_with_its_password(certs: Any) -> None:
 def test_alpn_offers_h2_only_with_http2() -> None:
     assert alpn_protocols(True) == ["h2", "http/1.1"]
     assert alpn_protocols(False) == ["http/1.1"]
+
+
+def handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[ssl.SSLObject, ...]:
+    """A TLS handshake between two contexts in memory; (server side, client side)."""
+    server_in, server_out, client_in, client_out = (ssl.MemoryBIO() for _ in range(4))
+    server_side = server.wrap_bio(server_in, server_out, server_side=True)
+    client_side = client.wrap_bio(client_in, client_out, server_hostname="localhost")
+    done: set[int] = set()
+    for _ in range(10):
+        for index, side in enumerate((client_side, server_side)):
+            try:
+                side.do_handshake()
+                done.add(index)
+            except ssl.SSLWantReadError:
+                pass
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+        if len(done) == 2:
+            return server_side, client_side
+    raise AssertionError("the handshake did not finish")
+
+
+@pytest.mark.parametrize(("http2", "selected"), [(True, "h2"), (False, "http/1.1")])
+def test_alpn_offers_h2_first_when_http2_is_enabled(certs: Any, http2: bool, selected: str) -> None:
+    context = server_context(
+        TLSSettings(certfile=certs.fullchain_file, keyfile=certs.key_file), http2=http2
+    )
+    server_side, client_side = handshake(context, certs.client_context(alpn=["h2", "http/1.1"]))
+    assert client_side.selected_alpn_protocol() == selected
+    assert ConnectionTLS(server_side).alpn_protocol == selected
+
+
+def test_connection_builds_the_extension_once(certs: Any) -> None:
+    context = server_context(
+        TLSSettings(certfile=certs.fullchain_file, keyfile=certs.key_file), http2=False
+    )
+    server_side, _ = handshake(context, certs.client_context())
+    tls = ConnectionTLS(server_side)
+    first = tls.extension()
+    assert tls.extension() == first
+    assert tls._extension is not None
+    assert support.same_certificate(first["server_cert"], certs.server_cert_pem)
 
 
 BROKEN_FILES: dict[str, Callable[[Any], tuple[TLSSettings, str, str]]] = {
