@@ -36,6 +36,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApplicationError, ClientDisconnected, ServerError
+from ..protocol.deflate import negotiate_deflate
 from ..protocol.http11 import error_response, simple_response
 from ..protocol.state import StateEnum
 from ..protocol.websocket import (
@@ -482,11 +483,17 @@ class WebSocketStream(ASGIStream):
         config = connection.context.config
         handshake = self.handshake
         assert handshake is not None  # the table allows one accept, while CONNECTING
+        deflate = (
+            negotiate_deflate(handshake.extensions)
+            if handshake.extensions and config.ws_per_message_deflate
+            else None
+        )
         response = accept_response(
             handshake,
             message.get("subprotocol"),
             message.get("headers", ()),
             connection.context.server_header,
+            b"" if deflate is None else deflate.response,
         )
         self._process(_EV.ACCEPT, "websocket.accept")
         self.handshake = None  # answered: an open socket does not keep it
@@ -494,6 +501,7 @@ class WebSocketStream(ASGIStream):
             config.websocket_max_message_size,
             config.websocket_max_frame_size,
             config.websocket_max_fragments,
+            deflate,
         )
         connection.write(response)
         now = asyncio.get_running_loop().time()

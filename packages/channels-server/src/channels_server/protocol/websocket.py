@@ -24,6 +24,11 @@ written here directly: it costs a tenth of going through wsproto's generic
 frame builder, and wsproto's outbound state only matters for fragmentation.
 The parser itself is made when the client first sends something: a socket
 that only receives (or has just opened) holds none (0.65 KiB).
+
+With permessage-deflate (RFC 7692, :mod:`.deflate`) the parser carries the
+extension that inflates what the client sends, bounded by the message size
+limit, and the frames the server sends are compressed here; the sizes and
+limits above count inflated bytes, as the application receives them.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ from collections.abc import Iterable
 from typing import Final, cast
 
 from wsproto.connection import ConnectionState
+from wsproto.extensions import Extension
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 from wsproto.utilities import LocalProtocolError
 
 from ..errors import ApplicationError, HTTPProtocolError
+from .deflate import COMPRESS_MIN_SIZE, DeflateAgreement, InboundDeflate, compress_message
 from .http11 import RequestHead, status_line
 from .syntax import is_token, response_field
 
@@ -69,13 +76,17 @@ _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 class Handshake:
     """A valid opening handshake."""
 
-    __slots__ = ("key", "subprotocols")
+    __slots__ = ("extensions", "key", "subprotocols")
 
-    def __init__(self, key: bytes, subprotocols: list[str]) -> None:
+    def __init__(self, key: bytes, subprotocols: list[str], extensions: bytes = b"") -> None:
         #: The client's Sec-WebSocket-Key.
         self.key = key
         #: The subprotocols the client offered, in its order of preference.
         self.subprotocols = subprotocols
+        #: The extensions the client offered: its Sec-WebSocket-Extensions
+        #: headers joined with commas, unparsed (``b""`` for none; see
+        #: :func:`~channels_server.protocol.deflate.negotiate_deflate`).
+        self.extensions = extensions
 
 
 def validate_handshake(head: RequestHead) -> Handshake:
@@ -92,6 +103,7 @@ def validate_handshake(head: RequestHead) -> Handshake:
     keys: list[bytes] = []
     versions: list[bytes] = []
     offered: list[str] = []
+    extensions: list[bytes] = []
     for name, value in head.headers:
         if name.startswith(b"sec-websocket-"):
             if name == b"sec-websocket-key":
@@ -106,6 +118,9 @@ def validate_handshake(head: RequestHead) -> Handshake:
                     if not is_token(token):
                         raise HTTPProtocolError(400, "Invalid WebSocket subprotocol")
                     offered.append(token.decode("ascii"))
+            elif name == b"sec-websocket-extensions":
+                # Parsed only if the application accepts (RFC 6455 §9.1).
+                extensions.append(value)
     if versions != [b"13"]:
         raise HTTPProtocolError(426, "Unsupported Sec-WebSocket-Version (this server speaks 13)")
     if len(keys) != 1:
@@ -117,7 +132,7 @@ def validate_handshake(head: RequestHead) -> Handshake:
     if len(nonce) != 16:
         # §4.1: the key is a base64-encoded 16-byte nonce.
         raise HTTPProtocolError(400, "Invalid Sec-WebSocket-Key")
-    return Handshake(keys[0], offered)
+    return Handshake(keys[0], offered, b", ".join(extensions))
 
 
 def accept_response(
@@ -125,12 +140,14 @@ def accept_response(
     subprotocol: str | None,
     headers: Iterable[tuple[bytes, bytes]],
     server_header: bytes = b"",
+    extensions: bytes = b"",
 ) -> bytes:
     """The 101 response that completes the handshake.
 
-    Raises :class:`~channels_server.errors.ApplicationError` for a subprotocol
-    the client did not offer (clients fail such a connection, §4.1) or an
-    invalid extra header.
+    *extensions* is the Sec-WebSocket-Extensions value the server agreed to
+    (``b""``: none). Raises :class:`~channels_server.errors.ApplicationError`
+    for a subprotocol the client did not offer (clients fail such a
+    connection, §4.1) or an invalid extra header.
     """
     accept = base64.b64encode(hashlib.sha1(handshake.key + _GUID).digest())
     parts = [
@@ -148,6 +165,8 @@ def accept_response(
                 f"(offered: {handshake.subprotocols!r})"
             )
         parts += (b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n")
+    if extensions:
+        parts += (b"sec-websocket-extensions: ", extensions, b"\r\n")
     has_server = False
     for item in headers:
         name, value = response_field(item, "websocket.accept header")
@@ -159,6 +178,12 @@ def accept_response(
             )
         if lower in (b"upgrade", b"connection", b"sec-websocket-accept"):
             raise ApplicationError(f"websocket.accept headers must not set {name!r}")
+        if lower == b"sec-websocket-extensions":
+            # The client would then run an extension the server does not.
+            raise ApplicationError(
+                "websocket.accept headers must not set sec-websocket-extensions: the server "
+                "negotiates extensions itself (permessage-deflate: --ws-per-message-deflate)"
+            )
         if lower == b"server":
             has_server = True
         parts += (name, b": ", value, b"\r\n")
@@ -231,12 +256,14 @@ class WebSocketConnection:
         UTF-8, each fragment but the last counted :data:`FRAGMENT_COST` bytes more).
     :param max_frame_size: largest single frame accepted, in bytes.
     :param max_fragments: most frames one message may arrive in.
+    :param deflate: the permessage-deflate agreement, if any.
 
     Bytes that arrived after the handshake request are fed with
     :meth:`receive_data` like any others.
     """
 
     __slots__ = (
+        "_deflate",
         "_fragments",
         "_frame_size",
         "_frames",
@@ -249,7 +276,11 @@ class WebSocketConnection:
     )
 
     def __init__(
-        self, max_message_size: int, max_frame_size: int, max_fragments: int = 4096
+        self,
+        max_message_size: int,
+        max_frame_size: int,
+        max_fragments: int = 4096,
+        deflate: DeflateAgreement | None = None,
     ) -> None:
         # The close handshake, in wsproto's terms: OPEN, LOCAL_CLOSING (our
         # close frame sent), REMOTE_CLOSING (theirs received), CLOSED.
@@ -264,6 +295,8 @@ class WebSocketConnection:
         self._frame_size = 0
         # Frames of the current message received whole so far.
         self._fragments = 0
+        # Shared by every socket with the same agreement: no per-socket state.
+        self._deflate = deflate
 
     @property
     def open(self) -> bool:
@@ -282,7 +315,7 @@ class WebSocketConnection:
             return [], b""  # Nothing the client sends after a close matters (§5.5.1).
         parser = self._frames
         if parser is None:
-            parser = self._frames = FrameProtocol(False, [])
+            parser = self._make_parser()
         parser.receive_bytes(data)
         events: list[ReceivedEvent] = []
         reply = b""
@@ -359,8 +392,21 @@ class WebSocketConnection:
         except ParseFailed as exc:
             # The client broke the protocol: §7.4.1 names the code (1002, or
             # 1007 for invalid UTF-8), and wsproto gives it.
+            self._parts = None
+            if exc.code == MESSAGE_TOO_BIG:
+                # Only the extension raises this: inflated, the message was over the limit.
+                return self._fail(
+                    events, reply, MESSAGE_TOO_BIG, f"message over {self._max_message} bytes"
+                )
             return self._fail(events, reply, exc.code, str(exc))
         return events, reply
+
+    def _make_parser(self) -> FrameProtocol:
+        extensions: list[Extension] = (
+            [] if self._deflate is None else [InboundDeflate(self._max_message)]
+        )
+        parser = self._frames = FrameProtocol(False, extensions)
+        return parser
 
     def _fail(
         self, events: list[ReceivedEvent], reply: bytes, code: int, reason: str
@@ -375,7 +421,7 @@ class WebSocketConnection:
         # code and fits the reason in a control frame.
         parser = self._frames
         if parser is None:
-            parser = self._frames = FrameProtocol(False, [])
+            parser = self._make_parser()
         frame = bytes(parser.close(code, reason))
         self._state = (
             ConnectionState.CLOSED
@@ -385,11 +431,22 @@ class WebSocketConnection:
         return frame
 
     def send_text(self, text: str) -> bytes:
-        """A text frame (FIN, opcode 0x1)."""
-        return _frame(0x81, text.encode("utf-8"))
+        """A text frame (FIN, opcode 0x1; RSV1 too if compressed)."""
+        data = text.encode("utf-8")
+        deflate = self._deflate
+        if deflate is not None and len(data) >= COMPRESS_MIN_SIZE:
+            compressed = compress_message(data, deflate.server_window_bits)
+            if compressed is not None:
+                return _frame(0xC1, compressed)
+        return _frame(0x81, data)
 
     def send_bytes(self, data: bytes) -> bytes:
-        """A binary frame (FIN, opcode 0x2)."""
+        """A binary frame (FIN, opcode 0x2; RSV1 too if compressed)."""
+        deflate = self._deflate
+        if deflate is not None and len(data) >= COMPRESS_MIN_SIZE:
+            compressed = compress_message(data, deflate.server_window_bits)
+            if compressed is not None:
+                return _frame(0xC2, compressed)
         return _frame(0x82, data)
 
     def ping(self, payload: bytes = b"") -> bytes:
