@@ -108,8 +108,11 @@ def test_a_request_becomes_a_head_without_pseudo_headers() -> None:
     assert (head.method, head.target, head.http_version) == (b"POST", b"/p?q", b"2")
     # :authority first, as host, replacing the host header (www spec).
     assert head.headers == [(b"host", b"example.com"), (b"content-type", b"text/plain")]
-    assert head.has_body and not received.end_stream and received.protocol is None
-    assert isinstance(body, BodyReceived) and body.data == b"abc"
+    assert head.has_body
+    assert not received.end_stream
+    assert received.protocol is None
+    assert isinstance(body, BodyReceived)
+    assert body.data == b"abc"
     assert isinstance(ended, RequestEnded)
 
 
@@ -250,7 +253,8 @@ def test_too_many_continuation_frames() -> None:
     events = pair.raw(frame(0x1, 0x0, 1, b"\x82") + frame(0x9, 0x0, 1) * MAX_CONTINUATIONS)
     assert events == []
     (ended,) = pair.raw(frame(0x9, 0x0, 1))
-    assert isinstance(ended, ConnectionEnded) and ended.error_code == ENHANCE_YOUR_CALM
+    assert isinstance(ended, ConnectionEnded)
+    assert ended.error_code == ENHANCE_YOUR_CALM
 
 
 def test_control_frames_at_a_steady_rate_are_fine_a_flood_is_not() -> None:
@@ -261,7 +265,8 @@ def test_control_frames_at_a_steady_rate_are_fine_a_flood_is_not() -> None:
         pair.now += 1
         assert pair.raw(ping * int(CONTROL_RATE)) == []
     (ended,) = pair.raw(ping * (CONTROL_BURST + 1))
-    assert isinstance(ended, ConnectionEnded) and ended.error_code == ENHANCE_YOUR_CALM
+    assert isinstance(ended, ConnectionEnded)
+    assert ended.error_code == ENHANCE_YOUR_CALM
 
 
 def test_resets_are_counted_within_a_window() -> None:
@@ -296,7 +301,8 @@ def test_streams_over_the_limit_are_refused_until_released() -> None:
     third = pair.request(end_stream=True)
     assert pair.exchange() == []
     (reset,) = pair.of_client(h2.events.StreamReset)
-    assert reset.stream_id == third and reset.error_code == REFUSED_STREAM
+    assert reset.stream_id == third
+    assert reset.error_code == REFUSED_STREAM
     pair.server.release(first)
     pair.request(end_stream=True)
     assert [type(event) for event in pair.exchange()] == [RequestReceived]
@@ -316,11 +322,13 @@ def test_stop_accepting_then_goaway() -> None:
     pair.server.goaway()
     pair.exchange()
     (goaway,) = pair.of_client(h2.events.ConnectionTerminated)
-    assert goaway.error_code == 0 and goaway.last_stream_id == first
+    assert goaway.error_code == 0
+    assert goaway.last_stream_id == first
 
 
 def test_a_client_protocol_error_ends_the_connection() -> None:
     pair = Pair()
     # DATA on stream 0 is a connection error (RFC 9113 §6.1).
     (ended,) = pair.raw(frame(0x0, 0x1, 0, b"x"))
-    assert isinstance(ended, ConnectionEnded) and ended.error_code == PROTOCOL_ERROR
+    assert isinstance(ended, ConnectionEnded)
+    assert ended.error_code == PROTOCOL_ERROR
