@@ -327,6 +327,7 @@ class InboundDeflate(PerMessageDeflate):
         # §7.2.2: the sender removed this tail; inflating it flushes the rest.
         data = self._inflate(_TAIL)
         self._decompressor = None
+        self._inflated = 0  # (a small int: no object kept for an idle socket)
         return data
 
     def _inflate(self, data: bytes) -> bytes | CloseReason:
