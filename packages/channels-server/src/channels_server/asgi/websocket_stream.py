@@ -488,11 +488,10 @@ class WebSocketStream(ASGIStream):
             if handshake.extensions and config.ws_per_message_deflate
             else None
         )
-        response = accept_response(
+        response = self._accept_response(
             handshake,
             message.get("subprotocol"),
             message.get("headers", ()),
-            connection.context.server_header,
             b"" if deflate is None else deflate.response,
         )
         self._process(_EV.ACCEPT, "websocket.accept")
@@ -519,11 +518,31 @@ class WebSocketStream(ASGIStream):
         if pending:
             self.feed_data(pending)
 
+    # The handshake's three answers, as bytes to write (an HTTP/2 stream
+    # sends them as HEADERS and DATA frames instead, and returns b"").
+
+    def _accept_response(
+        self, handshake: Handshake, subprotocol: Any, headers: Any, extensions: bytes
+    ) -> bytes:
+        """The answer that accepts the handshake (101). Raises ApplicationError first
+        for a subprotocol the client did not offer or a header that cannot be sent."""
+        server_header = self.connection.context.server_header
+        return accept_response(handshake, subprotocol, headers, server_header, extensions)
+
+    def _refusal_response(self, status: int) -> bytes:
+        """The answer that refuses the handshake with *status* (403, 500, 503)."""
+        return error_response(status, "", self.connection.context.server_header)
+
+    def _denial_response(self, status: int, headers: Any, body: bytes) -> bytes:
+        """The application's own answer (``websocket.http.response``); raises
+        ApplicationError for one that cannot be sent."""
+        return simple_response(status, headers, body, self.connection.context.server_header)
+
     def _reject(self, previous: WebSocketState, status: int) -> None:
         """Answer the handshake with *status*: the stream has just left *previous* for CLOSED."""
         connection = self.connection
         self._pending = None
-        connection.write(error_response(status, "", connection.context.server_header))
+        connection.write(self._refusal_response(status))
         self._log("WSREJECT")
         self._closed(previous, _ABNORMAL_CLOSURE, "")
         connection.close()
@@ -535,9 +554,7 @@ class WebSocketStream(ASGIStream):
         status, headers, body = denial
         self._denial = None
         try:
-            response = simple_response(
-                status, headers, b"".join(body), connection.context.server_header
-            )
+            response = self._denial_response(status, headers, b"".join(body))
         except ApplicationError:
             # Still in DENIAL: the application failed, and the server ends the
             # connection when its task does.

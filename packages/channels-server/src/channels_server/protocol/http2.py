@@ -88,6 +88,7 @@ from h2.stream import StreamState
 from ..errors import ApplicationError, HTTPProtocolError
 from .http11 import KNOWN_METHODS, RequestHead
 from .syntax import find_control_in_request_value, is_token, response_field
+from .websocket import Handshake
 
 __all__ = [
     "CONNECTION_WINDOW",
@@ -107,6 +108,7 @@ __all__ = [
     "RequestEnded",
     "RequestReceived",
     "StreamCancelled",
+    "websocket_handshake",
 ]
 
 #: What a client sends first (RFC 9113 §3.4); h2c with prior knowledge starts with it.
@@ -385,6 +387,36 @@ class _DateCache:
 
 
 _date = _DateCache()
+
+
+def websocket_handshake(head: RequestHead) -> Handshake:
+    """Check an extended CONNECT for a WebSocket (RFC 8441 §4 and §5).
+
+    The ``:protocol`` is ``websocket`` already; there is no Sec-WebSocket-Key
+    or Accept over HTTP/2, but Sec-WebSocket-Version must be 13 and the
+    subprotocols and extensions are offered as over HTTP/1.1. Raises
+    :class:`~channels_server.errors.HTTPProtocolError` (400, or 426 for
+    another version, as on HTTP/1.1).
+    """
+    versions: list[bytes] = []
+    offered: list[str] = []
+    extensions: list[bytes] = []
+    for name, value in head.headers:
+        if name == b"sec-websocket-version":
+            versions.append(value.strip())
+        elif name == b"sec-websocket-protocol":
+            for token in value.split(b","):
+                token = token.strip()
+                if not token:
+                    continue
+                if not is_token(token):
+                    raise HTTPProtocolError(400, "Invalid WebSocket subprotocol")
+                offered.append(token.decode("ascii"))
+        elif name == b"sec-websocket-extensions":
+            extensions.append(value)
+    if versions != [b"13"]:
+        raise HTTPProtocolError(426, "Unsupported Sec-WebSocket-Version (this server speaks 13)")
+    return Handshake(b"", offered, b", ".join(extensions))
 
 
 # -- the engine --------------------------------------------------------------------------------

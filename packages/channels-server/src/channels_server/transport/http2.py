@@ -39,6 +39,7 @@ from h2.errors import ErrorCodes
 
 from ..asgi.http_stream import HTTPStream
 from ..asgi.scope import build_scope
+from ..asgi.websocket_stream import WebSocketStream
 from ..context import ConnectionHandle, ServerContext
 from ..errors import HTTPProtocolError
 from ..protocol.http2 import (
@@ -49,11 +50,13 @@ from ..protocol.http2 import (
     RequestEnded,
     RequestReceived,
     StreamCancelled,
+    websocket_handshake,
 )
 from ..protocol.http11 import RequestHead
+from ..protocol.websocket import Handshake, accept_response
 from .tls import ConnectionTLS
 
-__all__ = ["HTTP2Server", "HTTP2Stream", "StreamChannel"]
+__all__ = ["HTTP2Server", "HTTP2Stream", "HTTP2WebSocketStream", "StreamChannel"]
 
 logger = logging.getLogger("channels_server")
 
@@ -194,6 +197,10 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         if self.closed:
             return
         self.engine.stop_accepting()
+        for channel in list(self.channels.values()):
+            if channel.websocket is not None:
+                channel.websocket.server_close()
+        self._send()
         if self.engine.idle:
             self._close_gracefully()
 
@@ -233,7 +240,10 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
                 stream_id, HTTPProtocolError(503, "Too many connections; try again later")
             )
             return
-        scope = self._scope(stream_id, head, websocket=event.protocol is not None)
+        if event.protocol is not None:
+            self._start_websocket(event)
+            return
+        scope = self._scope(stream_id, head, websocket=False)
         if scope is None:
             return
         channel = StreamChannel(self, stream_id)
@@ -248,6 +258,31 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         timeout = context.config.http_timeout
         if timeout is not None:
             stream.start_timer(timeout)
+
+    def _start_websocket(self, event: RequestReceived) -> None:
+        """An extended CONNECT (RFC 8441): a WebSocket on this stream, the same scope as
+        over HTTP/1.1 but for ``http_version``."""
+        context = self.context
+        stream_id = event.stream_id
+        try:
+            handshake = websocket_handshake(event.head)
+        except HTTPProtocolError as error:
+            self.engine.release(stream_id)
+            self.engine.refuse(stream_id, error)
+            return
+        scope = self._scope(stream_id, event.head, websocket=True)
+        if scope is None:
+            return
+        scope["subprotocols"] = handshake.subprotocols
+        channel = StreamChannel(self, stream_id)
+        self.channels[stream_id] = channel
+        self._cancel_idle_timer()
+        websocket = HTTP2WebSocketStream(channel, handshake, scope, b"", self._loop.time())
+        channel.websocket = websocket
+        task = websocket.task = context.spawn(websocket.run(context.application))
+        task.add_done_callback(channel.finished)
+        if event.end_stream:
+            channel.feed_end()
 
     def _scope(
         self, stream_id: int, head: RequestHead, *, websocket: bool
@@ -383,6 +418,7 @@ class StreamChannel:
     __slots__ = (
         "_drain_waiter",
         "_paused",
+        "_task_done",
         "_unacknowledged",
         "client",
         "connection",
@@ -391,6 +427,7 @@ class StreamChannel:
         "server",
         "stream",
         "stream_id",
+        "websocket",
     )
 
     def __init__(self, connection: HTTP2Server, stream_id: int) -> None:
@@ -399,9 +436,12 @@ class StreamChannel:
         self.client = connection.client
         self.server = connection.server
         self.stream_id = stream_id
+        #: The request's stream, or the WebSocket's (extended CONNECT).
         self.stream: HTTPStream | None = None
-        #: The stream is over for the server (reset, or the connection gone).
+        self.websocket: WebSocketStream | None = None
+        #: The stream is over for the server (ended, reset, or the connection gone).
         self.ended = False
+        self._task_done = False
         self._paused = False
         self._unacknowledged = 0
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -468,6 +508,9 @@ class StreamChannel:
         if not self.closed:
             self.connection.engine.send_data(self.stream_id, b"", end_stream=True)
             self.connection._send()
+        if self.websocket is not None:
+            self.ended = True
+            self._release_if_done()
 
     def close_lingering(self) -> None:
         # A body still coming is refused with RST_STREAM NO_ERROR by the engine
@@ -481,10 +524,7 @@ class StreamChannel:
             connection = self.connection
             connection.engine.reset(self.stream_id, ErrorCodes.INTERNAL_ERROR)
             connection._send()
-        stream = self.stream
-        if stream is not None:
-            stream.disconnect()
-        self.wake()
+        self._lost()
 
     def response_complete(self, stream: HTTPStream) -> None:
         """The last of the response is queued (the engine ends the stream after it)."""
@@ -495,6 +535,8 @@ class StreamChannel:
         stream = self.stream
         if stream is not None:
             stream.feed_body(data)
+        elif self.websocket is not None:
+            self.websocket.feed_data(data)
         if self._paused:
             self._unacknowledged += size
         else:
@@ -504,17 +546,36 @@ class StreamChannel:
         stream = self.stream
         if stream is not None:
             stream.feed_end()
+        elif self.websocket is not None:
+            # The client has ended its side: no close frame can follow.
+            self.websocket.connection_lost()
+            self.close()
 
     def cancelled(self) -> None:
         """The client reset the stream, or the connection is gone."""
         self.ended = True
+        self._lost()
+
+    def _lost(self) -> None:
         stream = self.stream
         if stream is not None:
             stream.disconnect()
+        websocket = self.websocket
+        if websocket is not None:
+            websocket.connection_lost()
         self.wake()
+        self._release_if_done()
 
     def finished(self, task: asyncio.Task[None]) -> None:
-        self.connection.stream_finished(self)
+        self._task_done = True
+        self._release_if_done()
+
+    def _release_if_done(self) -> None:
+        # A WebSocket outlives its application task while the close
+        # handshake runs: the stream is released once both are over.
+        if self._task_done and (self.websocket is None or self.closed):
+            self._task_done = False
+            self.connection.stream_finished(self)
 
     # -- the response, as HTTP/2 frames (ResponseFraming) ------------------------------------
 
@@ -572,6 +633,45 @@ class StreamChannel:
             return
         self.connection.engine.refuse(self.stream_id, HTTPProtocolError(status, reason))
         self.connection._send()
+
+
+class HTTP2WebSocketStream(WebSocketStream):
+    """A :class:`WebSocketStream` over an extended CONNECT: its handshake answers are
+    HTTP/2 responses (200 accepts, RFC 8441 §5), its frames DATA."""
+
+    __slots__ = ()
+
+    connection: StreamChannel
+
+    def _accept_response(
+        self, handshake: Handshake, subprotocol: Any, headers: Any, extensions: bytes
+    ) -> bytes:
+        channel = self.connection
+        # The same checks as over HTTP/1.1 (an offered subprotocol, valid headers).
+        accept_response(handshake, subprotocol, headers, b"", extensions)
+        fields = list(headers)
+        if subprotocol is not None:
+            fields.append((b"sec-websocket-protocol", subprotocol.encode("ascii")))
+        if extensions:
+            fields.append((b"sec-websocket-extensions", extensions))
+        channel.connection.engine.respond(channel.stream_id, 200, fields, end_stream=False)
+        channel.connection._send()
+        return b""
+
+    def _refusal_response(self, status: int) -> bytes:
+        self.connection.send_error(status, "")
+        return b""
+
+    def _denial_response(self, status: int, headers: Any, body: bytes) -> bytes:
+        channel = self.connection
+        engine = channel.connection.engine
+        engine.respond(
+            channel.stream_id, status, headers, end_stream=not body, content_length=len(body)
+        )
+        if body:
+            engine.send_data(channel.stream_id, body, end_stream=True)
+        channel.connection._send()
+        return b""
 
 
 class HTTP2Stream(HTTPStream):
