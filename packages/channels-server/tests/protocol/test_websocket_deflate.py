@@ -14,6 +14,8 @@ import tracemalloc
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, Ping, TextMessage
 from wsproto.extensions import PerMessageDeflate
@@ -455,3 +457,37 @@ def test_wsproto_client_pings_and_closes_on_a_compressed_socket() -> None:
     client.receive_data(reply)
     (pong,) = client.events()
     assert pong.payload == b"x"
+
+
+# -- whatever arrives -----------------------------------------------------------------------------
+
+
+@given(st.binary(max_size=200) | st.text(alphabet=' ;,="\\\tpermsgdflatx_1590', max_size=80))
+def test_any_extensions_header_negotiates_or_not_without_raising(value: bytes | str) -> None:
+    header = value if isinstance(value, bytes) else value.encode()
+    parsed = parse_extensions(header)
+    assert parsed is None or isinstance(parsed, list)
+    agreement = negotiate_deflate(header)
+    assert agreement is None or agreement.response.startswith(b"permessage-deflate")
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0x00, 0x01, 0x02, 0x09, 0x41, 0x42, 0x80, 0x81, 0xC1, 0xC2, 0xC0]),
+            st.binary(max_size=300) | st.builds(_deflate, st.binary(max_size=3000)),
+        ),
+        max_size=6,
+    ),
+    st.integers(min_value=1, max_value=64),
+)
+def test_any_frames_on_a_compressed_socket_give_events_not_exceptions(
+    frames: list[tuple[int, bytes]], chunk: int
+) -> None:
+    _, server = _pair(max_message_size=2000, max_frame_size=2000, max_fragments=4)
+    data = b"".join(_masked(first, payload) for first, payload in frames)
+    for start in range(0, len(data), chunk):
+        events, _ = server.receive_data(data[start : start + chunk])
+        for event in events:
+            assert isinstance(event, (str, bytes, ConnectionFailed))
