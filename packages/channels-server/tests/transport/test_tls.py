@@ -333,6 +333,23 @@ async def test_keep_alive_requests_each_get_the_extension(
 
 
 @on_both_loops
+async def test_tls_connections_disable_nagle(
+    start: Any, certs: Any, recorder: Any, http: SimpleNamespace
+) -> None:
+    """As plain ones: otherwise delayed ACKs add up to 40 ms to keep-alive responses."""
+    server = await start(recorder, **tls_config(certs))
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", http.port_of(server), ssl=certs.client_context(), server_hostname="localhost"
+    )
+    writer.write(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+    await http.read_response(reader)
+    (connection,) = server.context.connections
+    sock = connection.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    writer.close()
+
+
+@on_both_loops
 async def test_plain_tcp_scopes_have_no_tls_extension(
     start: Any, recorder: Any, http: SimpleNamespace
 ) -> None:
