@@ -290,18 +290,23 @@ def test_resets_are_counted_within_a_window() -> None:
     assert ended.error_code == ENHANCE_YOUR_CALM
 
 
-def test_streams_over_the_limit_are_refused_until_released() -> None:
+def test_reset_streams_count_against_the_limit_until_released() -> None:
     pair = Pair(max_concurrent_streams=2)
     first = pair.request(end_stream=True)
+    second = pair.request(end_stream=True)
+    pair.exchange()
+    # A response that has ended frees its slot (the client sees the stream closed) ...
+    pair.server.respond(second, 200, [], end_stream=True)
+    pair.exchange()
     pair.request(end_stream=True)
-    pair.exchange()
-    pair.server.respond(first, 200, [], end_stream=True)
-    pair.exchange()
-    # The first stream is closed, but its application task has not ended.
-    third = pair.request(end_stream=True)
+    assert [type(event) for event in pair.exchange()] == [RequestReceived]
+    # ... a stream the client reset does not, while its application task runs.
+    pair.client.reset_stream(first)
+    assert [type(event) for event in pair.exchange()] == [StreamCancelled]
+    fourth = pair.request(end_stream=True)
     assert pair.exchange() == []
     (reset,) = pair.of_client(h2.events.StreamReset)
-    assert reset.stream_id == third
+    assert reset.stream_id == fourth
     assert reset.error_code == REFUSED_STREAM
     pair.server.release(first)
     pair.request(end_stream=True)

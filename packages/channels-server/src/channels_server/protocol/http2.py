@@ -27,11 +27,13 @@ streams get ``http.disconnect``):
 
 * **Rapid reset** (CVE-2023-44487): more than :data:`RESET_LIMIT` streams
   cancelled by the client (or refused by the server) within
-  :data:`RESET_WINDOW` seconds: ENHANCE_YOUR_CALM. And a stream the client
-  resets still counts against ``max_concurrent_streams`` until its
-  application task ends (:meth:`~HTTP2Connection.release`): a new stream over
-  the limit is refused with REFUSED_STREAM, so resets never start more
-  application tasks than the limit.
+  :data:`RESET_WINDOW` seconds: ENHANCE_YOUR_CALM. And a stream counts
+  against ``max_concurrent_streams`` until its response has ended or, if the
+  client reset it first, until its application task has
+  (:meth:`~HTTP2Connection.release`): a new stream over the limit is refused
+  with REFUSED_STREAM, so resets never leave more application tasks running
+  than the limit. (A stream whose response has ended is closed for the
+  client too, which may open the next one at once.)
 * **CONTINUATION flood** (CVE-2024-27316 class): the frame headers are
   read before h2 sees the bytes, and a header block (HEADERS and its
   CONTINUATION frames) larger than ``max_header_size`` (plus the padding a
@@ -45,8 +47,8 @@ streams get ``http.disconnect``):
   dynamic table by the SETTINGS_HEADER_TABLE_SIZE the server announced
   (:data:`HEADER_TABLE_SIZE`; a client that asks for more is answered
   COMPRESSION_ERROR by h2). Headers beyond ``max_header_count`` are a 431.
-* **Control-frame floods** (SETTINGS, PING, PRIORITY, WINDOW_UPDATE, empty
-  DATA, unknown frames): each costs a token from a bucket of
+* **Control-frame floods** (SETTINGS, PING, PRIORITY, WINDOW_UPDATE,
+  RST_STREAM, empty DATA, unknown frames): each costs a token from a bucket of
   :data:`CONTROL_BURST` tokens refilled at :data:`CONTROL_RATE` per second
   (and by two for every frame the server sends, which a client may
   legitimately answer with WINDOW_UPDATEs): an empty bucket is
@@ -462,7 +464,9 @@ class HTTP2Connection:
         #: Body bytes sent so far (the transport's write timeout watches it move).
         self.bytes_sent = 0
         self._outbound: dict[int, _Outbound] = {}
-        #: Streams handed to the transport whose application task still runs.
+        #: Streams handed to the transport that count against the limit: their
+        #: response has not ended, or the client reset them and their
+        #: application task still runs.
         self.active: set[int] = set()
         # Streams whose request body is still coming (for 413 and the end of it).
         self._body_sizes: dict[int, int] = {}
@@ -513,13 +517,13 @@ class HTTP2Connection:
             if kind == _DATA:
                 if length == 0 and not flags & _END_STREAM:
                     cost += 1
-            elif kind in (_HEADERS, _CONTINUATION, _RST_STREAM):
-                pass  # Counted as streams and resets.
+            elif kind in (_HEADERS, _CONTINUATION):
+                pass  # Counted as streams; the header block has its own limits.
             elif kind in (_SETTINGS, _PING):
                 if not flags & _ACK:
                     cost += 1
             elif kind != _GOAWAY:
-                # PRIORITY, WINDOW_UPDATE, PUSH_PROMISE (an error h2 reports)
+                # PRIORITY, WINDOW_UPDATE, RST_STREAM, PUSH_PROMISE (an error h2 reports)
                 # and frame types this server does not know (ignored, but not free).
                 cost += 1
         if not cost:
@@ -595,8 +599,7 @@ class HTTP2Connection:
         stream_id = event.stream_id
         self._body_sizes.pop(stream_id, None)
         self._drop_outbound(stream_id)
-        if stream_id in self.active:
-            events.append(StreamCancelled(stream_id, int(event.error_code)))
+        events.append(StreamCancelled(stream_id, int(event.error_code)))
         if event.remote_reset:
             self._count_reset(now)
 
@@ -862,9 +865,11 @@ class HTTP2Connection:
         """The response has ended: a request body still coming is not wanted.
 
         RFC 9113 §8.1: the server asks the client to stop sending with
-        RST_STREAM NO_ERROR after a complete response.
+        RST_STREAM NO_ERROR after a complete response. The stream no longer
+        counts against the limit: the client sees it closed.
         """
         self._responding.discard(stream_id)
+        self.active.discard(stream_id)
         if self._body_sizes.pop(stream_id, None) is not None:
             self._reset(stream_id, ErrorCodes.NO_ERROR)
 
@@ -911,7 +916,8 @@ class HTTP2Connection:
         self.send_data(stream_id, body, end_stream=True)
 
     def release(self, stream_id: int) -> None:
-        """The stream's application task has ended: it no longer counts against the limit."""
+        """The stream's application task has ended: it no longer counts against the limit
+        (if its response had not ended already)."""
         self.active.discard(stream_id)
 
     def stop_accepting(self) -> None:
