@@ -20,6 +20,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,6 +113,21 @@ def test_context_decrypts_the_key_with_its_password(certs: Any) -> None:
     settings = TLSSettings(
         certfile=certs.fullchain_file, keyfile=certs.encrypted_key_file, password=certs.password
     )
+    assert server_context(settings, http2=False).server_cert is not None
+
+
+def test_no_temporary_directory_is_a_configuration_error(
+    certs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # extraCertChain is joined to the certificate in a temporary file.
+    monkeypatch.setattr(tempfile, "tempdir", str(certs.folder / "no-such-directory"))
+    settings = TLSSettings(
+        certfile=certs.cert_file, keyfile=certs.key_file, extra_cert_chain=certs.chain_file
+    )
+    with pytest.raises(ConfigurationError, match=f"certificate {certs.cert_file} and its extra"):
+        server_context(settings, http2=False)
+    # Without extraCertChain no temporary file is needed.
+    settings = TLSSettings(certfile=certs.fullchain_file, keyfile=certs.key_file)
     assert server_context(settings, http2=False).server_cert is not None
 
 

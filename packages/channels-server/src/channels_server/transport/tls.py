@@ -128,9 +128,11 @@ def _load_certificates(context: ssl.SSLContext, settings: TLSSettings) -> str:
             raise _NoPassword
         return settings.password
 
-    # OpenSSL reads a certificate chain from one file only: write the
-    # certificates (never the key) to a private temporary file, removed at once.
-    with _chain_file(chain) as chain_file:
+    # OpenSSL reads a certificate chain from one file only: with
+    # extraCertChain, the certificates (never the key) go to a private
+    # temporary file, removed at once.
+    joined = chain if settings.extra_cert_chain is not None else None
+    with _chain_file(certfile, joined) as chain_file:
         try:
             context.load_cert_chain(chain_file, keyfile, password)
         except _NoPassword:
@@ -178,8 +180,18 @@ def _certificates_in(path: str, what: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _chain_file(certificates: Sequence[str]) -> Iterator[str]:
-    descriptor, path = tempfile.mkstemp(prefix="channels-server-chain-", suffix=".pem")
+def _chain_file(certfile: str, certificates: Sequence[str] | None) -> Iterator[str]:
+    """*certfile* itself, or a temporary file of *certificates* when there are more to send."""
+    if certificates is None:
+        yield certfile
+        return
+    try:
+        descriptor, path = tempfile.mkstemp(prefix="channels-server-chain-", suffix=".pem")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot write a temporary file to join the TLS certificate {certfile} and its "
+            f"extraCertChain: {exc.strerror} (set TMPDIR to a writable directory)"
+        ) from None
     try:
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write("\n".join(certificates) + "\n")
