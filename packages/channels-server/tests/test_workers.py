@@ -7,11 +7,13 @@ to a file) for what it did.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from channels_server.cli import build_parser, config_from_arguments
 from channels_server.config import Endpoint
@@ -37,7 +40,7 @@ APP = textwrap.dedent(
     async def application(scope, receive, send):
         if scope["type"] == "lifespan":
             await receive()
-            if os.environ.get("FAIL_STARTUP"):
+            if os.environ.get("FAIL_STARTUP") or os.path.exists("broken"):
                 await send({"type": "lifespan.startup.failed", "message": "no database"})
                 return
             await send({"type": "lifespan.startup.complete"})
@@ -159,9 +162,14 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Supervised]]:
         process.finish()
 
 
-def request(port: int, path: str = "/", timeout: float = 10) -> bytes:
+def request(
+    port: int, path: str = "/", timeout: float = 10, tls: ssl.SSLContext | None = None
+) -> bytes:
     """One GET on a new connection; the whole response."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=timeout))
+        if tls is not None:
+            sock = stack.enter_context(tls.wrap_socket(sock, server_hostname="127.0.0.1"))
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         chunks = []
         while chunk := sock.recv(65536):
@@ -405,4 +413,99 @@ def test_port_in_use_stops_the_supervisor_before_any_worker(
         assert server.popen.wait(timeout=TIMEOUT) == 1
     log = server.log()
     assert "address already in use" in log
+    assert "Started worker" not in log
+
+
+def test_sighup_with_broken_new_workers_keeps_the_old_ones(
+    start: Callable[..., Supervised], tmp_path: Path
+) -> None:
+    server = start("--workers", "2", "-p", "0", "--lifespan", "on", "pidapp:application")
+    port = server.read_port()
+    old = set(server.ready_pids())
+    (tmp_path / "broken").touch()
+    server.popen.send_signal(signal.SIGHUP)
+    server.wait_logged(r"Replacing the workers failed: worker \d+ exited with status 1")
+    assert pids_answering(port, old) == old
+    assert server.popen.poll() is None
+    (tmp_path / "broken").unlink()
+    server.popen.send_signal(signal.SIGHUP)
+    server.wait_logged("New workers ready; stopping the old ones")
+    new = set(server.ready_pids()) - old
+    assert len(new) == 2
+    assert pids_answering(port, new) == new
+    server.popen.send_signal(signal.SIGTERM)
+    assert server.popen.wait(timeout=TIMEOUT) == 0
+
+
+def test_replacements_failing_to_start_make_the_supervisor_give_up(
+    start: Callable[..., Supervised], tmp_path: Path
+) -> None:
+    server = start("--workers", "1", "-p", "0", "--lifespan", "on", "pidapp:application")
+    port = server.read_port()
+    (worker,) = server.ready_pids()
+    assert pid_of(request(port)) == worker
+    (tmp_path / "broken").touch()
+    os.kill(worker, signal.SIGKILL)
+    # Retried after 0.5, 1, 2 and 4 s; the fifth failure in a row ends it.
+    assert server.popen.wait(timeout=TIMEOUT) == 1
+    log = server.log()
+    assert "starting another in 0.5s" in log
+    assert "starting another in 4.0s" in log
+    assert "5 workers in a row failed to start, stopping" in log
+    assert log.count("exited with status 1 before it was ready") == 5
+
+
+def test_workers_stop_when_the_supervisor_is_killed(start: Callable[..., Supervised]) -> None:
+    server = start("--workers", "2", "-p", "0", "pidapp:application")
+    port = server.read_port()
+    pids = server.ready_pids()
+    server.popen.kill()
+    server.popen.wait()
+    wait_for(lambda: not server.worker_pids_alive(pids), what="the orphaned workers to exit")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+
+
+def test_tls_endpoint_with_workers_and_a_certificate_renewed_by_sighup(
+    start: Callable[..., Supervised], tmp_path: Path
+) -> None:
+    first_ca, second_ca = trustme.CA(), trustme.CA()
+    certificate = tmp_path / "server.pem"
+    first_ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(certificate))
+    server = start(
+        "--workers", "2",
+        "-e", f"ssl:0:privateKey={certificate}:interface=127.0.0.1",
+        "pidapp:application",
+    )  # fmt: skip
+    line = server.read_line()
+    match = re.fullmatch(r"Listening on https://127\.0\.0\.1:(\d+)\n", line)
+    assert match, line
+    port = int(match.group(1))
+    trusts_first = ssl.create_default_context()
+    first_ca.configure_trust(trusts_first)
+    trusts_second = ssl.create_default_context()
+    second_ca.configure_trust(trusts_second)
+    old = set(server.ready_pids())
+    assert pid_of(request(port, tls=trusts_first)) in old
+    # The workers load the certificate: a SIGHUP replacement takes a renewed one.
+    second_ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(certificate))
+    server.popen.send_signal(signal.SIGHUP)
+    server.wait_logged("New workers ready; stopping the old ones")
+    for pid in old:
+        server.wait_logged(rf"Worker {pid} exited with status 0")
+    assert pid_of(request(port, tls=trusts_second)) not in old
+    with pytest.raises(ssl.SSLCertVerificationError):
+        request(port, tls=trusts_first)
+    server.popen.send_signal(signal.SIGTERM)
+    assert server.popen.wait(timeout=TIMEOUT) == 0
+
+
+def test_a_bad_certificate_stops_the_supervisor_before_any_worker(
+    start: Callable[..., Supervised], tmp_path: Path
+) -> None:
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    server = start("--workers", "2", "-p", "0", "--ssl-certfile", "bad.pem", "pidapp:application")
+    assert server.popen.wait(timeout=TIMEOUT) == 1
+    log = server.log()
+    assert "bad.pem" in log
     assert "Started worker" not in log

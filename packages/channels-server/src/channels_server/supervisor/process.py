@@ -63,6 +63,8 @@ class WorkerProcess:
         under the same descriptor numbers.
     :param generation: which replacement round the worker belongs to (SIGHUP
         and reloads start a new one).
+    :param handover_delay: how long the worker serves on after SIGTERM
+        before it shuts down, having stopped accepting (see worker.py).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class WorkerProcess:
         cli_arguments: Sequence[str],
         listening: Sequence[socket.socket],
         generation: int,
+        handover_delay: float,
     ) -> None:
         self.generation = generation
         self.state = WorkerState.STARTING
@@ -88,6 +91,8 @@ class WorkerProcess:
                     str(worker_end.fileno()),
                     "--listen-fds",
                     ",".join(str(fileno) for fileno in filenos),
+                    "--handover-delay",
+                    str(handover_delay),
                     "--",
                     *cli_arguments,
                 ],

@@ -52,6 +52,7 @@ from ..transport.tcp import bind, describe_socket
 from ..transport.tls import server_context
 from .process import WorkerProcess, WorkerState, describe_exit
 from .watch import Watcher
+from .worker import HANDOVER_DELAY
 
 __all__ = ["MAX_STARTUP_FAILURES", "RELOAD_GRACE", "Supervisor"]
 
@@ -64,6 +65,9 @@ FIRST_RETRY_DELAY = 0.5
 #: With --reload: seconds a stopped server has to finish its responses before
 #: it is told again (which makes it skip the waiting), and again before SIGKILL.
 RELOAD_GRACE = 3.0
+#: With --reload: how long a stopped server serves the connections it accepted
+#: just before SIGTERM (see worker.HANDOVER_DELAY).
+RELOAD_HANDOVER_DELAY = 0.2
 
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 
@@ -114,6 +118,8 @@ class Supervisor:
         self._changes: queue.SimpleQueue[set[str]] = queue.SimpleQueue()
         self._watch_stop = threading.Event()
         self._watch_thread: threading.Thread | None = None
+        # What the logs call a worker: with --reload there is one, "the server process".
+        self._noun = "worker" if watcher is None else "server process"
 
     # -- running ----------------------------------------------------------------------------
 
@@ -145,8 +151,8 @@ class Supervisor:
             )
             if self.watcher is not None:
                 self._start_watching(self.watcher, wake_writer)
-            kind = "server process" if self.watcher is not None else "worker(s)"
-            logger.info("Supervisor %d starting %d %s", os.getpid(), self.size, kind)
+            what = "the server process" if self.watcher is not None else f"{self.size} worker(s)"
+            logger.info("Supervisor %d starting %s", os.getpid(), what)
             for _ in range(self.size):
                 self._spawn(self._generation)
             self._loop()
@@ -210,13 +216,16 @@ class Supervisor:
     def _spawn(self, generation: int) -> None:
         if self._stopping:
             return
-        worker = WorkerProcess(self.cli_arguments, self.sockets, generation)
+        # With --reload the one server is stopped before the next starts:
+        # nobody takes new connections during its handover, so it is short.
+        handover = RELOAD_HANDOVER_DELAY if self.watcher is not None else HANDOVER_DELAY
+        worker = WorkerProcess(self.cli_arguments, self.sockets, generation, handover)
         self.workers[worker.pid] = worker
         assert worker.control is not None
         self._selector.register(
             worker.control, selectors.EVENT_READ, lambda: self._on_control(worker)
         )
-        logger.info("Started worker %d", worker.pid)
+        logger.info("Started %s %d", self._noun, worker.pid)
 
     def _on_control(self, worker: WorkerProcess) -> None:
         data = worker.receive()
@@ -244,7 +253,7 @@ class Supervisor:
 
     def _on_ready(self, worker: WorkerProcess) -> None:
         self._failures = 0
-        logger.info("Worker %d ready", worker.pid)
+        logger.info("%s %d ready", self._noun.capitalize(), worker.pid)
         if worker.generation == self._generation and not self._started:
             if self._count(self._generation, WorkerState.READY) == self.size:
                 self._started = True
@@ -273,7 +282,7 @@ class Supervisor:
     def _on_exit(self, worker: WorkerProcess, how: str, returncode: int) -> None:
         if self._stopping or worker.state is WorkerState.STOPPING:
             log = logger.info if returncode == 0 else logger.warning
-            log("Worker %d %s", worker.pid, how)
+            log("%s %d %s", self._noun.capitalize(), worker.pid, how)
             if self._start_after_stop and not self.workers:
                 self._start_after_stop = False
                 self._generation += 1
@@ -400,11 +409,15 @@ class Supervisor:
             if self.workers.get(worker.pid) is not worker:
                 return
             if force_first and worker.signals_sent < 2:
-                logger.warning("Worker %d still running; telling it again", worker.pid)
+                logger.warning(
+                    "%s %d still running; telling it again", self._noun.capitalize(), worker.pid
+                )
                 worker.stop()
                 self._after(delay, escalate)
                 return
-            logger.warning("Worker %d did not exit in time; killing it", worker.pid)
+            logger.warning(
+                "%s %d did not exit in time; killing it", self._noun.capitalize(), worker.pid
+            )
             worker.kill()
 
         self._after(delay, escalate)

@@ -173,7 +173,13 @@ class PollingWatcher:
                 continue
 
     def changes(self, stop: threading.Event) -> Iterator[set[str]]:
-        previous = self.snapshot()
+        # The first snapshot is taken now, not at the first next(): what
+        # changes after this call is seen.
+        return self._changes_since(self.snapshot(), stop)
+
+    def _changes_since(
+        self, previous: dict[str, _Stamp], stop: threading.Event
+    ) -> Iterator[set[str]]:
         while not stop.wait(self.interval):
             current = self.snapshot()
             changed = _differences(previous, current)

@@ -2,7 +2,8 @@
 
 The supervisor starts it as::
 
-    python -m channels_server.supervisor.worker --control-fd 7 --listen-fds 3,4 -- <command line>
+    python -m channels_server.supervisor.worker --control-fd 7 --listen-fds 3,4 \\
+        --handover-delay 0.5 -- <command line>
 
 where ``<command line>`` is the supervisor's own. The worker parses it as
 the command line does, so it builds the same settings, then serves the
@@ -69,19 +70,21 @@ def _watch_supervisor(control: socket.socket) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _parse(argv: Sequence[str]) -> tuple[int, list[int], list[str]]:
+def _parse(argv: Sequence[str]) -> tuple[int, list[int], float, list[str]]:
     arguments = list(argv)
     try:
         separator = arguments.index("--")
         options = dict(zip(arguments[:separator:2], arguments[1:separator:2], strict=True))
         control_fd = int(options["--control-fd"])
         listen_fds = [int(item) for item in options["--listen-fds"].split(",") if item]
+        handover_delay = float(options.get("--handover-delay", HANDOVER_DELAY))
     except (ValueError, KeyError):
         raise SystemExit(
             "usage: python -m channels_server.supervisor.worker --control-fd N "
-            "--listen-fds A,B -- <channels-server command line> (started by the supervisor)"
+            "--listen-fds A,B [--handover-delay SECONDS] -- <channels-server command line> "
+            "(started by the supervisor)"
         ) from None
-    return control_fd, listen_fds, arguments[separator + 1 :]
+    return control_fd, listen_fds, handover_delay, arguments[separator + 1 :]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .. import cli
     from ..logging import configure_logging
 
-    control_fd, listen_fds, cli_arguments = _parse(sys.argv[1:] if argv is None else argv)
+    control_fd, listen_fds, handover_delay, cli_arguments = _parse(
+        sys.argv[1:] if argv is None else argv
+    )
     control = socket.socket(fileno=control_fd)
     parser = cli.build_parser()
     arguments = parser.parse_args(cli_arguments)
@@ -100,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target=_watch_supervisor, args=(control,), name="supervisor-lifeline", daemon=True
     ).start()
     with control.makefile("w", encoding="utf-8") as ready:
-        return cli.serve(arguments, config, announce=ready, handover_delay=HANDOVER_DELAY)
+        return cli.serve(arguments, config, announce=ready, handover_delay=handover_delay)
 
 
 if __name__ == "__main__":
