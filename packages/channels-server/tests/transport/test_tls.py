@@ -468,6 +468,23 @@ async def test_tls_and_plain_endpoints_side_by_side(
     assert [scope["scheme"] for scope in recorder.scopes] == ["http", "https"]
 
 
+@on_both_loops
+async def test_tls_over_a_unix_socket(
+    start: Any, certs: Any, recorder: Any, tmp_socket_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "channels_server")
+    await start(recorder, endpoints=(f"unix:{tmp_socket_path}",), **tls_config(certs))
+    assert f"Listening on unix socket {tmp_socket_path} (TLS)" in caplog.text
+    reader, writer = await asyncio.open_unix_connection(
+        tmp_socket_path, ssl=certs.client_context(), server_hostname="localhost"
+    )
+    writer.write(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+    assert (await read_until_closed(reader)).endswith(b"ok")
+    writer.close()
+    assert recorder.scopes[0]["scheme"] == "https"
+    assert recorder.scopes[0]["extensions"]["tls"]["tls_version"] == 0x0304
+
+
 # -- client certificates -------------------------------------------------------------------------
 
 
