@@ -439,8 +439,11 @@ class HTTP2Connection:
             client_side=False,
             header_encoding=None,
             validate_inbound_headers=True,
-            validate_outbound_headers=True,
             normalize_inbound_headers=True,
+            # respond() checks every field itself (response_field, lower-case
+            # names, no connection-specific ones): h2's second pass is skipped.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         h2 = self._h2 = H2Connection(config=config)
         h2.local_settings.max_concurrent_streams = limits.max_concurrent_streams
