@@ -216,8 +216,11 @@ def test_flags() -> None:
     [
         (["--workers", "0"], "--workers must be at least 1, not 0"),
         (["--reload", "--workers", "2"], "cannot be combined with --workers"),
-        (["--reload-dir", "."], "--reload-dir need(s) --reload"),
-        (["--reload-include", "*.html"], "--reload-include need(s) --reload"),
+        (["--reload-dir", "."], "--reload-dir needs --reload"),
+        (
+            ["--reload-include", "*.html", "--reload-exclude", "x"],
+            "--reload-include and --reload-exclude need --reload",
+        ),
         (["--reload", "--reload-dir", "/no/such/folder"], "is not a directory"),
         (["--reload", "--reload-delay", "-1"], "--reload-delay must be >= 0"),
     ],
@@ -391,7 +394,7 @@ def test_a_worker_failing_at_startup_stops_the_supervisor(
     assert server.popen.wait(timeout=TIMEOUT) == 1
     log = server.log()
     assert "no database" in log
-    assert re.search(r"Worker \d+ exited with status 1 before it was ready", log), log
+    assert re.search(r"The worker \d+ exited with status 1 before it was ready", log), log
     assert "stopping" in log
 
 
@@ -400,7 +403,7 @@ def test_an_import_error_stops_the_supervisor(start: Callable[..., Supervised]) 
     assert server.popen.wait(timeout=TIMEOUT) == 1
     log = server.log()
     assert "Cannot import module 'nowhere_module'" in log
-    assert re.search(r"Worker \d+ exited with status 1 before it was ready", log), log
+    assert re.search(r"The worker \d+ exited with status 1 before it was ready", log), log
 
 
 def test_port_in_use_stops_the_supervisor_before_any_worker(

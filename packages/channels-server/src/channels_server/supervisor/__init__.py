@@ -57,7 +57,8 @@ def check_arguments(arguments: argparse.Namespace) -> bool:
         if value
     ]
     if given:
-        raise ConfigurationError(f"{', '.join(given)} need(s) --reload")
+        verb = "needs" if len(given) == 1 else "need"
+        raise ConfigurationError(f"{' and '.join(given)} {verb} --reload")
     return workers is not None
 
 

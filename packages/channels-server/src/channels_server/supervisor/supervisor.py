@@ -105,7 +105,8 @@ class Supervisor:
         #: Live worker processes by pid.
         self.workers: dict[int, WorkerProcess] = {}
         self._selector = selectors.DefaultSelector()
-        self._generation = 0  # the generation serving now
+        self._generations = itertools.count()
+        self._generation = next(self._generations)  # the generation serving now
         self._next_generation: int | None = None  # being started by a replacement
         self._replace_again = False
         self._started = False  # the first generation has been ready
@@ -214,12 +215,17 @@ class Supervisor:
     # -- workers ----------------------------------------------------------------------------
 
     def _spawn(self, generation: int) -> None:
-        if self._stopping:
-            return
+        if self._stopping or generation not in (self._generation, self._next_generation):
+            return  # A retry that a replacement or a stop has overtaken.
         # With --reload the one server is stopped before the next starts:
         # nobody takes new connections during its handover, so it is short.
         handover = RELOAD_HANDOVER_DELAY if self.watcher is not None else HANDOVER_DELAY
-        worker = WorkerProcess(self.cli_arguments, self.sockets, generation, handover)
+        try:
+            worker = WorkerProcess(self.cli_arguments, self.sockets, generation, handover)
+        except OSError as exc:  # No process or descriptor to spare, for one.
+            logger.error("Cannot start a %s: %s", self._noun, exc)
+            self._failed_to_start(None, generation, f"could not be started ({exc})")
+            return
         self.workers[worker.pid] = worker
         assert worker.control is not None
         self._selector.register(
@@ -255,12 +261,13 @@ class Supervisor:
         self._failures = 0
         logger.info("%s %d ready", self._noun.capitalize(), worker.pid)
         if worker.generation == self._generation and not self._started:
-            if self._count(self._generation, WorkerState.READY) == self.size:
+            if self._count(self._generation, WorkerState.READY) >= self.size:
                 self._started = True
                 self._announce()
+                self._replace_if_asked()
         elif (
             worker.generation == self._next_generation
-            and self._count(worker.generation, WorkerState.READY) == self.size
+            and self._count(worker.generation, WorkerState.READY) >= self.size
         ):
             self._finish_replacement()
 
@@ -285,49 +292,47 @@ class Supervisor:
             log("%s %d %s", self._noun.capitalize(), worker.pid, how)
             if self._start_after_stop and not self.workers:
                 self._start_after_stop = False
-                self._generation += 1
                 self._spawn(self._generation)
         elif worker.state is WorkerState.STARTING:
-            self._failed_to_start(worker, how)
+            self._failed_to_start(worker.pid, worker.generation, how)
         elif self.watcher is not None:
             logger.error("The server process %d %s; waiting for a file to change", worker.pid, how)
         else:
             logger.warning("Worker %d %s; starting a replacement", worker.pid, how)
             self._spawn(worker.generation)
 
-    def _failed_to_start(self, worker: WorkerProcess, how: str) -> None:
+    def _failed_to_start(self, pid: int | None, generation: int, how: str) -> None:
+        """A worker of *generation* ended (or could not be started) before it was ready."""
+        who = f"{self._noun} {pid}" if pid is not None else f"a new {self._noun}"
         if self.watcher is not None:
             logger.error(
-                "The server process %d %s before it was ready (its error is above); "
-                "waiting for a file to change",
-                worker.pid,
+                "The %s %s before it was ready (its error is above); waiting for a file to change",
+                who,
                 how,
             )
             return
-        if worker.generation == self._next_generation:
+        if generation == self._next_generation:
             logger.error(
-                "Replacing the workers failed: worker %d %s before it was ready (its error "
+                "Replacing the workers failed: %s %s before it was ready (its error "
                 "is above); the old workers keep serving",
-                worker.pid,
+                who,
                 how,
             )
             for other in self.workers.values():
-                if other.generation == worker.generation:
+                if other.generation == generation and other.state is not WorkerState.STOPPING:
                     other.stop()
             self._next_generation = None
             self._replace_if_asked()
             return
         if not self._started:
-            logger.error(
-                "Worker %d %s before it was ready (its error is above); stopping", worker.pid, how
-            )
+            logger.error("The %s %s before it was ready (its error is above); stopping", who, how)
             self._stop(1)
             return
         self._failures += 1
         if self._failures >= MAX_STARTUP_FAILURES:
             logger.error(
-                "Worker %d %s before it was ready; %d workers in a row failed to start, stopping",
-                worker.pid,
+                "The %s %s before it was ready; %d workers in a row failed to start, stopping",
+                who,
                 how,
                 self._failures,
             )
@@ -335,12 +340,11 @@ class Supervisor:
             return
         delay = FIRST_RETRY_DELAY * 2 ** (self._failures - 1)
         logger.warning(
-            "Worker %d %s before it was ready (its error is above); starting another in %.1fs",
-            worker.pid,
+            "The %s %s before it was ready (its error is above); starting another in %.1fs",
+            who,
             how,
             delay,
         )
-        generation = worker.generation
         self._after(delay, lambda: self._spawn(generation))
 
     # -- replacing ----------------------------------------------------------------------------
@@ -357,7 +361,7 @@ class Supervisor:
             # already be running the old code).
             self._replace_again = True
             return
-        self._next_generation = self._generation + 1
+        self._next_generation = next(self._generations)
         logger.info("Received SIGHUP; starting %d new worker(s) to replace the old", self.size)
         for _ in range(self.size):
             self._spawn(self._next_generation)
@@ -365,7 +369,11 @@ class Supervisor:
     def _finish_replacement(self) -> None:
         assert self._next_generation is not None
         new = self._next_generation
-        old = [worker for worker in self.workers.values() if worker.generation < new]
+        old = [
+            worker
+            for worker in self.workers.values()
+            if worker.generation != new and worker.state is not WorkerState.STOPPING
+        ]
         logger.info(
             "New workers ready; stopping the old ones (%s)",
             ", ".join(str(worker.pid) for worker in old) or "none",
@@ -391,10 +399,10 @@ class Supervisor:
         for worker in running:
             worker.stop()
             self._escalate_later(worker, RELOAD_GRACE, force_first=True)
+        self._generation = next(self._generations)
         if self.workers:
             self._start_after_stop = True
         else:
-            self._generation += 1
             self._spawn(self._generation)
 
     def _drain_time(self) -> float:
@@ -450,8 +458,11 @@ class Supervisor:
         self._exit_status = status
         self._watch_stop.set()
         for worker in self.workers.values():
-            worker.stop()
-            self._escalate_later(worker, self._drain_time())
+            # One already draining (replaced by SIGHUP) goes on draining: a
+            # second SIGTERM would cut that short.
+            if worker.state is not WorkerState.STOPPING:
+                worker.stop()
+                self._escalate_later(worker, self._drain_time())
         # The workers close their copies as they start draining; with the
         # supervisor's closed too, new connections are refused rather than
         # left waiting in a queue nobody accepts from.
