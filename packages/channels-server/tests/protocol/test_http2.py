@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 from typing import Any
 
 import h2.config
@@ -11,6 +12,8 @@ import h2.events
 import pytest
 from h2.settings import SettingCodes
 
+from channels_server import Config
+from channels_server.errors import ConfigurationError
 from channels_server.protocol.http2 import (
     CONTROL_BURST,
     CONTROL_RATE,
@@ -26,6 +29,7 @@ from channels_server.protocol.http2 import (
     RequestReceived,
     StreamCancelled,
 )
+from channels_server.protocol.versions import http2_enabled
 
 PROTOCOL_ERROR = 0x1
 REFUSED_STREAM = 0x7
@@ -337,3 +341,22 @@ def test_a_client_protocol_error_ends_the_connection() -> None:
     (ended,) = pair.raw(frame(0x0, 0x1, 0, b"x"))
     assert isinstance(ended, ConnectionEnded)
     assert ended.error_code == PROTOCOL_ERROR
+
+
+def test_http2_on_without_h2_stops_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    import channels_server.protocol as protocol_package
+
+    # h2 cannot be uninstalled for one test: its import is made to fail instead.
+    for name in [name for name in sys.modules if name == "h2" or name.startswith("h2.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "channels_server.protocol.http2")
+    monkeypatch.delattr(protocol_package, "http2")
+    with pytest.raises(ConfigurationError, match=r"pip install 'channels-server\[http2\]'"):
+        http2_enabled(Config(http2="on"))
+    assert http2_enabled(Config(http2="auto")) is False
+    assert http2_enabled(Config(http2="off")) is False
+
+
+def test_http2_auto_with_h2_is_on() -> None:
+    assert http2_enabled(Config(http2="auto")) is True
+    assert http2_enabled(Config(http2="on")) is True

@@ -368,3 +368,14 @@ async def test_h2load_many_streams(serve: Any) -> None:
     )
     assert code == 0, output
     assert b"400 succeeded, 0 failed, 0 errored" in output, output
+
+
+async def test_idle_connection_gets_goaway_after_keep_alive_timeout(serve: Any) -> None:
+    server = await serve(echo, keep_alive_timeout=0.2)
+    client = await H2Client.connect(servers.port_of(server))
+    try:
+        assert (await client.get("/")).status == 200
+        await client.closed(timeout=10)
+        assert client.goaway == NO_ERROR
+    finally:
+        await client.close()

@@ -6,6 +6,7 @@ wsproto's frame protocol (client side, masked frames) for what it carries.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -226,3 +227,34 @@ async def test_a_consumer_sees_the_same_scope_as_over_http11(serve: Any) -> None
         assert over_h2[key] == over_http11[key], key
     assert over_h2["http_version"] == "2"
     assert over_http11["http_version"] == "1.1"
+
+
+async def test_shutdown_closes_websockets_with_1012_then_goaway(serve: Any) -> None:
+    server = await serve(apps.echo)
+    client = await H2Client.connect(servers.port_of(server))
+    try:
+        ws, result = await WebSocketOverH2.open(client)
+        assert result.status == 200
+        shutdown = asyncio.get_running_loop().create_task(server.shutdown())
+        close = await ws.receive()
+        assert close.opcode is Opcode.CLOSE
+        assert close.payload[0] == 1012  # Service Restart
+        ws.send_close(1012)
+        await client.closed()
+        assert client.goaway == 0
+        await asyncio.wait_for(shutdown, 10)
+    finally:
+        await client.close()
+
+
+async def test_permessage_deflate_is_negotiated_as_over_http11(serve: Any) -> None:
+    server = await serve(apps.echo)
+    client = await H2Client.connect(servers.port_of(server))
+    try:
+        _, result = await WebSocketOverH2.open(
+            client, headers=[(b"sec-websocket-extensions", b"permessage-deflate")]
+        )
+        assert result.status == 200
+        assert dict(result.headers)[b"sec-websocket-extensions"].startswith(b"permessage-deflate")
+    finally:
+        await client.close()
