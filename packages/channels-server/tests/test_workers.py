@@ -286,6 +286,8 @@ def test_two_workers_answer_and_sigterm_drains_them(
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     log = server.log()
     assert "Received SIGTERM; stopping the workers gracefully" in log
+    assert "Warning" not in log
+    assert "Traceback" not in log
     for pid in pids:
         assert f"Worker {pid} exited with status 0" in log
 
@@ -512,3 +514,36 @@ def test_a_bad_certificate_stops_the_supervisor_before_any_worker(
     log = server.log()
     assert "bad.pem" in log
     assert "Started worker" not in log
+
+
+def test_sigterm_closes_every_workers_websockets_with_1012(
+    start: Callable[..., Supervised],
+) -> None:
+    server = start("--workers", "2", "-p", "0", "pidapp:application")
+    port = server.read_port()
+    sockets = []
+    for _ in range(4):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        sockets.append(sock)
+    server.popen.send_signal(signal.SIGTERM)
+    for sock in sockets:
+        with sock:
+            frame = b""
+            while len(frame) < 4:
+                chunk = sock.recv(4 - len(frame))
+                assert chunk, frame
+                frame += chunk
+            # A close frame (FIN, opcode 8) whose code is 1012 Service Restart.
+            assert frame[0] == 0x88
+            assert int.from_bytes(frame[2:4], "big") == 1012
+            # The client's close reply (masked, with a zero mask) completes the handshake.
+            sock.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xf4")
+    assert server.popen.wait(timeout=TIMEOUT) == 0

@@ -26,9 +26,16 @@ import sys
 import time
 from collections.abc import Sequence
 
-__all__ = ["WorkerProcess", "WorkerState", "describe_exit"]
+__all__ = ["HANDOVER_DELAY", "WorkerProcess", "WorkerState", "describe_exit"]
 
 logger = logging.getLogger("channels_server")
+
+#: On SIGTERM a worker stops accepting, then serves on this long before it
+#: shuts down: the connections it accepted just before the signal (the other
+#: workers share the sockets and take the new ones) send their first request
+#: in this time and get it answered, where a shutdown would close them or
+#: answer 503 (a SIGHUP replacement under load drops no request this way).
+HANDOVER_DELAY = 0.5
 
 
 class WorkerState(enum.Enum):

@@ -50,9 +50,8 @@ from ..errors import ConfigurationError
 from ..protocol.versions import http2_enabled
 from ..transport.tcp import bind, describe_socket
 from ..transport.tls import server_context
-from .process import WorkerProcess, WorkerState, describe_exit
+from .process import HANDOVER_DELAY, WorkerProcess, WorkerState, describe_exit
 from .watch import Watcher
-from .worker import HANDOVER_DELAY
 
 __all__ = ["MAX_STARTUP_FAILURES", "RELOAD_GRACE", "Supervisor"]
 
@@ -66,7 +65,7 @@ FIRST_RETRY_DELAY = 0.5
 #: it is told again (which makes it skip the waiting), and again before SIGKILL.
 RELOAD_GRACE = 3.0
 #: With --reload: how long a stopped server serves the connections it accepted
-#: just before SIGTERM (see worker.HANDOVER_DELAY).
+#: just before SIGTERM (see process.HANDOVER_DELAY).
 RELOAD_HANDOVER_DELAY = 0.2
 
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)

@@ -27,15 +27,9 @@ import threading
 from collections.abc import Sequence
 
 from ..config import Config
+from .process import HANDOVER_DELAY
 
-__all__ = ["HANDOVER_DELAY", "inherited_config", "main"]
-
-#: On SIGTERM a worker stops accepting, then serves on this long before it
-#: shuts down: the connections it accepted just before the signal (the other
-#: workers share the sockets and take the new ones) send their first request
-#: in this time and get it answered, where a shutdown would close them or
-#: answer 503 (a SIGHUP replacement under load drops no request this way).
-HANDOVER_DELAY = 0.5
+__all__ = ["inherited_config", "main"]
 
 
 def inherited_config(config: Config, filenos: Sequence[int]) -> Config:
