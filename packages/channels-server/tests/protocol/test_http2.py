@@ -11,6 +11,8 @@ import h2.connection
 import h2.events
 import pytest
 from h2.settings import SettingCodes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from channels_server import Config
 from channels_server.errors import ConfigurationError
@@ -360,3 +362,37 @@ def test_http2_on_without_h2_stops_the_server(monkeypatch: pytest.MonkeyPatch) -
 def test_http2_auto_with_h2_is_on() -> None:
     assert http2_enabled(Config(http2="auto")) is True
     assert http2_enabled(Config(http2="on")) is True
+
+
+frames_strategy = st.lists(
+    st.tuples(
+        st.integers(0, 12),  # frame type: the ten known and a few unknown
+        st.integers(0, 255),  # flags
+        st.sampled_from([0, 1, 3, 5, 2, 0x7FFFFFFF]),  # stream id
+        st.binary(max_size=64),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(frames=frames_strategy, garbage=st.binary(max_size=40))
+def test_hostile_frames_never_raise(frames: list[tuple[int, int, int, bytes]], garbage: bytes) -> None:
+    pair = Pair()
+    stream_id = pair.request(b"POST", end_stream=False)
+    pair.exchange()
+    data = b"".join(frame(kind, flags, stream, payload) for kind, flags, stream, payload in frames)
+    ended = False
+    for piece in (data[: len(data) // 2], data[len(data) // 2 :], garbage):
+        events = pair.server.receive_data(piece, pair.now)
+        if ended:
+            assert events == []
+        ended = ended or any(isinstance(event, ConnectionEnded) for event in events)
+        for event in events:
+            if isinstance(event, BodyReceived):
+                pair.server.acknowledge(event.stream_id, event.size)
+        pair.server.data_to_send()
+    # The engine still answers (or has ended) without raising.
+    pair.server.respond(stream_id, 200, [], end_stream=False)
+    pair.server.send_data(stream_id, b"x" * 100, end_stream=True)
+    pair.server.data_to_send()
