@@ -377,7 +377,9 @@ frames_strategy = st.lists(
 
 @settings(max_examples=100, derandomize=True, deadline=None)
 @given(frames=frames_strategy, garbage=st.binary(max_size=40))
-def test_hostile_frames_never_raise(frames: list[tuple[int, int, int, bytes]], garbage: bytes) -> None:
+def test_hostile_frames_never_raise(
+    frames: list[tuple[int, int, int, bytes]], garbage: bytes
+) -> None:
     pair = Pair()
     stream_id = pair.request(b"POST", end_stream=False)
     pair.exchange()
