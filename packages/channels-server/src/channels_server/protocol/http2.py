@@ -542,9 +542,7 @@ class HTTP2Connection:
             )
 
     def _translate(self, event: object, now: float, events: list[Event]) -> None:
-        kind = type(event)
-        if kind is DataReceived:
-            assert isinstance(event, DataReceived)
+        if isinstance(event, DataReceived):
             stream_id = event.stream_id
             size = event.flow_controlled_length
             received = self._body_sizes.get(stream_id)
@@ -569,24 +567,19 @@ class HTTP2Connection:
                     events.append(BodyReceived(stream_id, event.data, size))
             if event.stream_ended is not None:
                 self._request_ended(stream_id, events)
-        elif kind is H2RequestReceived:
-            assert isinstance(event, H2RequestReceived)
+        elif isinstance(event, H2RequestReceived):
             self._on_request(event, now, events)
-        elif kind is StreamEnded:
-            assert isinstance(event, StreamEnded)
+        elif isinstance(event, StreamEnded):
             self._request_ended(event.stream_id, events)
-        elif kind is TrailersReceived:
+        elif isinstance(event, TrailersReceived):
             # Trailers are not passed on (the www spec has no request trailers).
-            assert isinstance(event, TrailersReceived)
             if event.stream_ended is not None:
                 self._request_ended(event.stream_id, events)
-        elif kind is WindowUpdated or kind is RemoteSettingsChanged:
+        elif isinstance(event, (WindowUpdated, RemoteSettingsChanged)):
             self.flush()
-        elif kind is StreamReset:
-            assert isinstance(event, StreamReset)
+        elif isinstance(event, StreamReset):
             self._on_reset(event, now, events)
-        elif kind is ConnectionTerminated:
-            assert isinstance(event, ConnectionTerminated)
+        elif isinstance(event, ConnectionTerminated):
             self.ended = True
             events.append(
                 ConnectionEnded(

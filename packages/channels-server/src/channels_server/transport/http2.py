@@ -101,7 +101,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         self.engine = HTTP2Connection(limits, server_name, loop.time())
         self.channels: dict[int, StreamChannel] = {}
         self.closed = False
-        self._write_paused = False
+        self.write_paused = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._progress = -1
@@ -112,7 +112,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
 
         The caller has registered the connection with the context.
         """
-        self._send()
+        self.send_queued()
         if self.context.shutting_down:
             self.shutdown()
         if data:
@@ -125,32 +125,27 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         if self.closed:
             return
         events = self.engine.receive_data(data, self._loop.time())
+        channels = self.channels
         for event in events:
-            kind = type(event)
-            if kind is BodyReceived:
-                assert isinstance(event, BodyReceived)
-                channel = self.channels.get(event.stream_id)
+            if isinstance(event, BodyReceived):
+                channel = channels.get(event.stream_id)
                 if channel is not None:
                     channel.feed_body(event.data, event.size)
                 else:
                     self.engine.acknowledge(event.stream_id, event.size)
-            elif kind is RequestReceived:
-                assert isinstance(event, RequestReceived)
+            elif isinstance(event, RequestReceived):
                 self._start_stream(event)
-            elif kind is RequestEnded:
-                assert isinstance(event, RequestEnded)
-                channel = self.channels.get(event.stream_id)
+            elif isinstance(event, RequestEnded):
+                channel = channels.get(event.stream_id)
                 if channel is not None:
                     channel.feed_end()
-            elif kind is StreamCancelled:
-                assert isinstance(event, StreamCancelled)
-                channel = self.channels.get(event.stream_id)
+            elif isinstance(event, StreamCancelled):
+                channel = channels.get(event.stream_id)
                 if channel is not None:
                     channel.cancelled()
             else:
-                assert isinstance(event, ConnectionEnded)
                 self._connection_ended(event)
-        self._send()
+        self.send_queued()
 
     def eof_received(self) -> bool | None:
         return None  # The client is gone: close.
@@ -166,7 +161,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
             channel.cancelled()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
         self.engine.writable = False
         if not self.closed:
             # Replies to what the client sends (PING, SETTINGS) would pile up unread.
@@ -174,12 +169,12 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         self._start_write_timer()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         self.engine.writable = True
         if not self.closed:
             self.transport.resume_reading()
             self.engine.flush()
-            self._send()
+            self.send_queued()
             for channel in list(self.channels.values()):
                 channel.wake()
 
@@ -200,7 +195,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         for channel in list(self.channels.values()):
             if channel.websocket is not None:
                 channel.websocket.server_close()
-        self._send()
+        self.send_queued()
         if self.engine.idle:
             self._close_gracefully()
 
@@ -224,7 +219,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
     def _close_gracefully(self) -> None:
         """GOAWAY NO_ERROR, then close (the streams are all done)."""
         self.engine.goaway()
-        self._send()
+        self.send_queued()
         self.close()
 
     # -- streams ----------------------------------------------------------------------------
@@ -311,7 +306,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         stream_id = channel.stream_id
         self.channels.pop(stream_id, None)
         self.engine.release(stream_id)
-        self._send()
+        self.send_queued()
         if self.closed:
             return
         if self.engine.idle:
@@ -333,12 +328,12 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
             )
         for channel in list(self.channels.values()):
             channel.cancelled()
-        self._send()
+        self.send_queued()
         self.close()
 
     # -- writing --------------------------------------------------------------------------------
 
-    def _send(self) -> None:
+    def send_queued(self) -> None:
         """Write what the engine has queued, and wake the streams whose queue emptied."""
         engine = self.engine
         data = engine.data_to_send()
@@ -367,7 +362,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
     def _on_write_timeout(self) -> None:
         self._write_timer = None
         stuck = (
-            self._write_paused
+            self.write_paused
             or self.closed
             or any(channel.waiting for channel in self.channels.values())
         )
@@ -455,7 +450,7 @@ class StreamChannel:
     def write(self, data: bytes) -> None:
         if data and not self.closed:
             self.connection.engine.send_data(self.stream_id, data)
-            self.connection._send()
+            self.connection.send_queued()
 
     @property
     def waiting(self) -> bool:
@@ -467,7 +462,7 @@ class StreamChannel:
         connection = self.connection
         if self.closed:
             return None
-        if not connection.engine.pending(self.stream_id) and not connection._write_paused:
+        if not connection.engine.pending(self.stream_id) and not connection.write_paused:
             return None
         waiter = self._drain_waiter
         if waiter is None or waiter.done():
@@ -482,14 +477,14 @@ class StreamChannel:
             return
         connection = self.connection
         if self.closed or (
-            not connection.engine.pending(self.stream_id) and not connection._write_paused
+            not connection.engine.pending(self.stream_id) and not connection.write_paused
         ):
             self._drain_waiter = None
             waiter.set_result(None)
 
     @property
     def reading_paused(self) -> bool:
-        return self._paused or self.connection._write_paused
+        return self._paused or self.connection.write_paused
 
     def pause_reading(self) -> None:
         """The application is behind: received body is no longer acknowledged."""
@@ -501,13 +496,13 @@ class StreamChannel:
         if size:
             self._unacknowledged = 0
             self.connection.engine.acknowledge(self.stream_id, size)
-            self.connection._send()
+            self.connection.send_queued()
 
     def close(self) -> None:
         """End the stream once its queue is sent (the response is already complete)."""
         if not self.closed:
             self.connection.engine.send_data(self.stream_id, b"", end_stream=True)
-            self.connection._send()
+            self.connection.send_queued()
         if self.websocket is not None:
             self.ended = True
             self._release_if_done()
@@ -523,7 +518,7 @@ class StreamChannel:
             self.ended = True
             connection = self.connection
             connection.engine.reset(self.stream_id, ErrorCodes.INTERNAL_ERROR)
-            connection._send()
+            connection.send_queued()
         self._lost()
 
     def response_complete(self, stream: HTTPStream) -> None:
@@ -604,14 +599,14 @@ class StreamChannel:
         )
         if body:
             engine.send_data(self.stream_id, body, end_stream=not more_body)
-        self.connection._send()
+        self.connection.send_queued()
         return b""
 
     def send_body(self, data: bytes) -> bytes:
         stream = self.stream
         if data and not self.closed and stream is not None and stream.head.method != b"HEAD":
             self.connection.engine.send_data(self.stream_id, data)
-            self.connection._send()
+            self.connection.send_queued()
         return b""
 
     def end_response(self, trailers: Any = ()) -> bytes:
@@ -621,18 +616,18 @@ class StreamChannel:
             engine.send_trailers(self.stream_id, trailers)
         else:
             engine.send_data(self.stream_id, b"", end_stream=True)
-        self.connection._send()
+        self.connection.send_queued()
         return b""
 
     def send_continue(self) -> None:
         self.connection.engine.send_continue(self.stream_id)
-        self.connection._send()
+        self.connection.send_queued()
 
     def send_error(self, status: int, reason: str) -> None:
         if self.closed:
             return
         self.connection.engine.refuse(self.stream_id, HTTPProtocolError(status, reason))
-        self.connection._send()
+        self.connection.send_queued()
 
 
 class HTTP2WebSocketStream(WebSocketStream):
@@ -655,7 +650,7 @@ class HTTP2WebSocketStream(WebSocketStream):
         if extensions:
             fields.append((b"sec-websocket-extensions", extensions))
         channel.connection.engine.respond(channel.stream_id, 200, fields, end_stream=False)
-        channel.connection._send()
+        channel.connection.send_queued()
         return b""
 
     def _refusal_response(self, status: int) -> bytes:
@@ -670,7 +665,7 @@ class HTTP2WebSocketStream(WebSocketStream):
         )
         if body:
             engine.send_data(channel.stream_id, body, end_stream=True)
-        channel.connection._send()
+        channel.connection.send_queued()
         return b""
 
 
