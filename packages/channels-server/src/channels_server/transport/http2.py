@@ -27,6 +27,17 @@ Flow control:
 * a client that reads nothing (the socket's buffer stays full) or opens no
   window (a stream waits, and no DATA has left) for ``write_timeout``
   seconds is dropped.
+
+An extended CONNECT with ``:protocol websocket`` (RFC 8441) gets a
+:class:`HTTP2WebSocketStream`: the WebSocket scope of HTTP/1.1 (but for
+``http_version``), its handshake answered with a 200 (or the refusal's
+status), its frames in DATA frames both ways.
+
+Timers: a connection with no stream for ``keep_alive_timeout`` seconds gets
+GOAWAY and is closed; the streams keep their own (``http_timeout``,
+``body_timeout``, the WebSocket timers). On graceful shutdown new streams
+are refused, WebSockets are closed with 1012, and once the streams in
+flight are done the connection sends GOAWAY and closes.
 """
 
 from __future__ import annotations
