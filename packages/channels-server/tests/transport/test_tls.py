@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import trustme
 
 from channels_server import Config, Server
 from channels_server.config import TLSSettings
@@ -520,17 +521,27 @@ async def test_optional_client_certificate_may_be_left_out(
 
 
 @on_both_loops
-async def test_missing_client_certificate_fails_the_handshake_only(
-    start: Any, certs: Any, recorder: Any, http: SimpleNamespace, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("client_cert", ["none", "from another CA"])
+async def test_missing_or_untrusted_client_certificate_fails_the_handshake_only(
+    start: Any,
+    certs: Any,
+    recorder: Any,
+    http: SimpleNamespace,
+    caplog: pytest.LogCaptureFixture,
+    client_cert: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server = await start(
         recorder, **tls_config(certs, ssl_ca_certs=certs.ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED)
     )
     port = http.port_of(server)
+    context = certs.client_context()
+    if client_cert != "none":
+        stranger = trustme.CA().issue_cert("mallory@example.org")
+        stranger.configure_cert(context)
     try:
         # With TLS 1.3 the client learns of the refusal on its first read.
-        data, _ = await support.https_get(port, certs.client_context())
+        data, _ = await support.https_get(port, context)
     except (ssl.SSLError, ConnectionError):
         data = b""
     assert data == b""
