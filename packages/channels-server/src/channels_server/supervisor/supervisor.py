@@ -120,6 +120,7 @@ class Supervisor:
         self._watch_thread: threading.Thread | None = None
         # What the logs call a worker: with --reload there is one, "the server process".
         self._noun = "worker" if watcher is None else "server process"
+        self._group = "workers" if watcher is None else "server process"
 
     # -- running ----------------------------------------------------------------------------
 
@@ -445,11 +446,11 @@ class Supervisor:
 
     def _on_stop_signal(self, name: str) -> None:
         if self._stopping:
-            logger.warning("Received %s again; telling the workers to stop now", name)
+            logger.warning("Received %s again; telling the %s to stop now", name, self._group)
             for worker in self.workers.values():
                 worker.stop()
             return
-        logger.info("Received %s; stopping the workers gracefully", name)
+        logger.info("Received %s; stopping the %s gracefully", name, self._group)
         self._stop(0)
 
     def _stop(self, status: int) -> None:
