@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import shutil
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -379,3 +380,20 @@ async def test_idle_connection_gets_goaway_after_keep_alive_timeout(serve: Any) 
         assert client.goaway == NO_ERROR
     finally:
         await client.close()
+
+
+async def test_requests_and_refusals_are_in_the_access_log(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await serve(echo, max_header_count=5)
+    client = await H2Client.connect(servers.port_of(server))
+    with caplog.at_level(logging.INFO, logger="channels_server.access"):
+        try:
+            assert (await client.get("/fine")).status == 200
+            crowded = [(b"x-h", b"%d" % n) for n in range(6)]
+            assert (await client.get("/crowded", headers=crowded)).status == 431
+        finally:
+            await client.close()
+    lines = [record.getMessage() for record in caplog.records]
+    assert any('"GET /fine HTTP/2" 200' in line for line in lines), lines
+    assert any('"GET /crowded HTTP/2" 431' in line for line in lines), lines

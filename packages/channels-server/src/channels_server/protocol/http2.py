@@ -109,6 +109,7 @@ __all__ = [
     "HTTP2Limits",
     "RequestEnded",
     "RequestReceived",
+    "RequestRefused",
     "StreamCancelled",
     "websocket_handshake",
 ]
@@ -210,6 +211,23 @@ class BodyReceived:
         self.size = size
 
 
+class RequestRefused:
+    """A request the server answered itself with an error status (for the logs).
+
+    *method* and *target* are what the request said, ``b"-"`` where it said nothing usable.
+    """
+
+    __slots__ = ("error", "method", "stream_id", "target")
+
+    def __init__(
+        self, stream_id: int, error: HTTPProtocolError, method: bytes, target: bytes
+    ) -> None:
+        self.stream_id = stream_id
+        self.error = error
+        self.method = method
+        self.target = target
+
+
 class RequestEnded:
     """The client has sent the whole request (trailers, if any, are dropped)."""
 
@@ -244,7 +262,14 @@ class ConnectionEnded:
         self.by_client = by_client
 
 
-Event = RequestReceived | BodyReceived | RequestEnded | StreamCancelled | ConnectionEnded
+Event = (
+    RequestReceived
+    | RequestRefused
+    | BodyReceived
+    | RequestEnded
+    | StreamCancelled
+    | ConnectionEnded
+)
 
 
 class _Violation(Exception):
@@ -627,6 +652,9 @@ class HTTP2Connection:
             head, protocol = self._request_head(event.headers, end_stream)
         except HTTPProtocolError as error:
             self.refuse(stream_id, error)
+            fields = dict(event.headers)
+            method = fields.get(b":method", b"-")
+            events.append(RequestRefused(stream_id, error, method, fields.get(b":path", b"-")))
             return
         self.active.add(stream_id)
         if not end_stream:

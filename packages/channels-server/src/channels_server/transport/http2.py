@@ -60,6 +60,7 @@ from ..protocol.http2 import (
     HTTP2Limits,
     RequestEnded,
     RequestReceived,
+    RequestRefused,
     StreamCancelled,
     websocket_handshake,
 )
@@ -154,6 +155,8 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
                 channel = channels.get(event.stream_id)
                 if channel is not None:
                     channel.cancelled()
+            elif isinstance(event, RequestRefused):
+                self._log_refusal(event.error, event.method, event.target)
             else:
                 self._connection_ended(event)
         self.send_queued()
@@ -242,9 +245,9 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         head = event.head
         if not context.admit(self):
             engine.release(stream_id)
-            engine.refuse(
-                stream_id, HTTPProtocolError(503, "Too many connections; try again later")
-            )
+            refusal = HTTPProtocolError(503, "Too many connections; try again later")
+            engine.refuse(stream_id, refusal)
+            self._log_refusal(refusal, head.method, head.target)
             return
         if event.protocol is not None:
             self._start_websocket(event)
@@ -275,6 +278,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         except HTTPProtocolError as error:
             self.engine.release(stream_id)
             self.engine.refuse(stream_id, error)
+            self._log_refusal(error, event.head.method, event.head.target)
             return
         scope = self._scope(stream_id, event.head, websocket=True)
         if scope is None:
@@ -308,9 +312,18 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         except HTTPProtocolError as error:
             self.engine.release(stream_id)
             self.engine.refuse(stream_id, error)
+            self._log_refusal(error, head.method, head.target)
             return None
         scope["http_version"] = "2"
         return scope
+
+    def _log_refusal(self, error: HTTPProtocolError, method: bytes, target: bytes) -> None:
+        """A request answered with an error before any application saw it: logged as on
+        HTTP/1.1 (a debug line, and the access log)."""
+        logger.debug("Refused HTTP/2 request from %s: %s", self.client, error)
+        self.context.access_log.http(
+            self.client, method.decode("ascii", "replace"), target, "2", error.status_code, 0, 0.0
+        )
 
     def stream_finished(self, channel: StreamChannel) -> None:
         """The stream's application task has ended."""
