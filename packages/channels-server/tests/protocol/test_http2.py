@@ -29,6 +29,7 @@ from channels_server.protocol.http2 import (
     HTTP2Limits,
     RequestEnded,
     RequestReceived,
+    RequestRefused,
     StreamCancelled,
 )
 from channels_server.protocol.versions import http2_enabled
@@ -161,8 +162,11 @@ def test_refused_requests_never_reach_the_application(
         )
     else:
         stream_id = pair.request(method, headers=extra, end_stream=True)
-    events = pair.exchange()
-    assert events == []
+    (refused,) = pair.exchange()
+    # Only reported, for the logs: no stream for an application.
+    assert isinstance(refused, RequestRefused)
+    assert refused.error.status_code == int(status)
+    assert refused.method == method
     (response,) = pair.of_client(h2.events.ResponseReceived)
     assert dict(response.headers)[b":status"] == status
     assert not pair.server.active
