@@ -397,3 +397,14 @@ async def test_requests_and_refusals_are_in_the_access_log(
     lines = [record.getMessage() for record in caplog.records]
     assert any('"GET /fine HTTP/2" 200' in line for line in lines), lines
     assert any('"GET /crowded HTTP/2" 431' in line for line in lines), lines
+
+
+@pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp (nghttp2-client) not installed")
+async def test_nghttp_over_tls_negotiates_h2(serve: Any, certificates: Any) -> None:
+    _, key_file, cert_file = certificates
+    server = await serve(echo, ssl_keyfile=str(key_file), ssl_certfile=str(cert_file))
+    # (nghttp does not check the certificate; ALPN must choose h2 or it fails.)
+    code, output = await run("nghttp", "-v", f"https://127.0.0.1:{servers.port_of(server)}/?7")
+    assert code == 0, output
+    assert b"The negotiated protocol: h2" in output, output
+    assert b":status: 200" in output
