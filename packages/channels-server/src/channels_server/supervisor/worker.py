@@ -13,7 +13,8 @@ settings: it loads the certificates itself, and a SIGHUP replace loads them
 again. Once ``Server.startup()`` has completed it writes its listening
 addresses to the control socket (the supervisor takes that as "ready"), and
 when the supervisor goes away (end of file on the control socket) it shuts
-down gracefully, as on SIGTERM.
+down gracefully, as on SIGTERM. On SIGTERM it first stops accepting and
+serves on for the handover delay (``process.HANDOVER_DELAY``), then drains.
 """
 
 from __future__ import annotations
