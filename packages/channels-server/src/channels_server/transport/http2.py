@@ -118,6 +118,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         self._write_timer: asyncio.TimerHandle | None = None
         self._progress = -1
         self._ended = False
+        self._flush_scheduled = False
 
     def start(self, data: bytes) -> None:
         """Send the server's SETTINGS, then handle *data* (what the client sent so far).
@@ -224,6 +225,9 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         transport = self.transport
         if transport.is_closing():
             return  # Closed from the other side: connection_lost follows.
+        data = self.engine.data_to_send()
+        if data:
+            transport.write(data)
         transport.close()
         if transport.get_write_buffer_size():
             # The transport closes once the buffer is written: a client
@@ -358,6 +362,20 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
     # -- writing --------------------------------------------------------------------------------
 
     def send_queued(self) -> None:
+        """Write what the engine has queued, once this turn of the event loop is over.
+
+        One write for all the streams that answered in the same turn (a
+        hundred concurrent requests: one write instead of a hundred).
+        """
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self.write_now()
+
+    def write_now(self) -> None:
         """Write what the engine has queued, and wake the streams whose queue emptied."""
         engine = self.engine
         data = engine.data_to_send()
