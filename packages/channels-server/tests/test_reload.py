@@ -59,19 +59,24 @@ def test_default_filter(tmp_path: Path) -> None:
 
 def test_include_and_exclude_patterns(tmp_path: Path) -> None:
     file_filter = FileFilter.from_options(
-        [str(tmp_path)], ["*.html", ".env", "conf/*.toml"], ["migrations", "settings_local.py"]
+        [str(tmp_path)],
+        ["*.html", ".env", "conf/*.toml"],
+        ["migrations", "settings_local.py", "templates/old/*"],
     )
     wanted = file_filter.wanted_path
     assert wanted(str(tmp_path / "templates" / "index.html"))
-    # Including a name a default exclude refused takes that exclude out.
+    # The user's excludes win over every include.
+    assert not wanted(str(tmp_path / "templates" / "old" / "index.html"))
+    # A file the user includes wins over the default excludes; folders stay excluded.
     assert wanted(str(tmp_path / ".env"))
-    assert ".*" not in file_filter.excludes
+    assert not wanted(str(tmp_path / ".git" / ".env"))
+    assert not wanted(str(tmp_path / ".git" / "hooks.py"))
     assert wanted(str(tmp_path / "conf" / "app.toml"))
     assert not wanted(str(tmp_path / "other" / "app.toml"))
     assert not wanted(str(tmp_path / "app" / "migrations" / "0001_initial.py"))
     assert not wanted(str(tmp_path / "settings_local.py"))
     assert wanted(str(tmp_path / "settings.py"))
-    assert set(DEFAULT_EXCLUDES) - {".*"} <= set(file_filter.excludes)
+    assert file_filter.default_excludes == DEFAULT_EXCLUDES
 
 
 def test_polling_sees_edits_additions_and_removals(tmp_path: Path) -> None:

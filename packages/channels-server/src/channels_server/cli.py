@@ -374,8 +374,8 @@ def _add_process_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATTERN",
-        help="Glob of file names (or paths, with a /) that trigger a reload, added to *.py; "
-        "repeatable",
+        help="Glob of file names (or paths, with a /) that trigger a reload, added to *.py "
+        "(and watched even where a default exclude matches); repeatable",
     )
     processes.add_argument(
         "--reload-exclude",

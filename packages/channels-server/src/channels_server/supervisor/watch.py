@@ -62,47 +62,49 @@ class FileFilter:
     """Which files under the watched folders count (``--reload-include`` / ``--reload-exclude``).
 
     A file counts when its name (or, for a pattern with a ``/``, its path
-    below the watched folder) matches an include pattern and neither it nor
-    any folder between it and the watched folder matches an exclude pattern.
-    Patterns are :mod:`fnmatch` globs, case-sensitive.
+    below the watched folder) matches an include pattern, no folder between
+    it and the watched folder matches an exclude pattern (those folders are
+    not even looked into), and it matches no exclude pattern itself, except
+    that a file the user's own include patterns name wins over the default
+    excludes (``--reload-include .env`` watches ``.env`` although ``.*`` is
+    excluded, and ``.git`` stays unwatched). Patterns are :mod:`fnmatch`
+    globs, case-sensitive.
     """
 
     roots: tuple[Path, ...]
+    #: The default includes and the user's.
     includes: tuple[str, ...] = DEFAULT_INCLUDES
-    excludes: tuple[str, ...] = DEFAULT_EXCLUDES
+    #: The user's excludes: they win over every include.
+    excludes: tuple[str, ...] = ()
+    #: The default excludes: the user's includes win over them for files.
+    default_excludes: tuple[str, ...] = DEFAULT_EXCLUDES
+    #: The user's includes alone.
+    user_includes: tuple[str, ...] = ()
 
     @classmethod
     def from_options(
         cls, roots: Sequence[str], includes: Sequence[str], excludes: Sequence[str]
     ) -> FileFilter:
-        """The filter for the command line's options: theirs added to the defaults.
-
-        Including a pattern that is one of the default excludes (``--reload-include .env``
-        would otherwise be excluded by ``.*``) takes it out of the excludes,
-        and so does including a name that only a default exclude would refuse.
-        """
-        resolved = tuple(Path(root).resolve() for root in roots)
-        added = tuple(includes)
-        kept = tuple(
-            pattern
-            for pattern in DEFAULT_EXCLUDES
-            if pattern not in added
-            and not any(fnmatch.fnmatchcase(include, pattern) for include in added)
-        )
+        """The filter for the command line's options: theirs added to the defaults."""
         return cls(
-            roots=resolved,
-            includes=tuple(dict.fromkeys((*DEFAULT_INCLUDES, *added))),
-            excludes=tuple(dict.fromkeys((*kept, *excludes))),
+            roots=tuple(Path(root).resolve() for root in roots),
+            includes=tuple(dict.fromkeys((*DEFAULT_INCLUDES, *includes))),
+            excludes=tuple(excludes),
+            user_includes=tuple(includes),
         )
 
     def excluded_folder(self, name: str, relative: str) -> bool:
         """Whether a folder is skipped, with everything in it."""
-        return _matches(self.excludes, name, relative)
+        return _matches(self.excludes, name, relative) or _matches(
+            self.default_excludes, name, relative
+        )
 
     def wanted_file(self, name: str, relative: str) -> bool:
         """Whether a file (already known to sit in no excluded folder) counts."""
-        return _matches(self.includes, name, relative) and not _matches(
-            self.excludes, name, relative
+        if not _matches(self.includes, name, relative) or _matches(self.excludes, name, relative):
+            return False
+        return not _matches(self.default_excludes, name, relative) or _matches(
+            self.user_includes, name, relative
         )
 
     def wanted_path(self, path: str) -> bool:
