@@ -348,8 +348,8 @@ def test_sighup_replaces_every_worker_and_no_request_fails(
     assert server.popen.wait(timeout=TIMEOUT) == 0
 
 
-def test_unix_socket_with_workers(start: Callable[..., Supervised], tmp_path: Path) -> None:
-    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"cs-workers-{os.getpid()}.sock")
+def test_unix_socket_with_workers(start: Callable[..., Supervised], tmp_socket_path: str) -> None:
+    path = tmp_socket_path
     server = start("--workers", "2", "-u", path, "pidapp:application")
     server.wait_logged(r"Worker \d+ ready(?:.*\n)*.*Worker \d+ ready")
 
