@@ -408,3 +408,35 @@ async def test_nghttp_over_tls_negotiates_h2(serve: Any, certificates: Any) -> N
     assert code == 0, output
     assert b"The negotiated protocol: h2" in output, output
     assert b":status: 200" in output
+
+
+async def test_http_timeout_is_a_503_on_its_stream(serve: Any) -> None:
+    release = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await release.wait()
+            return
+        await echo(scope, receive, send)
+
+    server = await serve(app, http_timeout=0.2)
+    client = await H2Client.connect(servers.port_of(server))
+    try:
+        slow = await client.get("/slow")
+        assert slow.status == 503
+        assert (await client.get("/?2")).status == 200
+    finally:
+        release.set()
+        await client.close()
+
+
+async def test_stalled_body_is_a_408_and_the_connection_goes_on(serve: Any) -> None:
+    server = await serve(echo, body_timeout=0.2)
+    client = await H2Client.connect(servers.port_of(server))
+    try:
+        stalled = client.request("POST", "/", body=b"part", end_stream=False)
+        result = await client.response(stalled)
+        assert result.status == 408
+        assert (await client.get("/?2")).status == 200
+    finally:
+        await client.close()
