@@ -25,7 +25,8 @@ reset after each message with ``Z_FULL_FLUSH``, after which zlib's output
 never refers back: each message is compressed as by a fresh compressor,
 without the 60 µs it takes to make one. Messages shorter than
 :data:`COMPRESS_MIN_SIZE` are sent uncompressed (§6 allows it): with no
-context to draw on they would hardly shrink.
+context to draw on they would hardly shrink. zlib's fastest level is used
+(see ``_LEVEL``).
 
 **Bombs.** A few kilobytes of deflate can inflate to gigabytes. Inflation is
 bounded as the frames arrive: no call to zlib may return more than what is
@@ -62,6 +63,10 @@ COMPRESS_MIN_SIZE: Final = 128
 _NAME: Final = "permessage-deflate"
 # RFC 7692 §7.2.1: a compressed message is the deflate output without this tail.
 _TAIL: Final = b"\x00\x00\xff\xff"
+# zlib's fastest level: on autobahn's 128 KiB samples 2.5 to 4.5 times the
+# speed of its default (6) on text and JSON, for output 10-15% larger; a
+# server's CPU is shared by every socket, the bytes saved are the client's.
+_LEVEL: Final = 1
 # The client's window is at most 2**15 (§7.1.2.2); a window that large
 # inflates anything a smaller one made.
 _INFLATE_WINDOW_BITS: Final = 15
@@ -228,10 +233,8 @@ def _compressor(window_bits: int) -> zlib._Compress:
     if window_bits == 8:
         # zlib's deflate has no 256-byte window (it makes 8 into 9); with no
         # string matching at all the output fits any window.
-        return zlib.compressobj(
-            zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -9, 8, zlib.Z_HUFFMAN_ONLY
-        )
-    return zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -window_bits)
+        return zlib.compressobj(_LEVEL, zlib.DEFLATED, -9, 8, zlib.Z_HUFFMAN_ONLY)
+    return zlib.compressobj(_LEVEL, zlib.DEFLATED, -window_bits)
 
 
 def compress_message(data: bytes, window_bits: int) -> bytes | None:
