@@ -223,8 +223,8 @@ async def test_round_trip_with_an_independent_client(
         stats = client.trafficStats
         app_bytes = sum(len(m.encode() if isinstance(m, str) else m) for m in messages)
         # Compressed on the way there and on the way back.
-        assert stats.outgoingOctetsWebSocketLevel < app_bytes // 10
-        assert stats.incomingOctetsWebSocketLevel < app_bytes // 10
+        assert stats.outgoingOctetsWebSocketLevel < app_bytes // 4
+        assert stats.incomingOctetsWebSocketLevel < app_bytes // 4
     finally:
         client.sendClose(1000)
 
