@@ -16,13 +16,13 @@ needed to serve a bare ASGI application (``pip install
 
 from __future__ import annotations
 
-from importlib import import_module
+from importlib import import_module as _import_module
 
 try:
     # With channels-core installed, its check refuses a folder that Django
     # Channels has also written into (MixedInstallationError). The server
     # itself needs neither channels-core nor Django: it serves any ASGI app.
-    import_module("channels._installation")
+    _import_module("channels._installation")
 except ModuleNotFoundError as exc:
     if exc.name not in ("channels", "channels._installation"):
         raise
