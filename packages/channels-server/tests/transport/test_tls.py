@@ -619,6 +619,39 @@ async def test_shutdown_does_not_wait_for_a_stalled_handshake(
 
 
 @on_both_loops
+@pytest.mark.parametrize("http2", ["off", "on"])
+async def test_an_idle_client_that_never_answers_close_notify_does_not_hold_shutdown(
+    certs: Any, recorder: Any, http: SimpleNamespace, http2: str
+) -> None:
+    """Closing a TLS connection waits for the client's close_notify for up to
+    30 s (the loop's ssl_shutdown_timeout); an idle connection is dropped
+    once the server's own close_notify is out instead."""
+    server = Server(
+        recorder, Config(endpoints=(LOCAL,), lifespan="off", http2=http2, **tls_config(certs))
+    )
+    await server.startup()
+    port = http.port_of(server)
+    context = certs.client_context()
+    if http2 == "on":
+        context.set_alpn_protocols(["h2"])
+    # A blocking client in a thread: it completes the handshake, then reads nothing.
+    raw = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", port), 5)
+    client = await asyncio.to_thread(context.wrap_socket, raw, server_hostname="localhost")
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while not server.context.connections:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("the server did not take the connection")
+            await asyncio.sleep(0.01)
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(server.shutdown(), 10)
+        assert asyncio.get_running_loop().time() - started < 5
+        assert not server.context.connections
+    finally:
+        client.close()
+
+
+@on_both_loops
 async def test_alpn_selects_http11_when_http2_is_off(
     start: Any, certs: Any, recorder: Any, http: SimpleNamespace
 ) -> None:

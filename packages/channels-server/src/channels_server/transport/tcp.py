@@ -49,7 +49,7 @@ from ..protocol.http11 import (
 from ..protocol.state import RequestPhase
 from ..protocol.versions import http2_enabled
 from ..protocol.websocket import Handshake, accept_response, validate_handshake
-from .tls import ConnectionTLS
+from .tls import TLS_CLOSE_GRACE, ConnectionTLS
 
 __all__ = ["ServerProtocol", "bind", "describe_socket"]
 
@@ -419,6 +419,10 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
                 # The transport closes once the buffer is written: a client
                 # that never reads it would hold the connection for ever.
                 self._start_write_timer()
+            elif self.tls is not None:
+                # Nothing left but close_notify: do not wait for the client's.
+                self._cancel_timer()
+                self._timer = self._loop.call_later(TLS_CLOSE_GRACE, self.transport.abort)
 
     def abort(self) -> None:
         # Also after close(): bytes still queued are dropped.

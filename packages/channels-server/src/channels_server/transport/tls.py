@@ -46,6 +46,15 @@ _ENCRYPTED_KEY = re.compile(r"-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s
 _TLS_VERSIONS = {"TLSv1.3": 0x0304, "TLSv1.2": 0x0303, "TLSv1.1": 0x0302, "TLSv1": 0x0301}
 
 
+#: How long an idle TLS connection being closed has to send its close_notify
+#: before it is dropped. Closing waits for the client's close_notify (up to
+#: the loop's 30 s ``ssl_shutdown_timeout``), so a client that never answers
+#: would hold the connection, and a graceful shutdown, that long; RFC 8446
+#: §6.1 lets the closing side not wait for the reply. (Only idle connections:
+#: a response still being written is bounded by the write timeout instead.)
+TLS_CLOSE_GRACE = 1.0
+
+
 def alpn_protocols(http2: bool) -> list[str]:
     """The ALPN protocols offered, most preferred first (RFC 7301)."""
     return ["h2", "http/1.1"] if http2 else ["http/1.1"]
