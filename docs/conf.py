@@ -148,6 +148,13 @@ def follow_imported_only_into_our_code(app: Any, modname: str, attribute: str) -
 # -- The channels-server command line ---------------------------------------------
 
 
+def _rst_text(text: str) -> str:
+    """*text* with reStructuredText's inline markup characters escaped."""
+    for char in ("\\", "*", "`", "|", "_"):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def _flag_rows() -> list[tuple[str, str, str]]:
     """(flags, default, help) of every channels-server option, read from its parser."""
     import argparse
@@ -176,7 +183,7 @@ def _flag_rows() -> list[tuple[str, str, str]]:
             shown = "on" if default else "off"
         else:
             shown = f"``{default}``"
-        rows.append((flags, shown, action.help or ""))
+        rows.append((flags, shown, _rst_text(action.help or "")))
     return rows
 
 

@@ -29,6 +29,9 @@ NEEDS_SIBLING = {
     "channels_server.apps": "django",
     "channels_server.checks": "django",
     "channels_server.management.commands.runserver": "django",
+    # HTTP/2 is the http2 extra (h2); --http2 auto leaves it off without it.
+    "channels_server.protocol.http2": "h2",
+    "channels_server.transport.http2": "h2",
     "channels.testing": "pip install channels-testing",
     "channels_testing.conformance": "pip install channels-testing[conformance]",
     "channels_testing.live": "pip install channels-testing[live]",
