@@ -152,7 +152,8 @@ def _rst_text(text: str) -> str:
     """*text* with reStructuredText's inline markup characters escaped."""
     for char in ("\\", "*", "`", "|", "_"):
         text = text.replace(char, "\\" + char)
-    return text
+    # Escaped, so that smartquotes leaves "--flag" alone (not an en dash).
+    return text.replace("--", "\\-\\-")
 
 
 def _flag_rows() -> list[tuple[str, str, str]]:
