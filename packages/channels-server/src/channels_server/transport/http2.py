@@ -66,7 +66,7 @@ from ..protocol.http2 import (
 )
 from ..protocol.http11 import RequestHead
 from ..protocol.websocket import Handshake, accept_response
-from .tls import TLS_CLOSE_GRACE, ConnectionTLS
+from .tls import TLS_CLOSE_GRACE, ConnectionTLS, write_buffer_size
 
 __all__ = ["HTTP2Server", "HTTP2Stream", "HTTP2WebSocketStream", "StreamChannel"]
 
@@ -229,7 +229,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         if data:
             transport.write(data)
         transport.close()
-        if transport.get_write_buffer_size():
+        if write_buffer_size(transport):
             # The transport closes once the buffer is written: a client
             # that never reads it would hold the connection for ever.
             self._start_write_timer()
@@ -400,7 +400,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
 
     def _start_write_timer(self) -> None:
         if self._write_timer is None:
-            self._progress = self.engine.bytes_sent - self.transport.get_write_buffer_size()
+            self._progress = self.engine.bytes_sent - write_buffer_size(self.transport)
             self._write_timer = self._loop.call_later(
                 self.context.config.write_timeout, self._on_write_timeout
             )
@@ -412,7 +412,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
             or self.closed
             or any(channel.waiting for channel in self.channels.values())
         )
-        unsent = self.transport.get_write_buffer_size()
+        unsent = write_buffer_size(self.transport)
         if not stuck or (self.closed and not unsent):
             return
         progress = self.engine.bytes_sent - unsent

@@ -49,7 +49,7 @@ from ..protocol.http11 import (
 from ..protocol.state import RequestPhase
 from ..protocol.versions import http2_enabled
 from ..protocol.websocket import Handshake, accept_response, validate_handshake
-from .tls import TLS_CLOSE_GRACE, ConnectionTLS
+from .tls import TLS_CLOSE_GRACE, ConnectionTLS, write_buffer_size
 
 __all__ = ["ServerProtocol", "bind", "describe_socket"]
 
@@ -343,7 +343,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
 
     def _start_write_timer(self) -> None:
         if self._write_timer is None and not self._lingering:
-            self._write_unsent = self.transport.get_write_buffer_size()
+            self._write_unsent = write_buffer_size(self.transport)
             self._write_timer = self._loop.call_later(
                 self.context.config.write_timeout, self._on_write_timeout
             )
@@ -352,7 +352,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         self._write_timer = None
         if self._lingering:
             return  # The linger timer ends the connection.
-        unsent = self.transport.get_write_buffer_size()
+        unsent = write_buffer_size(self.transport)
         if unsent == 0 or not (self._write_paused or self._closed):
             return
         if unsent < self._write_unsent:
@@ -415,7 +415,7 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
         if not self._closed:
             self._closed = True
             self.transport.close()
-            if self.transport.get_write_buffer_size():
+            if write_buffer_size(self.transport):
                 # The transport closes once the buffer is written: a client
                 # that never reads it would hold the connection for ever.
                 self._start_write_timer()

@@ -20,6 +20,7 @@ Plain-TCP connections have none, so they pay nothing for TLS.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -31,7 +32,15 @@ from typing import Any
 from ..config import TLSSettings
 from ..errors import ConfigurationError
 
-__all__ = ["ConnectionTLS", "ServerSSLContext", "alpn_protocols", "rfc4514_name", "server_context"]
+__all__ = [
+    "TLS_CLOSE_GRACE",
+    "ConnectionTLS",
+    "ServerSSLContext",
+    "alpn_protocols",
+    "rfc4514_name",
+    "server_context",
+    "write_buffer_size",
+]
 
 _PEM_CERTIFICATE = re.compile(
     r"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
@@ -53,6 +62,18 @@ _TLS_VERSIONS = {"TLSv1.3": 0x0304, "TLSv1.2": 0x0303, "TLSv1.1": 0x0302, "TLSv1
 #: §6.1 lets the closing side not wait for the reply. (Only idle connections:
 #: a response still being written is bounded by the write timeout instead.)
 TLS_CLOSE_GRACE = 1.0
+
+
+def write_buffer_size(transport: asyncio.BaseTransport) -> int:
+    """``transport.get_write_buffer_size()``, or 0 once a TLS transport's socket is gone.
+
+    Python 3.10's SSL transport raises ``AttributeError`` then (its
+    ``sslproto`` was rewritten in 3.11); a plain transport never does.
+    """
+    try:
+        return transport.get_write_buffer_size()  # type: ignore[attr-defined, no-any-return]
+    except AttributeError:
+        return 0
 
 
 def alpn_protocols(http2: bool) -> list[str]:
