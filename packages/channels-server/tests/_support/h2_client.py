@@ -8,6 +8,7 @@ the attack tests can send what no real client would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -211,12 +212,17 @@ class H2Client:
             self.pings_acknowledged += 1
 
     async def wait_for(self, condition: Callable[[], bool], timeout: float = 10) -> None:
-        """Wait until *condition()* holds (raises TimeoutError after *timeout*)."""
+        """Wait until *condition()* holds (raises TimeoutError after *timeout*).
+
+        Checked again whenever the client receives something, and every 10 ms:
+        a condition on the server's state can change without a frame arriving.
+        """
 
         async def waiting() -> None:
             while not condition():
                 self._changed.clear()
-                await self._changed.wait()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.01)
 
         await asyncio.wait_for(waiting(), timeout)
 

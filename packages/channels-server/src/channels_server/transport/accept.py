@@ -112,6 +112,8 @@ class Acceptor:
         self._failures = 0
         #: Connections being handed to the loop (one short task each).
         self._connecting: set[asyncio.Task[None]] = set()
+        #: The protocol each TLS handshake under way will hand its connection to.
+        self._protocols: dict[asyncio.Task[Any], Any] = {}
 
     def start(self) -> None:
         """Start accepting."""
@@ -129,8 +131,14 @@ class Acceptor:
         if self._ssl is not None:
             # A handshake may take up to its timeout; a closing server does
             # not wait for it (a plain connection reaches its protocol at once).
+            # One that has just completed is left alone: its protocol has the
+            # connection and the server's shutdown closes it (cancelling the
+            # task now would close its transport under the protocol, and the
+            # protocol's own close then cannot abort it).
             for task in self._connecting:
-                task.cancel()
+                protocol = self._protocols.get(task)
+                if getattr(protocol, "transport", None) is None:
+                    task.cancel()
 
     async def wait_closed(self) -> None:
         """Wait for the connections accepted before :meth:`close` to reach their protocol."""
@@ -176,9 +184,16 @@ class Acceptor:
     async def _connect_tls(
         self, connection: socket.socket, address: Any, context: ssl.SSLContext
     ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def factory() -> asyncio.Protocol:
+            protocol = self._protocols[task] = self._factory()
+            return protocol
+
         try:
             await self._loop.connect_accepted_socket(
-                self._factory,
+                factory,
                 connection,
                 ssl=context,
                 ssl_handshake_timeout=self._handshake_timeout,
@@ -192,6 +207,8 @@ class Acceptor:
                 _handshake_error(exc),
             )
             connection.close()
+        finally:
+            self._protocols.pop(task, None)
 
     def _back_off(self, exc: OSError) -> None:
         """Stop accepting for a while after accept() failed with *exc*."""

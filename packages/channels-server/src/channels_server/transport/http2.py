@@ -66,7 +66,7 @@ from ..protocol.http2 import (
 )
 from ..protocol.http11 import RequestHead
 from ..protocol.websocket import Handshake, accept_response
-from .tls import TLS_CLOSE_GRACE, ConnectionTLS, write_buffer_size
+from .tls import ConnectionTLS, abort_once_sent, write_buffer_size
 
 __all__ = ["HTTP2Server", "HTTP2Stream", "HTTP2WebSocketStream", "StreamChannel"]
 
@@ -233,10 +233,9 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
             # The transport closes once the buffer is written: a client
             # that never reads it would hold the connection for ever.
             self._start_write_timer()
-        elif self.tls is not None:
-            # Nothing left but close_notify: do not wait for the client's.
-            self._cancel_idle_timer()
-            self._idle_timer = self._loop.call_later(TLS_CLOSE_GRACE, transport.abort)
+        if self.tls is not None:
+            # Not waiting for the client's close_notify once all is sent.
+            abort_once_sent(self._loop, transport)
 
     def _close_gracefully(self) -> None:
         """GOAWAY NO_ERROR, then close (the streams are all done)."""

@@ -49,7 +49,7 @@ from ..protocol.http11 import (
 from ..protocol.state import RequestPhase
 from ..protocol.versions import http2_enabled
 from ..protocol.websocket import Handshake, accept_response, validate_handshake
-from .tls import TLS_CLOSE_GRACE, ConnectionTLS, write_buffer_size
+from .tls import ConnectionTLS, abort_once_sent, write_buffer_size
 
 __all__ = ["ServerProtocol", "bind", "describe_socket"]
 
@@ -419,10 +419,9 @@ class ServerProtocol(asyncio.Protocol, ConnectionHandle):
                 # The transport closes once the buffer is written: a client
                 # that never reads it would hold the connection for ever.
                 self._start_write_timer()
-            elif self.tls is not None:
-                # Nothing left but close_notify: do not wait for the client's.
-                self._cancel_timer()
-                self._timer = self._loop.call_later(TLS_CLOSE_GRACE, self.transport.abort)
+            if self.tls is not None:
+                # Not waiting for the client's close_notify once all is sent.
+                abort_once_sent(self._loop, self.transport)
 
     def abort(self) -> None:
         # Also after close(): bytes still queued are dropped.

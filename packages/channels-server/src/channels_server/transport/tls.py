@@ -36,6 +36,7 @@ __all__ = [
     "TLS_CLOSE_GRACE",
     "ConnectionTLS",
     "ServerSSLContext",
+    "abort_once_sent",
     "alpn_protocols",
     "rfc4514_name",
     "server_context",
@@ -55,13 +56,31 @@ _ENCRYPTED_KEY = re.compile(r"-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s
 _TLS_VERSIONS = {"TLSv1.3": 0x0304, "TLSv1.2": 0x0303, "TLSv1.1": 0x0302, "TLSv1": 0x0301}
 
 
-#: How long an idle TLS connection being closed has to send its close_notify
-#: before it is dropped. Closing waits for the client's close_notify (up to
-#: the loop's 30 s ``ssl_shutdown_timeout``), so a client that never answers
-#: would hold the connection, and a graceful shutdown, that long; RFC 8446
-#: §6.1 lets the closing side not wait for the reply. (Only idle connections:
-#: a response still being written is bounded by the write timeout instead.)
-TLS_CLOSE_GRACE = 1.0
+#: How long a TLS connection being closed has, once everything it queued has
+#: left, before it is dropped. Closing waits for the client's close_notify
+#: (up to the loop's 30 s ``ssl_shutdown_timeout``), so a client that never
+#: answers would hold the connection, and a graceful shutdown, that long; RFC
+#: 8446 §6.1 lets the closing side not wait for the reply. The same two
+#: seconds as the HTTP/1.1 linger; bytes that do not leave at all are the
+#: write timeout's.
+TLS_CLOSE_GRACE = 2.0
+
+
+def abort_once_sent(loop: asyncio.AbstractEventLoop, transport: asyncio.Transport) -> None:
+    """After ``transport.close()`` on TLS: drop the connection once its write
+    buffer is found empty, checking every :data:`TLS_CLOSE_GRACE` seconds.
+
+    Harmless if the connection ends first: a closed transport reports an
+    empty buffer, and aborting it again does nothing.
+    """
+
+    def check() -> None:
+        if write_buffer_size(transport):
+            loop.call_later(TLS_CLOSE_GRACE, check)
+        else:
+            transport.abort()
+
+    loop.call_later(TLS_CLOSE_GRACE, check)
 
 
 def write_buffer_size(transport: asyncio.BaseTransport) -> int:
