@@ -70,6 +70,7 @@ __all__ = [
     "NEED_DATA",
     "PAUSED",
     "PEER_CLOSED",
+    "DateCache",
     "HTTP11Connection",
     "HTTPEngine",
     "HTTPLimits",
@@ -77,6 +78,7 @@ __all__ = [
     "Sentinel",
     "error_response",
     "header_tokens",
+    "http_date",
     "parser_refusal",
     "simple_response",
     "status_line",
@@ -340,25 +342,40 @@ def status_line(status: int) -> bytes:
     return line
 
 
-class _DateCache:
-    # Formatting the Date header costs microseconds and it changes once a
-    # second: kept for the hello row of bench/server.py.
-    __slots__ = ("line", "second")
+class DateCache:
+    """The Date header's value, made once a second (both HTTP versions use it).
+
+    Formatting it costs microseconds and it changes once a second: kept for
+    the hello row of bench/server.py.
+    """
+
+    __slots__ = ("_line", "_second", "_value")
 
     def __init__(self) -> None:
-        self.second = -1
-        self.line = b""
+        self._second = -1
+        self._value = self._line = b""
 
-    def get(self) -> bytes:
+    def _refresh(self) -> None:
         now = time.time()
         second = int(now)
-        if second != self.second:
-            self.second = second
-            self.line = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
-        return self.line
+        if second != self._second:
+            self._second = second
+            self._value = formatdate(now, usegmt=True).encode("ascii")
+            self._line = b"date: " + self._value + b"\r\n"
+
+    def value(self) -> bytes:
+        """The value, such as ``Sun, 06 Dec 2026 00:40:00 GMT``."""
+        self._refresh()
+        return self._value
+
+    def get(self) -> bytes:
+        """The whole HTTP/1.1 header line, ``date: ...\\r\\n``."""
+        self._refresh()
+        return self._line
 
 
-_date = _DateCache()
+#: The one Date cache of the process.
+http_date = DateCache()
 
 
 def error_response(
@@ -383,7 +400,7 @@ def error_response(
             b"content-length: %d\r\n" % len(payload),
             b"connection: close\r\n",
             extra_headers,
-            _date.get(),
+            http_date.get(),
             server_header,
             b"\r\n",
             payload,
@@ -515,7 +532,7 @@ def simple_response(
         parts.append(b"content-length: %d\r\n" % len(body))
     parts.append(b"connection: close\r\n")
     if not checked.has_date:
-        parts.append(_date.get())
+        parts.append(http_date.get())
     if not checked.has_server and server_header:
         parts.append(server_header)
     parts.append(b"\r\n")
@@ -688,7 +705,7 @@ class HTTPEngine:
         if not keep_alive:
             parts.append(b"connection: close\r\n")
         if not checked.has_date:
-            parts.append(_date.get())
+            parts.append(http_date.get())
         if not checked.has_server and self._server_header:
             parts.append(self._server_header)
         parts.append(b"\r\n")

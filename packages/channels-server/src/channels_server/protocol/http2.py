@@ -63,10 +63,8 @@ streams get ``http.disconnect``):
 from __future__ import annotations
 
 import struct
-import time
 from collections import deque
 from collections.abc import Iterable
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final
 
@@ -88,9 +86,8 @@ from h2.exceptions import StreamClosedError
 from h2.stream import StreamState
 
 from ..errors import ApplicationError, HTTPProtocolError
-from .http11 import KNOWN_METHODS, RequestHead
+from .http11 import KNOWN_METHODS, RequestHead, http_date
 from .syntax import find_control_in_request_value, is_token, response_field
-from .websocket import Handshake
 
 __all__ = [
     "CONNECTION_WINDOW",
@@ -111,7 +108,6 @@ __all__ = [
     "RequestReceived",
     "RequestRefused",
     "StreamCancelled",
-    "websocket_handshake",
 ]
 
 #: What a client sends first (RFC 9113 §3.4); h2c with prior knowledge starts with it.
@@ -395,55 +391,6 @@ class _Outbound:
         self.end = False
         #: Trailers to send (with END_STREAM) once the queue is empty.
         self.trailers: list[tuple[bytes, bytes]] | None = None
-
-
-class _DateCache:
-    # The Date header changes once a second; formatting it costs microseconds.
-    __slots__ = ("second", "value")
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.value = b""
-
-    def get(self) -> bytes:
-        now = time.time()
-        if int(now) != self.second:
-            self.second = int(now)
-            self.value = formatdate(now, usegmt=True).encode("ascii")
-        return self.value
-
-
-_date = _DateCache()
-
-
-def websocket_handshake(head: RequestHead) -> Handshake:
-    """Check an extended CONNECT for a WebSocket (RFC 8441 §4 and §5).
-
-    The ``:protocol`` is ``websocket`` already; there is no Sec-WebSocket-Key
-    or Accept over HTTP/2, but Sec-WebSocket-Version must be 13 and the
-    subprotocols and extensions are offered as over HTTP/1.1. Raises
-    :class:`~channels_server.errors.HTTPProtocolError` (400, or 426 for
-    another version, as on HTTP/1.1).
-    """
-    versions: list[bytes] = []
-    offered: list[str] = []
-    extensions: list[bytes] = []
-    for name, value in head.headers:
-        if name == b"sec-websocket-version":
-            versions.append(value.strip())
-        elif name == b"sec-websocket-protocol":
-            for token in value.split(b","):
-                token = token.strip()
-                if not token:
-                    continue
-                if not is_token(token):
-                    raise HTTPProtocolError(400, "Invalid WebSocket subprotocol")
-                offered.append(token.decode("ascii"))
-        elif name == b"sec-websocket-extensions":
-            extensions.append(value)
-    if versions != [b"13"]:
-        raise HTTPProtocolError(426, "Unsupported Sec-WebSocket-Version (this server speaks 13)")
-    return Handshake(b"", offered, b", ".join(extensions))
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -779,7 +726,7 @@ class HTTP2Connection:
         if content_length is not None and not has_length:
             fields.append((b"content-length", b"%d" % content_length))
         if not has_date:
-            fields.append((b"date", _date.get()))
+            fields.append((b"date", http_date.value()))
         if not has_server and self._server_name:
             fields.append((b"server", self._server_name))
         if self._stream_open(stream_id):

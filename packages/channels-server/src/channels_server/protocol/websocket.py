@@ -100,6 +100,40 @@ def validate_handshake(head: RequestHead) -> Handshake:
         raise HTTPProtocolError(400, "WebSocket handshake must use GET")
     if head.http_version != b"1.1":
         raise HTTPProtocolError(400, "WebSocket handshake needs HTTP/1.1")
+    keys, offered, extensions = read_offer(head)
+    if len(keys) != 1:
+        raise HTTPProtocolError(400, "WebSocket handshake needs exactly one Sec-WebSocket-Key")
+    try:
+        nonce = base64.b64decode(keys[0], validate=True)
+    except (binascii.Error, ValueError):
+        nonce = b""
+    if len(nonce) != 16:
+        # §4.1: the key is a base64-encoded 16-byte nonce.
+        raise HTTPProtocolError(400, "Invalid Sec-WebSocket-Key")
+    return Handshake(keys[0], offered, extensions)
+
+
+def validate_extended_connect(head: RequestHead) -> Handshake:
+    """Check an HTTP/2 extended CONNECT for a WebSocket (RFC 8441 §4 and §5).
+
+    The ``:protocol`` is ``websocket`` already; there is no Sec-WebSocket-Key
+    or Accept over HTTP/2, but Sec-WebSocket-Version must be 13 and the
+    subprotocols and extensions are offered as over HTTP/1.1. Raises
+    :class:`~channels_server.errors.HTTPProtocolError` (400, or 426 for
+    another version, as on HTTP/1.1).
+    """
+    _, offered, extensions = read_offer(head)
+    return Handshake(b"", offered, extensions)
+
+
+def read_offer(head: RequestHead) -> tuple[list[bytes], list[str], bytes]:
+    """The Sec-WebSocket-Key values, subprotocols and extensions a handshake offers.
+
+    Both HTTP versions' handshakes read their fields here. Raises
+    :class:`~channels_server.errors.HTTPProtocolError`: 426 unless the version
+    is 13 (§4.4: the response names the version the server speaks), 400 for a
+    subprotocol that is not a token.
+    """
     keys: list[bytes] = []
     versions: list[bytes] = []
     offered: list[str] = []
@@ -123,16 +157,7 @@ def validate_handshake(head: RequestHead) -> Handshake:
                 extensions.append(value)
     if versions != [b"13"]:
         raise HTTPProtocolError(426, "Unsupported Sec-WebSocket-Version (this server speaks 13)")
-    if len(keys) != 1:
-        raise HTTPProtocolError(400, "WebSocket handshake needs exactly one Sec-WebSocket-Key")
-    try:
-        nonce = base64.b64decode(keys[0], validate=True)
-    except (binascii.Error, ValueError):
-        nonce = b""
-    if len(nonce) != 16:
-        # §4.1: the key is a base64-encoded 16-byte nonce.
-        raise HTTPProtocolError(400, "Invalid Sec-WebSocket-Key")
-    return Handshake(keys[0], offered, b", ".join(extensions))
+    return keys, offered, b", ".join(extensions)
 
 
 def accept_response(

@@ -62,10 +62,9 @@ from ..protocol.http2 import (
     RequestReceived,
     RequestRefused,
     StreamCancelled,
-    websocket_handshake,
 )
 from ..protocol.http11 import RequestHead
-from ..protocol.websocket import Handshake, accept_response
+from ..protocol.websocket import Handshake, accept_response, validate_extended_connect
 from .tls import ConnectionTLS, abort_once_sent, write_buffer_size
 
 __all__ = ["HTTP2Server", "HTTP2Stream", "HTTP2WebSocketStream", "StreamChannel"]
@@ -281,7 +280,7 @@ class HTTP2Server(asyncio.Protocol, ConnectionHandle):
         context = self.context
         stream_id = event.stream_id
         try:
-            handshake = websocket_handshake(event.head)
+            handshake = validate_extended_connect(event.head)
         except HTTPProtocolError as error:
             self.engine.release(stream_id)
             self.engine.refuse(stream_id, error)
