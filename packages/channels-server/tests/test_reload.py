@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import select
@@ -11,8 +12,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,18 +28,10 @@ from channels_server.supervisor.watch import (
     make_watcher,
 )
 
-TIMEOUT = 30
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
+# conftest.py has loaded the support package under this name.
+_polling: ModuleType = importlib.import_module("channels_server_test_support.polling")
+TIMEOUT = _polling.TIMEOUT
+wait_for = _polling.wait_for
 
 
 # -- which files count --------------------------------------------------------------------------

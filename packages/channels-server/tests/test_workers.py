@@ -8,6 +8,7 @@ to a file) for what it did.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import select
@@ -18,9 +19,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -61,19 +62,10 @@ APP = textwrap.dedent(
     """
 )
 
-TIMEOUT = 30
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> Any:
-    """Poll *condition* until it returns something true; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
+# conftest.py has loaded the support package under this name.
+_polling: ModuleType = importlib.import_module("channels_server_test_support.polling")
+TIMEOUT = _polling.TIMEOUT
+wait_for = _polling.wait_for
 
 
 class Supervised:
