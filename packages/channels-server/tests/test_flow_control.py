@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import socket
 from types import SimpleNamespace
 from typing import Any
@@ -190,17 +191,13 @@ def _upgrade(path: bytes) -> bytes:
     )
 
 
+# conftest.py has loaded the support package under this name.
+_client_frame = importlib.import_module("channels_server_test_support.frames").client_frame
+
+
 def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
     """A masked client frame (the mask is zero, so the payload goes as is)."""
-    first = (0x80 if fin else 0) | opcode
-    length = len(payload)
-    if length < 126:
-        header = bytes((first, 0x80 | length))
-    elif length < 65536:
-        header = bytes((first, 0x80 | 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((first, 0x80 | 127)) + length.to_bytes(8, "big")
-    return header + b"\x00\x00\x00\x00" + payload
+    return _client_frame((0x80 if fin else 0) | opcode, payload)
 
 
 async def echo_works(port: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import importlib
 import struct
 import tracemalloc
 import zlib
@@ -47,16 +48,8 @@ def _header(head: bytes, name: bytes) -> bytes | None:
     return None
 
 
-def _masked(first: int, payload: bytes) -> bytes:
-    # A client frame with an all-zero masking key (any key will do, RFC 6455 §5.3).
-    length = len(payload)
-    if length < 126:
-        head = bytes((first, 0x80 | length))
-    elif length < 65536:
-        head = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        head = struct.pack("!BBQ", first, 0x80 | 127, length)
-    return head + b"\x00\x00\x00\x00" + payload
+# conftest.py has loaded the support package under this name.
+_masked = importlib.import_module("channels_server_test_support.frames").client_frame
 
 
 def _deflate(data: bytes) -> bytes:

@@ -8,8 +8,8 @@ would not send them.
 from __future__ import annotations
 
 import gc
+import importlib
 import random
-import struct
 import tracemalloc
 import zlib
 
@@ -289,16 +289,8 @@ def _deflate(data: bytes) -> bytes:
     return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
 
 
-def _masked(first: int, payload: bytes) -> bytes:
-    # A client frame, masked with an all-zero key (any key will do, RFC 6455 §5.3).
-    length = len(payload)
-    if length < 126:
-        head = bytes((first, 0x80 | length))
-    elif length < 65536:
-        head = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        head = struct.pack("!BBQ", first, 0x80 | 127, length)
-    return head + b"\x00\x00\x00\x00" + payload
+# conftest.py has loaded the support package under this name.
+_masked = importlib.import_module("channels_server_test_support.frames").client_frame
 
 
 def test_a_compression_bomb_fails_with_1009_and_stays_small() -> None:
